@@ -1,0 +1,144 @@
+"""Bytes on the wire <-> contract models, and the precise reason a record is rejected.
+
+Topics carry bytes. This is the one place that turns a consumed record into an event (orjson
+to parse, pydantic to validate) and an event into a record. A record that cannot become an
+event raises ``Rejected`` with an error class from ``ErrorClass`` and a short message that is
+safe to log and to put in a dead-letter header: it never contains the record's values.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from newsroom_notify.contract.events import (
+    CONTENT_TYPE,
+    ArticleEvent,
+    CloudEvent,
+    CommentEvent,
+    SubscriptionEvent,
+)
+
+CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+
+
+class ErrorClass(StrEnum):
+    """Why a record was dead-lettered (the value of the ``error.class`` header)."""
+
+    RECORD_TOO_LARGE = "RecordTooLarge"
+    INVALID_UTF8 = "InvalidUtf8"
+    INVALID_JSON = "InvalidJson"
+    NOT_A_CLOUDEVENT = "NotACloudEvent"
+    UNKNOWN_EVENT_TYPE = "UnknownEventType"
+    SCHEMA_VIOLATION = "SchemaViolation"
+    KEY_MISMATCH = "KeyMismatch"
+    PROCESSING_ERROR = "ProcessingError"
+
+
+class Rejected(Exception):
+    """A record that cannot be processed, with its error class and a loggable message."""
+
+    def __init__(self, error_class: ErrorClass, message: str) -> None:
+        super().__init__(f"{error_class}: {message}")
+        self.error_class = error_class
+        self.message = scrub(message)
+
+
+_EMAIL = re.compile(r"[^\s@'\"]+@[^\s@'\"]+")
+
+
+def scrub(message: str, limit: int = 500) -> str:
+    """Remove anything that looks like an e-mail address and cap the length."""
+    return _EMAIL.sub("[email]", message)[:limit]
+
+
+_ADAPTERS: dict[str, TypeAdapter[Any]] = {
+    "articles": TypeAdapter(ArticleEvent),
+    "comments": TypeAdapter(CommentEvent),
+    "subscriptions": TypeAdapter(SubscriptionEvent),
+}
+_ENVELOPE_REQUIRED = ("specversion", "id", "source", "type")
+
+
+def _types_of(adapter: TypeAdapter[Any]) -> frozenset[str]:
+    schema = adapter.json_schema()
+    mapping = schema.get("discriminator", {}).get("mapping", {})
+    return frozenset(mapping)
+
+
+TYPES_BY_ROLE: dict[str, frozenset[str]] = {
+    role: _types_of(adapter) for role, adapter in _ADAPTERS.items()
+}
+
+
+def _summarise(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"  # [0] is the union tag
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts)
+
+
+def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) -> CloudEvent:
+    """Decode and validate one consumed record of an input topic.
+
+    ``role`` is the topic's role in the contract: ``articles``, ``comments`` or
+    ``subscriptions``. Raises ``Rejected`` for anything that is not a valid event of that
+    topic with the right key.
+    """
+    size = len(key or b"") + len(value or b"")
+    if size > max_bytes:
+        raise Rejected(ErrorClass.RECORD_TOO_LARGE, f"{size} bytes > limit {max_bytes}")
+    if not value:
+        raise Rejected(ErrorClass.NOT_A_CLOUDEVENT, "empty value (tombstone?)")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise Rejected(ErrorClass.INVALID_UTF8, f"value is not UTF-8: {uexc.reason}") from uexc
+        raise Rejected(ErrorClass.INVALID_JSON, f"value is not JSON: {exc.msg}") from exc
+    if not isinstance(obj, dict) or any(f not in obj for f in _ENVELOPE_REQUIRED):
+        raise Rejected(
+            ErrorClass.NOT_A_CLOUDEVENT,
+            f"value is not a CloudEvents 1.0 JSON object (needs {', '.join(_ENVELOPE_REQUIRED)})",
+        )
+    if obj["specversion"] != "1.0":
+        raise Rejected(ErrorClass.NOT_A_CLOUDEVENT, "specversion must be '1.0'")
+    event_type = obj["type"]
+    if event_type not in TYPES_BY_ROLE[role]:
+        shown = str(event_type)[:100]
+        raise Rejected(
+            ErrorClass.UNKNOWN_EVENT_TYPE,
+            f"type {shown!r} is not accepted on the {role} topic "
+            f"(accepted: {', '.join(sorted(TYPES_BY_ROLE[role]))})",
+        )
+    try:
+        event: CloudEvent = _ADAPTERS[role].validate_python(obj)
+    except ValidationError as exc:
+        raise Rejected(ErrorClass.SCHEMA_VIOLATION, _summarise(exc)) from exc
+    expected = event.partition_key()
+    if key is None or not key:
+        raise Rejected(ErrorClass.KEY_MISMATCH, "record has no key")
+    if expected is not None and key != expected.encode("utf-8"):
+        raise Rejected(ErrorClass.KEY_MISMATCH, f"key must be the {_KEY_NAMES[role]} of the event")
+    return event
+
+
+_KEY_NAMES = {"articles": "article_id", "comments": "article_id", "subscriptions": "subscriber id"}
+
+
+def encode(event: CloudEvent) -> tuple[bytes, bytes]:
+    """The (key, value) of an event as a record: key = its partition key, value = JSON."""
+    key = event.partition_key()
+    if key is None:
+        raise ValueError(f"{event.type} has no partition key and cannot be encoded as output")
+    return key.encode("utf-8"), event.model_dump_json().encode("utf-8")

@@ -1,0 +1,418 @@
+"""A real Apache Kafka broker (or 3-node cluster) on this machine, without Docker.
+
+Used by ``make kafka-up``/``make run`` and by the integration tests. The broker jars come from
+Maven Central through the small pom in ``deploy/local-kafka/`` and are copied into a cache
+directory outside git (``~/.cache/newsroom-notify/kafka-<hash>``). Each node runs in KRaft
+combined mode (broker + controller) with its own ports and log dir:
+
+1. ``kafka.tools.StorageTool format -t <cluster id> -c server.properties`` (static quorum:
+   ``controller.quorum.voters`` set, so no ``--standalone``);
+2. ``kafka.Kafka server.properties`` with a small heap;
+3. ready when the node logs "Kafka Server started" and its port accepts connections;
+4. stopped with SIGTERM to its pid (SIGKILL after a grace period).
+
+Command line (what the Makefile calls)::
+
+    python -m newsroom_notify.devkafka up   --dir .run/kafka [--port 9092] [--nodes 3]
+    python -m newsroom_notify.devkafka down --dir .run/kafka
+    python -m newsroom_notify.devkafka fetch
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
+LOG4J2_CONFIG = """\
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+"""
+READY_LINE = "Kafka Server started"
+
+
+class KafkaHarnessError(RuntimeError):
+    """The local broker could not be fetched, formatted or started."""
+
+
+def cache_root() -> Path:
+    """Where the jars are cached (outside git); ``NEWSROOM_KAFKA_CACHE`` overrides it."""
+    override = os.environ.get("NEWSROOM_KAFKA_CACHE")
+    if override:
+        return Path(override)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "newsroom-notify"
+
+
+def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
+    """Copy the broker's runtime classpath from Maven into the cache; return the jar directory.
+
+    The directory name carries a hash of the pom, so changing the Kafka version fetches anew.
+    """
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    libs = cache_root() / f"kafka-{digest}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise KafkaHarnessError("Maven (mvn) is needed to fetch the Kafka jars; install it")
+    tmp = libs.with_name("libs.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={tmp}",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise KafkaHarnessError(f"mvn failed:\n{result.stdout}\n{result.stderr}")
+    shutil.rmtree(libs, ignore_errors=True)
+    tmp.rename(libs)
+    marker.touch()
+    return libs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+@dataclass
+class Node:
+    """One KRaft node (broker + controller) of a local cluster."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    directory: Path
+    pid: int | None = None
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "broker.log"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.directory / "server.properties"
+
+
+@dataclass
+class LocalKafka:
+    """A single node or a 3-node KRaft cluster of real Apache Kafka on 127.0.0.1."""
+
+    directory: Path
+    nodes: list[Node] = field(default_factory=list)
+    cluster_id: str = ""
+    heap: str = "-Xms128m -Xmx512m"
+    # How many "started" lines each node's log held before its latest start.
+    _starts_logged: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, directory: Path, size: int = 1, port: int | None = None) -> LocalKafka:
+        """Lay out a cluster of ``size`` nodes; ``port`` fixes the first node's client port."""
+        directory.mkdir(parents=True, exist_ok=True)
+        nodes = []
+        for i in range(1, size + 1):
+            client = port if (port is not None and i == 1) else free_port()
+            nodes.append(Node(i, client, free_port(), directory / f"node-{i}"))
+        # StorageTool wants 16 random bytes in unpadded base64url.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        return cls(directory=directory, nodes=nodes, cluster_id=cluster_id)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def _properties(self, node: Node) -> str:
+        size = len(self.nodes)
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        rf = 3 if size >= 3 else 1
+        isr = 2 if size >= 3 else 1
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": node.node_id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": node.directory / "data",
+            "num.partitions": 1,
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
+            "offsets.topic.num.partitions": 10,
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
+            "transaction.state.log.num.partitions": 10,
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
+            "group.initial.rebalance.delay.ms": 0,
+            # Tests create topics explicitly; an auto-created topic would get 1 partition and
+            # break Faust's co-partitioning of tables with their source topics.
+            "auto.create.topics.enable": "false",
+            "message.max.bytes": 8 * 1024 * 1024 + 1024,
+            "replica.fetch.max.bytes": 8 * 1024 * 1024 + 1024,
+            "log.segment.bytes": 64 * 1024 * 1024,
+            "num.network.threads": 2,
+            "num.io.threads": 4,
+        }
+        return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _java(self, libs: Path, *args: str, heap: str = "") -> list[str]:
+        log4j = self.directory / "log4j2.yaml"
+        return [
+            "java",
+            *heap.split(),
+            "-XX:+UseG1GC",
+            # Short-lived tools (StorageTool) start faster without the C2 compiler.
+            *([] if heap else ["-XX:TieredStopAtLevel=1"]),
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            f"{libs}/*",
+            *args,
+        ]
+
+    def format(self, libs: Path) -> None:
+        """Write each node's properties and format its storage (idempotent)."""
+        (self.directory / "log4j2.yaml").write_text(LOG4J2_CONFIG)
+        for node in self.nodes:
+            node.directory.mkdir(parents=True, exist_ok=True)
+            node.properties_file.write_text(self._properties(node))
+            cmd = self._java(
+                libs,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                self.cluster_id,
+                "-c",
+                str(node.properties_file),
+                "--ignore-formatted",
+            )
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise KafkaHarnessError(f"format of node {node.node_id} failed: {result.stdout}")
+
+    def start_node(self, node: Node, libs: Path) -> None:
+        """Start one node in its own session (so Ctrl-C of a parent does not reach it)."""
+        cmd = self._java(libs, "kafka.Kafka", str(node.properties_file), heap=self.heap)
+        with node.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        node.pid = proc.pid
+        self._save()
+
+    def wait_ready(self, node: Node, timeout: float = 90.0) -> None:
+        """Block until the node logged its start and accepts connections."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node.pid is not None and not _alive(node.pid):
+                tail = node.log_file.read_text(errors="replace")[-3000:]
+                raise KafkaHarnessError(f"node {node.node_id} exited during start:\n{tail}")
+            text = node.log_file.read_text(errors="replace") if node.log_file.exists() else ""
+            if text.count(READY_LINE) >= self._starts_logged.get(node.node_id, 0) + 1 and (
+                port_open(node.port)
+            ):
+                self._starts_logged[node.node_id] = text.count(READY_LINE)
+                return
+            time.sleep(0.1)
+        raise KafkaHarnessError(f"node {node.node_id} not ready after {timeout}s")
+
+    def start(self, libs: Path | None = None, timeout: float = 120.0) -> None:
+        """Fetch jars if needed, format and start every node, wait until all are ready."""
+        libs = libs or fetch_jars()
+        self.format(libs)
+        for node in self.nodes:
+            self._starts_logged[node.node_id] = _count_ready(node)
+            self.start_node(node, libs)
+        for node in self.nodes:
+            self.wait_ready(node, timeout)
+
+    def restart_node(self, node: Node, timeout: float = 90.0) -> None:
+        """Start a stopped/killed node again and wait until it is ready."""
+        self._starts_logged[node.node_id] = _count_ready(node)
+        self.start_node(node, fetch_jars())
+        self.wait_ready(node, timeout)
+
+    def stop_node(self, node: Node, sig: int = signal.SIGTERM, grace: float = 30.0) -> None:
+        """Stop one node: ``sig`` first, SIGKILL if it is still alive after ``grace`` seconds."""
+        if node.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(node.pid, sig)
+        deadline = time.monotonic() + grace
+        while _alive(node.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(node.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.pid, signal.SIGKILL)
+            while _alive(node.pid):
+                time.sleep(0.05)
+        node.pid = None
+        self._save()
+
+    def stop(self) -> None:
+        """Stop every node (brokers first would leave controllers without quorum: all at once)."""
+        for node in self.nodes:
+            if node.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(node.pid, signal.SIGTERM)
+        for node in self.nodes:
+            self.stop_node(node)
+
+    def _save(self) -> None:
+        state = {
+            "cluster_id": self.cluster_id,
+            "bootstrap_servers": self.bootstrap_servers,
+            "nodes": [
+                {
+                    "node_id": n.node_id,
+                    "port": n.port,
+                    "controller_port": n.controller_port,
+                    "directory": str(n.directory),
+                    "pid": n.pid,
+                }
+                for n in self.nodes
+            ],
+        }
+        (self.directory / "cluster.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> LocalKafka | None:
+        """The cluster described by ``directory/cluster.json``, if any."""
+        path = directory / "cluster.json"
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        nodes = [
+            Node(n["node_id"], n["port"], n["controller_port"], Path(n["directory"]), n["pid"])
+            for n in state["nodes"]
+        ]
+        return cls(directory=directory, nodes=nodes, cluster_id=state["cluster_id"])
+
+    def running(self) -> bool:
+        """Whether every node's process is alive."""
+        return all(n.pid is not None and _alive(n.pid) for n in self.nodes)
+
+
+def _count_ready(node: Node) -> int:
+    if not node.log_file.exists():
+        return 0
+    return node.log_file.read_text(errors="replace").count(READY_LINE)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child that nobody reaped yet is a zombie: not alive for our purposes.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def _up(args: argparse.Namespace) -> int:
+    directory = Path(args.dir)
+    existing = LocalKafka.load(directory)
+    if existing is not None and existing.running():
+        print(existing.bootstrap_servers)
+        return 0
+    if existing is not None and args.port in (None, existing.nodes[0].port):
+        # Same layout: keep the data, start again.
+        cluster = existing
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+        cluster = LocalKafka.create(directory, size=args.nodes, port=args.port)
+    started = time.monotonic()
+    cluster.start()
+    print(
+        f"Kafka ({len(cluster.nodes)} node(s)) ready in {time.monotonic() - started:.1f}s "
+        f"at {cluster.bootstrap_servers}",
+        file=sys.stderr,
+    )
+    print(cluster.bootstrap_servers)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    cluster = LocalKafka.load(Path(args.dir))
+    if cluster is None:
+        print("no local Kafka recorded in", args.dir, file=sys.stderr)
+        return 0
+    cluster.stop()
+    print("local Kafka stopped", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m newsroom_notify.devkafka``."""
+    parser = argparse.ArgumentParser(prog="devkafka", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a local broker (or cluster) and print its bootstrap")
+    up.add_argument("--dir", default=".run/kafka")
+    up.add_argument("--port", type=int, default=None)
+    up.add_argument("--nodes", type=int, default=1, choices=[1, 3])
+    up.set_defaults(func=_up)
+    down = sub.add_parser("down", help="stop the local broker(s) started by 'up'")
+    down.add_argument("--dir", default=".run/kafka")
+    down.set_defaults(func=_down)
+    fetch = sub.add_parser("fetch", help="fetch the Kafka jars from Maven Central")
+    fetch.set_defaults(func=lambda _a: print(fetch_jars()) or 0)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KafkaHarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

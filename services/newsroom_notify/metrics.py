@@ -1,0 +1,16 @@
+"""Prometheus metrics of the service (served at ``/metrics`` by the worker's web server)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+EVENTS_CONSUMED = Counter(
+    "newsroom_events_consumed_total",
+    "Input records consumed, by topic role and outcome (ok or deadlettered).",
+    ["topic", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "newsroom_deadletters_total",
+    "Records sent to the dead-letter topic, by error class.",
+    ["error_class"],
+)

@@ -1,0 +1,189 @@
+"""All configuration of newsroom-notify, in one typed class.
+
+Every setting comes from the environment with the ``NEWSROOM_`` prefix; nested groups use ``__``
+(``NEWSROOM_KAFKA__BOOTSTRAP_SERVERS``). Tests build a ``Settings`` directly through its
+initializer. No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SecurityProtocol(StrEnum):
+    """How the service talks to the Kafka brokers."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class SaslMechanism(StrEnum):
+    """SASL mechanisms supported by both aiokafka and Faust."""
+
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class KafkaSettings(BaseModel):
+    """Connection to the Kafka cluster."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated host:port list of brokers.",
+    )
+    security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT, description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, description="SASL mechanism; required when the protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    ssl_cafile: str | None = Field(None, description="CA bundle used to verify the brokers.")
+    ssl_certfile: str | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: str | None = Field(None, description="Private key of the client certificate.")
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor of every topic the service creates."
+    )
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="min.insync.replicas of created topics (broker default if unset)."
+    )
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Self:
+        # A half-configured SASL setup must fail loudly instead of silently talking plaintext.
+        uses_sasl = self.security_protocol.startswith("SASL_")
+        if uses_sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            msg = "SASL_* security protocol needs sasl_mechanism, sasl_username and sasl_password"
+            raise ValueError(msg)
+        if not uses_sasl and (self.sasl_mechanism or self.sasl_username or self.sasl_password):
+            msg = (
+                "SASL credentials are set but security_protocol is "
+                f"{self.security_protocol}; use SASL_SSL or SASL_PLAINTEXT"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """The bootstrap servers as a list."""
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A TLS context for SSL/SASL_SSL, or None for plaintext protocols."""
+        if not self.security_protocol.endswith("SSL"):
+            return None
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection keyword arguments for aiokafka clients (producer, consumer, admin)."""
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_list,
+            "security_protocol": self.security_protocol.value,
+        }
+        ctx = self.ssl_context()
+        if ctx is not None:
+            kwargs["ssl_context"] = ctx
+        if self.sasl_mechanism is not None and self.sasl_password is not None:
+            kwargs["sasl_mechanism"] = self.sasl_mechanism.value
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return kwargs
+
+
+class TopicSettings(BaseModel):
+    """Names and layout of the service's topics (defaults from contract v1)."""
+
+    prefix: str = Field("", description="Prepended to every topic name, e.g. 'staging.'.")
+    partitions: int = Field(
+        8, ge=1, description="Partitions of input/output topics and of Faust's internal topics."
+    )
+    articles: str = Field("newsroom.articles", description="Input: article events.")
+    comments: str = Field("newsroom.comments", description="Input: comment events.")
+    subscriptions: str = Field(
+        "newsroom.subscriptions", description="Input: subscription commands."
+    )
+    notifications: str = Field(
+        "newsroom.notifications", description="Output: instant notifications and retractions."
+    )
+    digests: str = Field("newsroom.digests", description="Output: periodic digests.")
+    deadletter: str = Field(
+        "newsroom.deadletter", description="Output: records that could not be processed."
+    )
+    retention_ms: int = Field(
+        7 * 24 * 3600 * 1000, description="retention.ms of input and output topics."
+    )
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        description=(
+            "max.message.bytes of created topics. Larger than max_record_bytes so an oversized "
+            "record can still be copied byte-for-byte to the dead-letter topic."
+        ),
+    )
+
+    def name(self, base: str) -> str:
+        """The full name of a topic, with the configured prefix."""
+        return f"{self.prefix}{base}"
+
+
+class TokenSettings(BaseModel):
+    """Keys of the tokens this service mints (unsubscribe, confirm)."""
+
+    secret_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-only-change-me")],
+        description=(
+            "Signing keys, newest first. Tokens are signed with the first and verified "
+            "with any of them, so a key can be rotated without breaking links in flight."
+        ),
+    )
+    unsubscribe_max_age_s: int = Field(
+        90 * 24 * 3600, description="Lifetime of an unsubscribe token in seconds."
+    )
+    confirm_max_age_s: int = Field(
+        7 * 24 * 3600, description="Lifetime of a guest confirmation token in seconds."
+    )
+
+
+class Settings(BaseSettings):
+    """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSROOM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    app_id: str = Field("newsroom-notify", description="Faust app id = Kafka consumer group.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    store: str = Field(
+        "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
+    )
+    data_dir: str = Field(".run/worker-data", description="Worker data dir (RocksDB tables).")
+    web_port: int = Field(6066, description="Port of the worker's web server.")
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
+    web_enabled: bool = Field(True, description="Serve the worker's web endpoints.")
+    source: str = Field(
+        "urn:newsroom-notify", description="CloudEvents 'source' of events this service emits."
+    )
+    max_record_bytes: int = Field(
+        1024 * 1024,
+        description="Input records larger than this (key + value) are dead-lettered.",
+    )
+    create_topics: bool = Field(
+        True, description="Create missing input/output topics when the worker starts."
+    )
+    log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: str = Field(
+        "auto", description="'json', 'console', or 'auto' (console on a TTY, JSON otherwise)."
+    )

@@ -1,0 +1,60 @@
+"""Creating the contract's topics (inputs, outputs, dead letters) with the right layout.
+
+Faust creates its own internal topics (changelogs, repartition topics); these are ours.
+"""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from newsroom_notify.contract.topics import CATALOGUE
+from newsroom_notify.settings import Settings
+
+TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def topic_layout(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every contract topic's full name and its topic configs."""
+    topics = settings.topics
+    common = {
+        "cleanup.policy": "delete",
+        "retention.ms": str(topics.retention_ms),
+        "max.message.bytes": str(topics.max_message_bytes),
+    }
+    if settings.kafka.min_insync_replicas is not None:
+        common["min.insync.replicas"] = str(settings.kafka.min_insync_replicas)
+    names = [spec.name(topics) for spec in CATALOGUE] + [topics.name(topics.deadletter)]
+    return {name: dict(common) for name in names}
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the contract topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(**settings.kafka.aiokafka_kwargs())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        layout = topic_layout(settings)
+        missing = [
+            NewTopic(
+                name,
+                num_partitions=settings.topics.partitions,
+                replication_factor=settings.kafka.replication_factor,
+                topic_configs=configs,
+            )
+            for name, configs in layout.items()
+            if name not in existing
+        ]
+        if not missing:
+            return []
+        response = await admin.create_topics(missing)
+        failed = [
+            (name, code)
+            for name, code, *_ in response.topic_errors
+            if code not in (0, TOPIC_ALREADY_EXISTS)
+        ]
+        if failed:
+            raise RuntimeError(f"could not create topics: {failed}")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
