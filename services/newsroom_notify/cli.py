@@ -54,6 +54,55 @@ def _topics(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer  # noqa: PLC0415
+
+    from newsroom_notify.contract.codec import CONTENT_TYPE_HEADER  # noqa: PLC0415
+
+    producer = AIOKafkaProducer(
+        **settings.kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, key=key, value=value, headers=[CONTENT_TYPE_HEADER])
+    finally:
+        await producer.stop()
+
+
+def _post(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson  # noqa: PLC0415
+
+    from newsroom_notify.contract.events import INPUT_EVENTS, event_type_name  # noqa: PLC0415
+    from newsroom_notify.contract.samples import sample_events  # noqa: PLC0415
+
+    inputs = {event_type_name(m): m for m in INPUT_EVENTS}
+    topics = settings.topics
+    if args.samples:
+        raw_events = [e for t, e in sample_events().items() if t in inputs]
+    else:
+        with sys.stdin if args.file == "-" else open(args.file) as handle:
+            loaded = orjson.loads(handle.read())
+        raw_events = loaded if isinstance(loaded, list) else [loaded]
+    records = []
+    for raw in raw_events:
+        model = inputs.get(raw.get("type", ""))
+        if model is None:
+            print(f"not an input event type: {raw.get('type')!r}", file=sys.stderr)
+            return 2
+        event = model.model_validate(raw)
+        key = args.key or event.partition_key() or "unknown"
+        topic = topics.name(getattr(topics, model.topic_role))
+        records.append((topic, key.encode(), orjson.dumps(raw)))
+        print(f"-> {topic} key={key} {event.type} id={event.id}")
+    if args.samples:
+        comments = topics.name(topics.comments)
+        records.append((comments, b"a-broken", b'{"specversion": "1.0", "id": '))
+        print(f"-> {comments} key=a-broken (truncated JSON: goes to the dead-letter topic)")
+    asyncio.run(_publish(settings, records))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``newsroom-notify``."""
     parser = argparse.ArgumentParser(
@@ -77,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create any missing input/output/dead-letter topic, then exit.",
     )
     topics.set_defaults(func=_topics)
+    post = sub.add_parser(
+        "post",
+        help="publish input events (a JSON file, stdin, or the built-in samples)",
+        description=(
+            "Publish CloudEvents to the input topics, keyed as the contract says. "
+            "Each event is checked against the contract models first."
+        ),
+    )
+    source = post.add_mutually_exclusive_group(required=True)
+    source.add_argument("--samples", action="store_true", help="one sample of every input event")
+    source.add_argument("--file", help="JSON file with one event or a list ('-' = stdin)")
+    post.add_argument("--key", help="override the record key")
+    post.set_defaults(func=_post)
     return parser
 
 

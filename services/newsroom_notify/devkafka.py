@@ -15,6 +15,7 @@ Command line (what the Makefile calls)::
 
     python -m newsroom_notify.devkafka up   --dir .run/kafka [--port 9092] [--nodes 3]
     python -m newsroom_notify.devkafka down --dir .run/kafka
+    python -m newsroom_notify.devkafka status --dir .run/kafka
     python -m newsroom_notify.devkafka fetch
 """
 
@@ -392,6 +393,15 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    cluster = LocalKafka.load(Path(args.dir))
+    if cluster is None or not cluster.running():
+        print("not running", file=sys.stderr)
+        return 1
+    print(cluster.bootstrap_servers)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m newsroom_notify.devkafka``."""
     parser = argparse.ArgumentParser(prog="devkafka", description=__doc__.split("\n")[0])
@@ -404,6 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     down = sub.add_parser("down", help="stop the local broker(s) started by 'up'")
     down.add_argument("--dir", default=".run/kafka")
     down.set_defaults(func=_down)
+    status = sub.add_parser("status", help="exit 0 and print the bootstrap if it is running")
+    status.add_argument("--dir", default=".run/kafka")
+    status.set_defaults(func=_status)
     fetch = sub.add_parser("fetch", help="fetch the Kafka jars from Maven Central")
     fetch.set_defaults(func=lambda _a: print(fetch_jars()) or 0)
     args = parser.parse_args(argv)

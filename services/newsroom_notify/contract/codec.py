@@ -114,7 +114,7 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
     if obj["specversion"] != "1.0":
         raise Rejected(ErrorClass.NOT_A_CLOUDEVENT, "specversion must be '1.0'")
     event_type = obj["type"]
-    if event_type not in TYPES_BY_ROLE[role]:
+    if not isinstance(event_type, str) or event_type not in TYPES_BY_ROLE[role]:
         shown = str(event_type)[:100]
         raise Rejected(
             ErrorClass.UNKNOWN_EVENT_TYPE,
@@ -136,9 +136,9 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
 _KEY_NAMES = {"articles": "article_id", "comments": "article_id", "subscriptions": "subscriber id"}
 
 
-def encode(event: CloudEvent) -> tuple[bytes, bytes]:
-    """The (key, value) of an event as a record: key = its partition key, value = JSON."""
-    key = event.partition_key()
+def encode(event: CloudEvent, key: str | None = None) -> tuple[bytes, bytes]:
+    """The (key, value) of an event as a record: key = its partition key (or ``key``)."""
+    key = key if key is not None else event.partition_key()
     if key is None:
-        raise ValueError(f"{event.type} has no partition key and cannot be encoded as output")
+        raise ValueError(f"{event.type} has no partition key: pass the key")
     return key.encode("utf-8"), event.model_dump_json().encode("utf-8")

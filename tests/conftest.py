@@ -1,0 +1,47 @@
+"""Test-suite wiring: markers by folder and the session-wide real Kafka broker.
+
+``KAFKA_BOOTSTRAP_SERVERS`` set: the integration tests use that broker (e.g. one started by
+``make kafka-up`` or docker compose). Unset: the session starts a real single-node Apache Kafka
+from the jars Maven fetched (``newsroom_notify.devkafka``) and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from newsroom_notify.devkafka import LocalKafka
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts or "e2e" in parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real broker: the configured one, or one this session starts."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        print(f"\n[kafka] using existing broker at {configured}")
+        yield configured
+        return
+    cluster = LocalKafka.create(tmp_path_factory.mktemp("kafka"), size=1)
+    started = time.monotonic()
+    cluster.start()
+    print(
+        f"\n[kafka] started Apache Kafka from Maven jars at {cluster.bootstrap_servers} "
+        f"in {time.monotonic() - started:.1f}s (pid {cluster.nodes[0].pid})"
+    )
+    try:
+        yield cluster.bootstrap_servers
+    finally:
+        cluster.stop()

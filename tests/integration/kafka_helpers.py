@@ -1,0 +1,169 @@
+"""Helpers for tests that talk to the real broker: topics, producing, draining, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import ConsumerRecord
+
+from newsroom_notify.devkafka import free_port
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (topics and groups are shared by the session's broker)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int = 1, replication: int = 1
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in names]
+        )
+    finally:
+        await admin.close()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[
+        tuple[bytes | None, bytes | None]
+        | tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+    ],
+    **producer_kwargs: Any,
+) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **producer_kwargs
+    )
+    await producer.start()
+    try:
+        for record in records:
+            key, value, *rest = record
+            headers = rest[0] if rest else None
+            await producer.send_and_wait(topic, key=key, value=value, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def drain(
+    bootstrap: str,
+    topic: str,
+    expect: int,
+    timeout: float = 30.0,
+    settle: float = 1.0,
+    isolation_level: str = "read_uncommitted",
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the start until ``expect`` records arrived (then ``settle`` more
+    seconds to catch extras), or until ``timeout``. Returns what was read."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level=isolation_level,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        settle_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if now >= deadline or (settle_until is not None and now >= settle_until):
+                break
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                got.extend(records)
+            if settle_until is None and len(got) >= expect:
+                settle_until = time.monotonic() + settle
+    finally:
+        await consumer.stop()
+    return got
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+@dataclass
+class WorkerProcess:
+    """``newsroom-notify worker`` as a user runs it, in a subprocess."""
+
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log: Any = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "newsroom_notify.cli", "worker"],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_text()[-4000:]}")
+            if "Worker ready" in self.log_text():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready:\n{self.log_text()[-4000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+        return self.proc.returncode
+
+
+def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of a worker isolated from other tests: own topics, group and state."""
+    prefix = unique("t") + "."
+    env = {
+        **os.environ,
+        "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "NEWSROOM_TOPICS__PREFIX": prefix,
+        "NEWSROOM_TOPICS__PARTITIONS": "4",
+        "NEWSROOM_APP_ID": prefix + "notify",
+        "NEWSROOM_DATA_DIR": str(tmp / "worker-data"),
+        "NEWSROOM_WEB_PORT": str(free_port()),
+        "NEWSROOM_LOG_FORMAT": "json",
+        "NEWSROOM_LOG_LEVEL": "INFO",
+    }
+    env.update(extra or {})
+    return env
