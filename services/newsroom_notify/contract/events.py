@@ -366,7 +366,7 @@ class NotificationRetractedData(OutputData):
 
     notification_id: str = Field(description="Id of the retracted notification.")
     recipient_id: str = Field(description="Its recipient.", examples=["m-3381"])
-    cause: Literal["spam", "trash", "deleted", "pending"] = Field(
+    cause: Literal["spam", "trash", "deleted"] = Field(
         description="What happened to the comment.", examples=["spam"]
     )
 

@@ -1,0 +1,139 @@
+"""The follows stage (keyed by followed entity: ``commenter:<id>``, ``journalist:<id>``,
+``section:<name>``).
+
+It owns the followers of each entity. For a comment it adds the author's followers
+(``followed_commenter``) to the candidates the threads stage found, merges all bases of each
+recipient into one candidacy (so the inbox can pick the strongest, rule 3), and remembers who
+it handed the comment to, so that a retraction or an edit reaches exactly them (rule 7). For a
+new article it hands it to the journalist's or section's followers (``new_article``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+
+from newsroom_notify.domain.model import (
+    PRIORITY,
+    Activity,
+    Basis,
+    Candidacy,
+    Condition,
+    Edit,
+    Erase,
+    Fanout,
+    FollowChange,
+    Followers,
+    Reason,
+    Retraction,
+)
+from newsroom_notify.domain.outbox import Destination, Outbound
+
+
+def entity_key(scope: str, target: str) -> str:
+    """The follows-stage key of a followable entity."""
+    return f"{scope}:{target}"
+
+
+def merge_followers(
+    entity: str, activity: Activity, followers: Followers | None
+) -> dict[str, list[Basis]]:
+    """All candidates of an activity: the thread's plus the entity's followers, each
+    recipient's bases sorted strongest first; the subject's author never included."""
+    scope, _, target = entity.partition(":")
+    reason = Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE
+    author = activity.subject.author_id
+    merged = {sid: list(bases) for sid, bases in activity.candidates.items() if sid != author}
+    for sid, delivery in (followers.delivery if followers else {}).items():
+        if sid == author:
+            continue
+        merged.setdefault(sid, []).append(
+            Basis(
+                reason=reason,
+                condition=Condition.SUBSCRIBED,
+                scope=scope,
+                target=target,
+                delivery=delivery,
+            )
+        )
+    for bases in merged.values():
+        bases.sort(key=lambda b: PRIORITY[b.reason])
+    return merged
+
+
+@dataclass
+class FollowsStage:
+    """Handlers of the follows stage over its tables."""
+
+    followers: MutableMapping[str, Followers]
+    fanout: MutableMapping[str, Fanout]  # "<entity>|<subject key>" -> recipients
+
+    def on_activity(self, entity: str, activity: Activity) -> list[Outbound]:
+        """Fan a comment or article out, or withdraw/update what was fanned out."""
+        record_key = f"{entity}|{activity.subject.key}"
+        if activity.event in ("comment", "article"):
+            merged = merge_followers(entity, activity, self.followers.get(entity))
+            record = self.fanout.get(record_key) or Fanout()
+            new = [sid for sid in merged if sid not in record.recipients]
+            if new:
+                record.recipients.extend(new)
+                self.fanout[record_key] = record
+            return [
+                Outbound(
+                    Destination.INBOX,
+                    sid,
+                    Candidacy(
+                        recipient_id=sid, subject=activity.subject, bases=bases, at=activity.at
+                    ),
+                )
+                for sid, bases in merged.items()
+            ]
+        sent_to = self.fanout.get(record_key)
+        if sent_to is None:
+            return []
+        if activity.event == "retract":
+            assert activity.cause is not None
+            return [
+                Outbound(
+                    Destination.INBOX,
+                    sid,
+                    Retraction(
+                        recipient_id=sid, subject_key=activity.subject.key, cause=activity.cause
+                    ),
+                )
+                for sid in sent_to.recipients
+            ]
+        return [
+            Outbound(
+                Destination.INBOX,
+                sid,
+                Edit(
+                    recipient_id=sid,
+                    subject_key=activity.subject.key,
+                    excerpt=activity.excerpt or "",
+                ),
+            )
+            for sid in sent_to.recipients
+        ]
+
+    def on_follow_change(self, entity: str, change: FollowChange) -> list[Outbound]:
+        """A commenter/journalist/section subscription became active or ended."""
+        followers = self.followers.get(entity) or Followers()
+        sid = change.subscriber_id
+        if change.active and followers.delivery.get(sid) != change.delivery:
+            followers.delivery[sid] = change.delivery
+            self.followers[entity] = followers
+        elif not change.active and followers.delivery.pop(sid, None) is not None:
+            self.followers[entity] = followers
+        return []
+
+    def on_erase(self, entity: str, erase: Erase) -> list[Outbound]:
+        """Forget a subscriber as a follower of this entity, or the entity if it is them."""
+        sid = erase.subscriber_id
+        if entity == entity_key("commenter", sid):
+            self.followers.pop(entity, None)
+            return []
+        followers = self.followers.get(entity)
+        if followers is not None and followers.delivery.pop(sid, None) is not None:
+            self.followers[entity] = followers
+        return []

@@ -1,0 +1,537 @@
+"""The inbox stage (keyed by subscriber id): one subscriber's consent, subscriptions,
+preferences and everything they were sent.
+
+It turns candidacies into notifications: the recipient must exist and (guests) be confirmed,
+must not be paused or have muted the article, must not have had this subject already (rule 1,
+3); the strongest basis whose condition holds wins (rules 3-6); instant notifications inside
+quiet hours are held until they end (rule 10); digest-mode ones go to the digest buffer. It
+also owns subscription commands: a guest's first subscription only yields a confirmation
+request (rule 8); an active subscription is announced to the stage that needs it (threads for
+article follows, follows for commenter/journalist/section); erasure removes every trace (11).
+
+Replays are idempotent: a candidacy for a subject already sent instantly re-emits the same
+notification (same id), so an output lost in a crash is not lost for good; consumers drop ids
+they have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.ids import notification_id, retraction_id
+from newsroom_notify.domain.model import (
+    DEFAULT_DELIVERY,
+    Basis,
+    Candidacy,
+    CommentSummary,
+    Condition,
+    Delivered,
+    Delivery,
+    Edit,
+    Erase,
+    FollowChange,
+    FormChoice,
+    Participated,
+    Preferences,
+    Profile,
+    QuietHours,
+    Reason,
+    Release,
+    Retraction,
+    Sent,
+    Subject,
+    Subscription,
+    Traces,
+    subscription_key,
+)
+from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
+
+
+class Held(BaseModel):
+    """Instant notifications held during a recipient's quiet hours."""
+
+    notifications: list[ev.NotificationCreated] = []
+
+
+class DigestEntry(BaseModel):
+    """One digest-mode item waiting for the recipient's next digest."""
+
+    subject: Subject
+    reason: Reason
+    scope: str
+    target: str | None
+    at: datetime
+
+
+class DigestBuffer(BaseModel):
+    """Digest-mode items per recipient, keyed by subject (a replay overwrites, never adds)."""
+
+    items: dict[str, DigestEntry] = {}
+
+
+def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bool:
+    """Whether ``now`` falls inside the daily quiet window (local time, may cross midnight)."""
+    if quiet is None or quiet.start == quiet.end:
+        return False
+    local = now.astimezone(ZoneInfo(timezone))
+    minute = local.hour * 60 + local.minute
+    if quiet.start < quiet.end:
+        return quiet.start <= minute < quiet.end
+    return minute >= quiet.start or minute < quiet.end
+
+
+def choose_basis(profile: Profile, bases: list[Basis]) -> tuple[Basis, Subscription | None] | None:
+    """The strongest basis whose condition holds, with the subscription that allows it."""
+    article_id = None
+    for basis in bases:
+        article_id = basis.target if basis.scope in ("article", "replies") else article_id
+        sub: Subscription | None = None
+        if basis.condition is Condition.SUBSCRIBED:
+            sub = _active(profile, subscription_key(basis.scope, basis.target))
+        elif basis.condition is Condition.ASKED_FOR_REPLIES:
+            # Rule 4: a replies/follow-up choice or subscription, for this article or site-wide.
+            for key in (
+                subscription_key("replies", basis.target),
+                subscription_key("replies", None),
+                subscription_key("article", basis.target),
+            ):
+                sub = _active(profile, key)
+                if sub is not None:
+                    break
+        elif basis.condition is Condition.CONSENTED:
+            # Rule 5: any confirmed subscription is consent; it is the one a token cancels.
+            sub = next((s for _, s in sorted(profile.subscriptions.items()) if s.active), None)
+        if sub is not None:
+            return basis, sub
+    return None
+
+
+def delivery_for(basis: Basis, sub: Subscription | None) -> Delivery:
+    """Instant or digest: the basis's own, else its subscription's, else the default."""
+    if basis.delivery is not None:
+        return basis.delivery
+    if basis.reason in (Reason.REPLY, Reason.MENTION):
+        # Replies and mentions follow a replies subscription's choice; otherwise instant.
+        return sub.delivery if sub is not None and sub.scope == "replies" else "instant"
+    return sub.delivery if sub is not None else DEFAULT_DELIVERY[basis.scope]
+
+
+def _active(profile: Profile, key: str) -> Subscription | None:
+    sub = profile.subscriptions.get(key)
+    return sub if sub is not None and sub.active else None
+
+
+@dataclass
+class InboxStage:
+    """Handlers of the inbox stage over its tables."""
+
+    profiles: MutableMapping[str, Profile]
+    delivered: MutableMapping[str, Delivered]
+    held: MutableMapping[str, Held]
+    digests: MutableMapping[str, DigestBuffer]
+    traces: MutableMapping[str, Traces]
+    tokens: Tokens
+    clock: Callable[[], datetime]
+    source: str = "urn:newsroom-notify"
+
+    # --------------------------------------------------------------- candidacies
+
+    def on_candidacy(self, msg: Candidacy) -> list[Outbound]:
+        """Decide whether, why and how this recipient hears of this subject."""
+        rid, subject = msg.recipient_id, msg.subject
+        profile = self.profiles.get(rid)
+        if profile is None or (profile.guest and not profile.confirmed):
+            return []  # no consent (rule 8): nothing reaches an unconfirmed address
+        if rid == subject.author_id:
+            return []  # rule 2
+        prefs = profile.preferences
+        if prefs.paused or subject.article.id in prefs.muted_articles:
+            return []  # rule 10
+        delivered = self.delivered.get(rid) or Delivered()
+        sent = delivered.subjects.get(subject.key)
+        if sent is not None:
+            return self._replay(profile, msg, sent)
+        chosen = choose_basis(profile, msg.bases)
+        if chosen is None:
+            return []
+        basis, sub = chosen
+        nid = notification_id(rid, subject.key, basis.reason)
+        if delivery_for(basis, sub) == "digest":
+            buffer = self.digests.get(rid) or DigestBuffer()
+            buffer.items[subject.key] = DigestEntry(
+                subject=subject,
+                reason=basis.reason,
+                scope=basis.scope,
+                target=basis.target,
+                at=msg.at,
+            )
+            self.digests[rid] = buffer
+            mode = "digest"
+            out: list[Outbound] = []
+        else:
+            notification = self._notification(profile, subject, basis, sub, nid)
+            if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
+                held = self.held.get(rid) or Held()
+                held.notifications.append(notification)
+                self.held[rid] = held
+                mode, out = "held", []
+            else:
+                mode, out = "instant", [self._emit(notification)]
+        delivered.subjects[subject.key] = Sent(notification_id=nid, reason=basis.reason, mode=mode)
+        self.delivered[rid] = delivered
+        return out
+
+    def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Outbound]:
+        """The same candidacy again (a replay): re-emit the same notification, same id."""
+        if sent.retracted or sent.mode != "instant":
+            return []
+        basis = next((b for b in msg.bases if b.reason == sent.reason), None)
+        if basis is None:
+            return []
+        chosen = choose_basis(profile, [basis])
+        sub = chosen[1] if chosen else None
+        notification = self._notification(profile, msg.subject, basis, sub, sent.notification_id)
+        return [self._emit(notification)]
+
+    def _notification(
+        self,
+        profile: Profile,
+        subject: Subject,
+        basis: Basis,
+        sub: Subscription | None,
+        nid: str,
+    ) -> ev.NotificationCreated:
+        claims = TokenClaims(
+            profile.id, sub.scope if sub else basis.scope, sub.target if sub else basis.target
+        )
+        article = subject.article
+        return ev.NotificationCreated(
+            id=nid,
+            source=self.source,
+            time=self.clock(),
+            subject=subject.key,
+            data=ev.NotificationCreatedData(
+                notification_id=nid,
+                recipient=ev.Recipient(id=profile.id, name=profile.name, email=profile.email),
+                reason=basis.reason.value,
+                article=ev.ArticleRef(id=article.id, title=article.title, url=article.url),
+                comment=_comment_ref(subject.comment),
+                parent=_comment_ref(subject.parent),
+                unsubscribe_token=self.tokens.unsubscribe(claims),
+            ),
+        )
+
+    def _emit(self, event: ev.CloudEvent) -> Outbound:
+        return Outbound(Destination.NOTIFICATIONS, event.partition_key() or "", event)
+
+    # ------------------------------------------------------- retractions, edits
+
+    def on_retraction(self, msg: Retraction) -> list[Outbound]:
+        """Withdraw what this recipient got about a removed comment (rule 7)."""
+        rid = msg.recipient_id
+        delivered = self.delivered.get(rid)
+        sent = delivered.subjects.get(msg.subject_key) if delivered else None
+        if delivered is None or sent is None:
+            return []
+        out: list[Outbound] = []
+        if sent.mode == "instant":
+            out.append(
+                self._emit(
+                    ev.NotificationRetracted(
+                        id=retraction_id(sent.notification_id),
+                        source=self.source,
+                        time=self.clock(),
+                        subject=msg.subject_key,
+                        data=ev.NotificationRetractedData(
+                            notification_id=sent.notification_id,
+                            recipient_id=rid,
+                            cause=msg.cause,
+                        ),
+                    )
+                )
+            )
+        elif sent.mode == "held":
+            held = self.held.get(rid)
+            if held is not None:
+                held.notifications = [
+                    n for n in held.notifications if n.data.notification_id != sent.notification_id
+                ]
+                self._store_held(rid, held)
+        else:
+            buffer = self.digests.get(rid)
+            if buffer is not None and buffer.items.pop(msg.subject_key, None) is not None:
+                self.digests[rid] = buffer
+        if not sent.retracted:
+            sent.retracted = True
+            self.delivered[rid] = delivered
+        return out
+
+    def on_edit(self, msg: Edit) -> list[Outbound]:
+        """A digest not yet emitted shows the comment's latest text (rule 7)."""
+        buffer = self.digests.get(msg.recipient_id)
+        entry = buffer.items.get(msg.subject_key) if buffer else None
+        if buffer is None or entry is None or entry.subject.comment is None:
+            return []
+        comment = entry.subject.comment.model_copy(update={"excerpt": msg.excerpt})
+        entry.subject = entry.subject.model_copy(update={"comment": comment})
+        self.digests[msg.recipient_id] = buffer
+        return []
+
+    # ------------------------------------------------------------- quiet hours
+
+    def on_release(self, msg: Release) -> list[Outbound]:
+        """Send what was held once the recipient's quiet hours are over."""
+        rid = msg.recipient_id
+        held = self.held.get(rid)
+        profile = self.profiles.get(rid)
+        if held is None or profile is None:
+            return []
+        prefs = profile.preferences
+        if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
+            return []
+        delivered = self.delivered.get(rid) or Delivered()
+        out = []
+        for notification in held.notifications:
+            subject_key = notification.subject or ""
+            sent = delivered.subjects.get(subject_key)
+            if sent is not None and not sent.retracted and not prefs.paused:
+                sent.mode = "instant"
+                out.append(self._emit(notification))
+        self.delivered[rid] = delivered
+        self._store_held(rid, Held())
+        return out
+
+    def _store_held(self, rid: str, held: Held) -> None:
+        if held.notifications:
+            self.held[rid] = held
+        else:
+            self.held.pop(rid, None)
+
+    # ----------------------------------------------------------- subscriptions
+
+    def on_form_choice(self, msg: FormChoice) -> list[Outbound]:
+        """The comment form's 'Notify of' choice is a subscription to that article."""
+        scope = "article" if msg.choice == "follow_up" else "replies"
+        self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
+        return self._subscribe(
+            sid=msg.subscriber_id,
+            name=msg.name,
+            email=msg.email,
+            guest=msg.guest,
+            scope=scope,
+            target=msg.article_id,
+            delivery=None,
+            request_id=f"form:{msg.article_id}:{msg.choice}",
+        )
+
+    def on_participated(self, msg: Participated) -> list[Outbound]:
+        """Remember the thread, so erasure reaches it."""
+        self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
+        return []
+
+    def on_command(self, event: ev.CloudEvent, subscriber_id: str) -> list[Outbound]:
+        """A subscription command from the subscriptions topic."""
+        if isinstance(event, ev.SubscriptionRequested):
+            data = event.data
+            return self._subscribe(
+                sid=subscriber_id,
+                name=data.subscriber.name,
+                email=data.subscriber.email,
+                guest=data.subscriber.id is None,
+                scope=data.scope,
+                target=data.target,
+                delivery=data.delivery,
+                request_id=event.id,
+            )
+        if isinstance(event, ev.SubscriptionCancelled):
+            return self.cancel(subscriber_id, event.data.scope, event.data.target)
+        if isinstance(event, ev.SubscriptionConfirmed):
+            return self.confirm(event.data.token)
+        if isinstance(event, ev.PreferencesUpdated):
+            return self._preferences(event.data)
+        if isinstance(event, ev.SubscriberErased):
+            return self.erase(subscriber_id)
+        raise TypeError(f"not a subscription command: {event.type}")
+
+    def _subscribe(
+        self,
+        *,
+        sid: str,
+        name: str,
+        email: str | None,
+        guest: bool,
+        scope: str,
+        target: str | None,
+        delivery: Delivery | None,
+        request_id: str,
+    ) -> list[Outbound]:
+        profile = self.profiles.get(sid) or Profile(id=sid, name=name, guest=guest)
+        profile.name = name
+        if email is not None:
+            profile.email = email
+        if not guest:
+            profile.confirmed = True  # members are authenticated by the newsroom
+        key = subscription_key(scope, target)
+        wanted = delivery or DEFAULT_DELIVERY[scope]
+        sub = profile.subscriptions.get(key)
+        if sub is None or sub.delivery != wanted:
+            sub = Subscription(
+                scope=scope,
+                target=target,
+                delivery=wanted,
+                active=profile.confirmed,
+            )
+            profile.subscriptions[key] = sub
+        self.profiles[sid] = profile
+        if not profile.confirmed:
+            return [self._confirm_request(profile, scope, target, request_id)]
+        return self._announce(sid, sub, active=True)
+
+    def _confirm_request(
+        self, profile: Profile, scope: str, target: str | None, request_id: str
+    ) -> Outbound:
+        subject_key = f"confirm:{subscription_key(scope, target)}:{request_id}"
+        nid = notification_id(profile.id, subject_key, Reason.CONFIRM_SUBSCRIPTION)
+        claims = TokenClaims(profile.id, scope, target)
+        event = ev.NotificationCreated(
+            id=nid,
+            source=self.source,
+            time=self.clock(),
+            subject=subject_key,
+            data=ev.NotificationCreatedData(
+                notification_id=nid,
+                recipient=ev.Recipient(id=profile.id, name=profile.name, email=profile.email),
+                reason="confirm_subscription",
+                article=_confirm_article(scope, target),
+                comment=None,
+                parent=None,
+                unsubscribe_token=self.tokens.unsubscribe(claims),
+                confirm_token=self.tokens.confirm(claims),
+            ),
+        )
+        return self._emit(event)
+
+    def confirm(self, token: str) -> list[Outbound]:
+        """Double opt-in: the token's owner is confirmed; their pending subscriptions start."""
+        try:
+            claims = self.tokens.read_confirm(token)
+        except InvalidToken:
+            return []
+        profile = self.profiles.get(claims.subscriber_id)
+        if profile is None:
+            return []
+        profile.confirmed = True
+        out: list[Outbound] = []
+        for sub in profile.subscriptions.values():
+            if not sub.active:
+                sub.active = True
+            out.extend(self._announce(profile.id, sub, active=True))
+        self.profiles[profile.id] = profile
+        return out
+
+    def cancel(self, sid: str, scope: str, target: str | None) -> list[Outbound]:
+        """End one subscription (also what an unsubscribe token does)."""
+        profile = self.profiles.get(sid)
+        if profile is None:
+            return []
+        sub = profile.subscriptions.pop(subscription_key(scope, target), None)
+        if sub is None:
+            return []
+        self.profiles[sid] = profile
+        return self._announce(sid, sub, active=False)
+
+    def unsubscribe(self, token: str) -> list[Outbound]:
+        """Cancel exactly the subscription an unsubscribe token names."""
+        claims = self.tokens.read_unsubscribe(token)
+        return self.cancel(claims.subscriber_id, claims.scope, claims.target)
+
+    def _preferences(self, data: ev.PreferencesUpdatedData) -> list[Outbound]:
+        profile = self.profiles.get(data.subscriber_id) or Profile(
+            id=data.subscriber_id, name=data.subscriber_id
+        )
+        quiet = (
+            QuietHours(
+                start=data.quiet_hours.start.hour * 60 + data.quiet_hours.start.minute,
+                end=data.quiet_hours.end.hour * 60 + data.quiet_hours.end.minute,
+            )
+            if data.quiet_hours
+            else None
+        )
+        profile.preferences = Preferences(
+            digest=data.digest,
+            timezone=data.timezone,
+            digest_hour=data.digest_hour,
+            digest_weekday=data.digest_weekday,
+            quiet_hours=quiet,
+            paused=data.paused,
+            muted_articles=list(data.muted_articles),
+        )
+        self.profiles[data.subscriber_id] = profile
+        return []
+
+    def erase(self, sid: str) -> list[Outbound]:
+        """Right to erasure: every table forgets the subscriber; other stages are told."""
+        profile = self.profiles.pop(sid, None)
+        traces = self.traces.pop(sid, None)
+        for table in (self.delivered, self.held, self.digests):
+            table.pop(sid, None)
+        keys: set[tuple[str, str]] = {tuple(k) for k in (traces.keys if traces else [])}  # type: ignore[misc]
+        for sub in profile.subscriptions.values() if profile else []:
+            owner = _owner(sub)
+            if owner is not None:
+                keys.add(owner)
+        keys.add((Destination.FOLLOWS.value, f"commenter:{sid}"))
+        erase = Erase(subscriber_id=sid)
+        return [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+
+    def _announce(self, sid: str, sub: Subscription, active: bool) -> list[Outbound]:
+        owner = _owner(sub)
+        if owner is None or sub.target is None:
+            return []
+        stage, key = owner
+        if active:
+            self._trace(sid, Destination(stage), key)
+        change = FollowChange(
+            subscriber_id=sid,
+            scope=sub.scope,
+            target=sub.target,
+            delivery=sub.delivery,
+            active=active,
+        )
+        return [Outbound(Destination(stage), key, change)]
+
+    def _trace(self, sid: str, stage: Destination, key: str) -> None:
+        traces = self.traces.get(sid) or Traces()
+        entry = (stage.value, key)
+        if entry not in [tuple(k) for k in traces.keys]:
+            traces.keys.append(entry)
+            self.traces[sid] = traces
+
+
+def _owner(sub: Subscription) -> tuple[str, str] | None:
+    """The stage and key that must know about an active subscription (None: inbox only)."""
+    if sub.target is None or sub.scope == "replies":
+        return None
+    if sub.scope == "article":
+        return (Destination.THREADS.value, sub.target)
+    return (Destination.FOLLOWS.value, f"{sub.scope}:{sub.target}")
+
+
+def _comment_ref(summary: CommentSummary | None) -> ev.CommentRef | None:
+    if summary is None:
+        return None
+    return ev.CommentRef(
+        id=summary.id, author_name=summary.author_name, excerpt=summary.excerpt, url=summary.url
+    )
+
+
+def _confirm_article(scope: str, target: str | None) -> ev.ArticleRef:
+    """What a confirmation request is about, shown in place of an article."""
+    return ev.ArticleRef(id=target or "", title=f"Confirm your {scope} subscription", url="")

@@ -1,0 +1,340 @@
+"""The domain's vocabulary: reasons and their priority, the state each stage keeps, and the
+messages the stages pass to each other. No Faust or Kafka here.
+
+Three stages, each owning the state its decisions need (see ``domain/__init__``):
+
+* **threads** (key: article id) — the article, its comments, participants and article followers;
+* **follows** (key: followed entity, ``commenter:<id>``, ``journalist:<id>``, ``section:<name>``) —
+  followers of commenters, journalists and sections, and who each comment finally went to;
+* **inbox** (key: subscriber id) — profile, consent, subscriptions, preferences, what was sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Reason(StrEnum):
+    """Why somebody is notified."""
+
+    REPLY = "reply"
+    MENTION = "mention"
+    FOLLOWED_COMMENTER = "followed_commenter"
+    FOLLOW_UP = "follow_up"
+    NEW_ARTICLE = "new_article"
+    CONFIRM_SUBSCRIPTION = "confirm_subscription"
+
+
+# Rule 3: when several reasons apply to one (recipient, comment), the strongest wins.
+PRIORITY: dict[Reason, int] = {
+    Reason.REPLY: 0,
+    Reason.MENTION: 1,
+    Reason.FOLLOWED_COMMENTER: 2,
+    Reason.FOLLOW_UP: 3,
+    Reason.NEW_ARTICLE: 4,
+    Reason.CONFIRM_SUBSCRIPTION: 5,
+}
+
+
+class Condition(StrEnum):
+    """What the inbox must still check before a basis may notify."""
+
+    SUBSCRIBED = "subscribed"  # the basis's own subscription must be active
+    ASKED_FOR_REPLIES = "asked_for_replies"  # rule 4: replies/follow-up choice or subscription
+    CONSENTED = "consented"  # rule 5: any active (confirmed) subscription
+
+
+Scope = Literal["article", "replies", "commenter", "journalist", "section"]
+Delivery = Literal["instant", "digest"]
+Status = Literal["approved", "pending", "spam", "trash", "deleted"]
+
+# Defaults (DESIGN.md): replies and mentions instant, follows in the daily digest.
+DEFAULT_DELIVERY: dict[str, Delivery] = {
+    "replies": "instant",
+    "article": "digest",
+    "commenter": "digest",
+    "journalist": "digest",
+    "section": "digest",
+}
+
+
+class State(BaseModel):
+    """Base of stored state: mutable, unknown fields dropped on load (forward compatible)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Message(BaseModel):
+    """Base of the messages between stages (internal topics)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ------------------------------------------------------------------------------- subjects
+
+
+class ArticleInfo(State):
+    """What a notification needs to know about an article."""
+
+    id: str
+    title: str
+    url: str
+    journalist_id: str
+    section: str | None = None
+
+
+class CommentSummary(Message):
+    """A comment as shown in notifications."""
+
+    id: str
+    author_id: str
+    author_name: str
+    excerpt: str
+    url: str
+
+
+class Subject(Message):
+    """What a notification is about: an article, and a comment (and its parent) if any."""
+
+    key: str  # "c:<comment id>" or "a:<article id>": one notification per (recipient, key)
+    article: ArticleInfo
+    comment: CommentSummary | None = None
+    parent: CommentSummary | None = None
+
+    @property
+    def author_id(self) -> str | None:
+        """Who caused it (never notified about it, rule 2)."""
+        return self.comment.author_id if self.comment else self.article.journalist_id
+
+
+class Basis(Message):
+    """One reason a recipient may be notified, and the subscription it stems from."""
+
+    reason: Reason
+    condition: Condition
+    scope: Scope
+    target: str | None
+    delivery: Delivery | None = None  # None: the subscription's delivery or the default
+
+
+# ------------------------------------------------------------------------------ threads
+
+
+class CommentInfo(State):
+    """A comment in a thread (stored per comment)."""
+
+    id: str
+    article_id: str
+    author_id: str
+    author_name: str
+    parent_id: str | None
+    status: Status
+    text: str
+    posted_at: datetime
+    notified: bool = False  # it has been fanned out (it was approved once)
+
+
+class Thread(State):
+    """One article's discussion: everything but its comments and digest followers."""
+
+    article: ArticleInfo | None = None
+    participants: dict[str, str] = Field(default_factory=dict)  # subscriber id -> name
+    authored: dict[str, list[str]] = Field(default_factory=dict)  # subscriber id -> comments
+    instant_followers: dict[str, str] = Field(default_factory=dict)  # id -> "article" scope
+
+
+# ------------------------------------------------------------------------------ follows
+
+
+class Followers(State):
+    """The followers of one entity (commenter, journalist or section) and their delivery."""
+
+    delivery: dict[str, Delivery] = Field(default_factory=dict)
+
+
+class Fanout(State):
+    """Who a subject was finally handed to, so a retraction reaches exactly them."""
+
+    recipients: list[str] = Field(default_factory=list)
+
+
+# -------------------------------------------------------------------------------- inbox
+
+
+class Subscription(State):
+    """One subscription of a subscriber."""
+
+    scope: Scope
+    target: str | None
+    delivery: Delivery
+    active: bool  # False while a guest's address is unconfirmed
+
+
+class QuietHours(State):
+    """Local start and end, minutes after midnight."""
+
+    start: int
+    end: int
+
+
+class Preferences(State):
+    """Delivery preferences of a subscriber."""
+
+    digest: Literal["hourly", "daily", "weekly"] = "daily"
+    timezone: str = "UTC"
+    digest_hour: int = 8
+    digest_weekday: int = 0
+    quiet_hours: QuietHours | None = None
+    paused: bool = False
+    muted_articles: list[str] = Field(default_factory=list)
+
+
+class Profile(State):
+    """A subscriber as the inbox knows them."""
+
+    id: str
+    name: str
+    email: str | None = None
+    guest: bool = False
+    confirmed: bool = False
+    subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+    preferences: Preferences = Field(default_factory=Preferences)
+
+
+class Sent(State):
+    """What a recipient got for one subject (dedupe and retraction)."""
+
+    notification_id: str
+    reason: Reason
+    mode: Literal["instant", "held", "digest"]
+    retracted: bool = False
+
+
+class Delivered(State):
+    """Per recipient: subject key -> what was sent."""
+
+    subjects: dict[str, Sent] = Field(default_factory=dict)
+
+
+class Traces(State):
+    """Where else a subscriber appears (stage, key), so erasure can reach it."""
+
+    keys: list[tuple[str, str]] = Field(default_factory=list)
+
+
+def subscription_key(scope: str, target: str | None) -> str:
+    """The key of a subscription in a profile."""
+    return f"{scope}|{target or ''}"
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+class Candidacy(Message):
+    """threads/follows -> inbox: this recipient may be told about this subject."""
+
+    kind: Literal["candidacy"] = "candidacy"
+    recipient_id: str
+    subject: Subject
+    bases: list[Basis]
+    at: datetime
+
+
+class Retraction(Message):
+    """follows -> inbox: withdraw what this recipient got about this subject."""
+
+    kind: Literal["retraction"] = "retraction"
+    recipient_id: str
+    subject_key: str
+    cause: Literal["spam", "trash", "deleted"]
+
+
+class Edit(Message):
+    """follows -> inbox: a comment's text changed (digests not yet emitted show the new one)."""
+
+    kind: Literal["edit"] = "edit"
+    recipient_id: str
+    subject_key: str
+    excerpt: str
+
+
+class FormChoice(Message):
+    """threads -> inbox: a commenter chose 'Notify of' on the comment form."""
+
+    kind: Literal["form_choice"] = "form_choice"
+    subscriber_id: str
+    name: str
+    email: str | None
+    guest: bool
+    article_id: str
+    choice: Literal["follow_up", "replies"]
+    at: datetime
+
+
+class Participated(Message):
+    """threads -> inbox: this subscriber now appears in a thread (for erasure)."""
+
+    kind: Literal["participated"] = "participated"
+    subscriber_id: str
+    article_id: str
+
+
+class Command(Message):
+    """subscriptions topic -> inbox: a subscription command, re-keyed by subscriber id."""
+
+    kind: Literal["command"] = "command"
+    subscriber_id: str
+    event_json: str  # the validated input event, re-encoded
+    at: datetime
+
+
+class Release(Message):
+    """timer -> inbox: quiet hours may have ended; release what was held."""
+
+    kind: Literal["release"] = "release"
+    recipient_id: str
+
+
+InboxMessage = Candidacy | Retraction | Edit | FormChoice | Participated | Command | Release
+
+
+class FollowChange(Message):
+    """inbox -> threads/follows: a subscription became active or ended."""
+
+    kind: Literal["follow_change"] = "follow_change"
+    subscriber_id: str
+    scope: Scope
+    target: str
+    delivery: Delivery
+    active: bool
+
+
+class Erase(Message):
+    """inbox -> threads/follows: forget this subscriber in this key's state."""
+
+    kind: Literal["erase"] = "erase"
+    subscriber_id: str
+
+
+class Activity(Message):
+    """threads -> follows: something happened that followers of an entity may want.
+
+    ``candidates`` carries the recipients the threads stage already found, so the follows
+    stage can merge all bases of one recipient into one candidacy (rule 3).
+    """
+
+    kind: Literal["activity"] = "activity"
+    event: Literal["comment", "article", "retract", "edit"]
+    subject: Subject
+    candidates: dict[str, list[Basis]] = Field(default_factory=dict)
+    cause: Literal["spam", "trash", "deleted"] | None = None
+    excerpt: str | None = None
+    at: datetime
+
+
+ThreadMessage = FollowChange | Erase
+FollowsMessage = Activity | FollowChange | Erase

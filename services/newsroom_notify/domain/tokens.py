@@ -1,0 +1,73 @@
+"""Signed, expiring, key-rotatable tokens: unsubscribe (one subscription) and confirm (double
+opt-in). itsdangerous signs with the newest key and verifies with any configured key, with a
+salt per purpose so one kind of token can never be used as another."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
+CONFIRM = "newsroom-notify/confirm/v1"
+
+
+class InvalidToken(Exception):
+    """The token is forged, for another purpose, or expired."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a token says: whose subscription, which one."""
+
+    subscriber_id: str
+    scope: str
+    target: str | None
+
+
+class Tokens:
+    """Mints and verifies the service's tokens."""
+
+    def __init__(
+        self, keys_newest_first: list[str], unsubscribe_max_age: int, confirm_max_age: int
+    ):
+        if not keys_newest_first:
+            raise ValueError("at least one token key is needed")
+        # itsdangerous signs with the *last* key of the list and tries all when verifying.
+        keys = list(reversed(keys_newest_first))
+        self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE)
+        self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM)
+        self._max_age = {UNSUBSCRIBE: unsubscribe_max_age, CONFIRM: confirm_max_age}
+
+    def unsubscribe(self, claims: TokenClaims) -> str:
+        """A token that cancels exactly this subscription."""
+        return str(self._unsubscribe.dumps(_payload(claims)))
+
+    def confirm(self, claims: TokenClaims) -> str:
+        """A token that confirms a guest's address (and this pending subscription)."""
+        return str(self._confirm.dumps(_payload(claims)))
+
+    def read_unsubscribe(self, token: str) -> TokenClaims:
+        """The claims of a valid unsubscribe token; ``InvalidToken`` otherwise."""
+        return _read(self._unsubscribe, token, self._max_age[UNSUBSCRIBE])
+
+    def read_confirm(self, token: str) -> TokenClaims:
+        """The claims of a valid confirm token; ``InvalidToken`` otherwise."""
+        return _read(self._confirm, token, self._max_age[CONFIRM])
+
+
+def _payload(claims: TokenClaims) -> list[Any]:
+    return [claims.subscriber_id, claims.scope, claims.target]
+
+
+def _read(serializer: URLSafeTimedSerializer, token: str, max_age: int) -> TokenClaims:
+    try:
+        sid, scope, target = serializer.loads(token, max_age=max_age)
+    except SignatureExpired as exc:
+        raise InvalidToken("token expired") from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise InvalidToken("token invalid") from exc
+    if not isinstance(sid, str) or not isinstance(scope, str):
+        raise InvalidToken("token invalid")
+    return TokenClaims(sid, scope, target if isinstance(target, str) else None)
