@@ -24,7 +24,7 @@ from newsroom_notify.domain.outbox import Outbound
 from newsroom_notify.domain.tokens import Tokens
 
 
-def threads_handle(stage: ThreadsStageT, key: str, message: BaseModel) -> list[Outbound]:
+def threads_handle(stage: ThreadsStage, key: str, message: BaseModel) -> list[Outbound]:
     """Route an article/comment event or a thread command (key: article id)."""
     if isinstance(message, ev.ArticlePublished | ev.ArticleUpdated):
         return stage.on_article(message)
