@@ -21,6 +21,7 @@ from newsroom_notify.domain.model import (
     Retraction,
 )
 from newsroom_notify.domain.outbox import Outbound
+from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
 
