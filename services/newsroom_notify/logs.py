@@ -89,6 +89,7 @@ def logging_dict_config(level: str, log_format: str) -> dict[str, Any]:
         "loggers": {
             # aiokafka is chatty at INFO about every (re)connect; keep its warnings.
             "aiokafka": {"level": "WARNING"},
+            "faust.stores.rocksdb": {"level": "WARNING"},
         },
     }
 

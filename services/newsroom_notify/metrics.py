@@ -14,3 +14,8 @@ DEAD_LETTERS = Counter(
     "Records sent to the dead-letter topic, by error class.",
     ["error_class"],
 )
+NOTIFICATIONS = Counter(
+    "newsroom_notifications_total",
+    "Events published on the notifications topic, by type and reason.",
+    ["type", "reason"],
+)

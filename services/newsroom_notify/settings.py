@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     create_topics: bool = Field(
         True, description="Create missing input/output topics when the worker starts."
     )
+    quiet_hours_check_s: float = Field(
+        60.0, gt=0, description="How often held (quiet-hours) notifications are checked."
+    )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_format: str = Field(
         "auto", description="'json', 'console', or 'auto' (console on a TTY, JSON otherwise)."

@@ -13,7 +13,8 @@ from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, 
 def test_bad_records_are_dead_lettered_and_the_stream_keeps_flowing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    env = worker_env(kafka_bootstrap, tmp_path)
+    # DEBUG: the worker logs one canonical line per processed record, with its event id.
+    env = worker_env(kafka_bootstrap, tmp_path, {"NEWSROOM_LOG_LEVEL": "DEBUG"})
     prefix = env["NEWSROOM_TOPICS__PREFIX"]
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()

@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
+from pydantic import BaseModel
 
 from newsroom_notify.contract.codec import ErrorClass, Rejected
 from newsroom_notify.contract.events import CloudEvent
 from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.metrics import DEAD_LETTERS
 from newsroom_notify.stream.deadletter import DeadLetterer, dead_letter_headers
-from newsroom_notify.stream.ingest import Ingestor
+from newsroom_notify.stream.ingest import Ingestor, event_decoder
 
 POSTED = sample_events()["newsroom.comment.posted"]
 ARTICLE = POSTED["data"]["article_id"].encode()
@@ -54,10 +55,12 @@ def make(handler: Any = None) -> tuple[Ingestor, FakeTopic, list[CloudEvent]]:
     topic = FakeTopic()
     seen: list[CloudEvent] = []
 
-    async def default(event: CloudEvent) -> None:
+    async def default(key: str, event: BaseModel) -> None:
+        assert isinstance(event, CloudEvent)
         seen.append(event)
 
-    ingestor = Ingestor("comments", 1024 * 1024, DeadLetterer(topic, "notify"), handler or default)
+    decoders = {"newsroom.comments": event_decoder("comments", 1024 * 1024)}
+    ingestor = Ingestor("comments", decoders, DeadLetterer(topic, "notify"), handler or default)
     return ingestor, topic, seen
 
 
@@ -91,9 +94,10 @@ async def test_a_bad_record_is_dead_lettered_unchanged_with_reason_and_acked() -
 async def test_a_handler_bug_dead_letters_that_record_only() -> None:
     calls = 0
 
-    async def flaky(event: CloudEvent) -> None:
+    async def flaky(key: str, event: BaseModel) -> None:
         nonlocal calls
         calls += 1
+        assert isinstance(event, CloudEvent)
         if event.id == "boom":
             raise KeyError("thread missing")
 
@@ -106,7 +110,7 @@ async def test_a_handler_bug_dead_letters_that_record_only() -> None:
 
 
 async def test_broker_errors_propagate_instead_of_dead_lettering() -> None:
-    async def broker_down(event: CloudEvent) -> None:
+    async def broker_down(key: str, event: BaseModel) -> None:
         raise KafkaConnectionError()
 
     ingestor, topic, _ = make(broker_down)

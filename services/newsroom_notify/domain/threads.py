@@ -315,6 +315,7 @@ class ThreadsStage:
                 if comment is not None:
                     comment.author_id = f"erased:{comment_id}"
                     comment.author_name = ERASED_NAME
+                    comment.text = ""
                     self.comments[key] = comment
             self.threads[article_id] = thread
         digest = self.digest_followers.get(article_id)

@@ -1,6 +1,6 @@
-"""Creating the contract's topics (inputs, outputs, dead letters) with the right layout.
-
-Faust creates its own internal topics (changelogs, repartition topics); these are ours.
+"""Creating the service's topics with the right layout: the contract's inputs and outputs, the
+dead-letter topic, and the repartition topics between the stages. Faust creates the changelog
+topics of its tables itself.
 """
 
 from __future__ import annotations
@@ -25,7 +25,16 @@ def topic_layout(settings: Settings) -> dict[str, dict[str, str]]:
     if settings.kafka.min_insync_replicas is not None:
         common["min.insync.replicas"] = str(settings.kafka.min_insync_replicas)
     names = [spec.name(topics) for spec in CATALOGUE] + [topics.name(topics.deadletter)]
+    names += internal_topic_names(settings)
     return {name: dict(common) for name in names}
+
+
+INTERNAL_STAGES = ("threads", "follows", "inbox")
+
+
+def internal_topic_names(settings: Settings) -> list[str]:
+    """The repartition topics between the stages (keyed by article, entity, subscriber)."""
+    return [f"{settings.app_id}-{stage}" for stage in INTERNAL_STAGES]
 
 
 async def ensure_topics(settings: Settings) -> list[str]:

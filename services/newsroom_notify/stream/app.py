@@ -6,6 +6,8 @@ a test can call directly. No module-level app exists; the CLI and tests call the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -14,11 +16,9 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.contract.topics import CATALOGUE
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
-from newsroom_notify.stream.ingest import Ingestor
+from newsroom_notify.stream.stages import Pipeline, install, raw_topic
 from newsroom_notify.stream.transport import Transport
 
 log = structlog.get_logger(__name__)
@@ -26,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 class NotifyApp(faust.App):
     """A Faust app whose producers are idempotent (see ``stream.transport``)."""
+
+    pipeline: Pipeline  # set by ``create_app``; tests and timers reach the stages through it
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -50,24 +52,11 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def _raw_topic(app: faust.App, name: str, **kwargs: Any) -> Any:
-    return app.topic(
-        name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-        **kwargs,
-    )
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-async def log_event(event: CloudEvent) -> None:
-    """Default handler until the pipeline stages are wired: one canonical line per event."""
-    log.info("event accepted", event_type=event.type, event_id=event.id)
-
-
-def create_app(settings: Settings, handle: Any = log_event) -> faust.App:
+def create_app(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> faust.App:
     """Build the service's Faust app from its settings."""
     app = NotifyApp(
         settings.app_id,
@@ -88,18 +77,9 @@ def create_app(settings: Settings, handle: Any = log_event) -> faust.App:
     )
     topics = settings.topics
     dead_letters = DeadLetterer(
-        topic=_raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id
+        topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id
     )
-    for spec in CATALOGUE:
-        if not spec.is_input:
-            continue
-        ingestor = Ingestor(
-            role=spec.role,
-            max_bytes=settings.max_record_bytes,
-            dead_letters=dead_letters,
-            handle=handle,
-        )
-        _add_ingest_agent(app, _raw_topic(app, spec.name(topics)), ingestor)
+    app.pipeline = install(app, settings, dead_letters, clock)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -107,11 +87,3 @@ def create_app(settings: Settings, handle: Any = log_event) -> faust.App:
             return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _add_ingest_agent(app: faust.App, topic: Any, ingestor: Ingestor) -> None:
-    async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            await ingestor.process(event.message)
-
-    app.agent(topic, name=f"ingest-{ingestor.role}")(ingest)

@@ -1,18 +1,20 @@
-"""Ingestion of input records: decode, validate, hand on, or dead-letter. Never crash.
+"""Processing one consumed record: decode, hand on, or dead-letter. Never crash.
 
-Every input agent calls ``Ingestor.process`` with the raw record. A record that the codec
-rejects, or whose handler fails in a way a retry cannot fix, goes to the dead-letter topic and
-the stream moves on. Errors talking to Kafka are not the record's fault: they propagate, so the
-record is not acknowledged and is processed again after recovery.
+Every agent calls ``Ingestor.process`` with the raw record. The decoder registered for the
+record's topic turns it into a message (contract events for input topics, stage messages for
+internal ones); a record it rejects, or whose handler fails in a way a retry cannot fix, goes to
+the dead-letter topic and the stream moves on. Errors talking to Kafka are not the record's
+fault: they propagate, so the record is not acknowledged and is processed again after recovery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
 from aiokafka.errors import KafkaError
+from pydantic import BaseModel
 
 from newsroom_notify.contract import codec
 from newsroom_notify.contract.events import CloudEvent
@@ -21,17 +23,27 @@ from newsroom_notify.stream.deadletter import DeadLetterer, RawRecord
 
 log = structlog.get_logger(__name__)
 
-EventHandler = Callable[[CloudEvent], Awaitable[None]]
+Decoder = Callable[[bytes | None, bytes | None], BaseModel]
+Handler = Callable[[str, BaseModel], Awaitable[None]]
+
+
+def event_decoder(role: str, max_bytes: int) -> Decoder:
+    """The decoder of an input topic of the contract (``articles``, ``comments``...)."""
+
+    def decode(key: bytes | None, value: bytes | None) -> BaseModel:
+        return codec.decode(role, key, value, max_bytes)
+
+    return decode
 
 
 @dataclass
 class Ingestor:
-    """Turns the raw records of one input topic into events for ``handle``."""
+    """Turns the raw records of an agent's topics into messages for ``handle``."""
 
-    role: str
-    max_bytes: int
+    name: str
+    decoders: Mapping[str, Decoder]  # topic name -> decoder
     dead_letters: DeadLetterer
-    handle: EventHandler
+    handle: Handler
 
     async def process(self, record: RawRecord) -> bool:
         """Process one record; True if it was handled, False if it was dead-lettered."""
@@ -40,9 +52,12 @@ class Ingestor:
         )
         try:
             try:
-                event = codec.decode(self.role, record.key, record.value, self.max_bytes)
-                structlog.contextvars.bind_contextvars(event_id=event.id, event_type=event.type)
-                await self.handle(event)
+                message = self.decoders[record.topic](record.key, record.value)
+                if isinstance(message, CloudEvent):
+                    structlog.contextvars.bind_contextvars(
+                        event_id=message.id, event_type=message.type
+                    )
+                await self.handle((record.key or b"").decode("utf-8", "replace"), message)
             except codec.Rejected as rejected:
                 return await self._reject(record, rejected)
             except KafkaError:
@@ -53,8 +68,8 @@ class Ingestor:
                     codec.ErrorClass.PROCESSING_ERROR, f"{type(exc).__name__} while handling"
                 )
                 return await self._reject(record, failure)
-            EVENTS_CONSUMED.labels(topic=self.role, outcome="ok").inc()
-            log.debug("event processed")
+            EVENTS_CONSUMED.labels(topic=self.name, outcome="ok").inc()
+            log.debug("record processed")
             return True
         finally:
             structlog.contextvars.clear_contextvars()
@@ -64,5 +79,5 @@ class Ingestor:
             "record dead-lettered", error_class=str(rejected.error_class), reason=rejected.message
         )
         await self.dead_letters.send(record, rejected)
-        EVENTS_CONSUMED.labels(topic=self.role, outcome="deadlettered").inc()
+        EVENTS_CONSUMED.labels(topic=self.name, outcome="deadlettered").inc()
         return False

@@ -1,0 +1,256 @@
+"""The three stages on Faust: their agents, internal topics and changelog-backed tables.
+
+    articles + comments + <app>-threads   --threads agent-->   <app>-follows, <app>-inbox
+    <app>-follows                          --follows agent-->   <app>-inbox
+    subscriptions  --subscriptions agent (re-key by subscriber)-->  <app>-inbox
+    <app>-inbox                            --inbox agent-->     notifications, <app>-threads,
+                                                                <app>-follows
+    quiet-hours timer: Release per held recipient           -->  <app>-inbox
+
+Each agent decodes, calls the domain handler for its key, and sends what it returns; the rules
+live in ``newsroom_notify.domain``. All topics of one agent have the same number of partitions,
+so every table is co-partitioned with the records that change it. Repartitioning is explicit:
+a stage sends to the next stage's topic under that stage's key, and only what it decided to
+send (filtering happens before the repartition, never after).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import faust
+import structlog
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from newsroom_notify.contract import codec
+from newsroom_notify.contract.events import CloudEvent
+from newsroom_notify.domain.dispatch import (
+    command_key,
+    follows_handle,
+    inbox_handle,
+    threads_handle,
+)
+from newsroom_notify.domain.follows import FollowsStage
+from newsroom_notify.domain.inbox import DigestBuffer, Held, InboxStage
+from newsroom_notify.domain.model import (
+    Activity,
+    Candidacy,
+    Command,
+    CommentInfo,
+    Delivered,
+    Edit,
+    Erase,
+    Fanout,
+    FollowChange,
+    Followers,
+    FormChoice,
+    Participated,
+    Profile,
+    Release,
+    Retraction,
+    Thread,
+    Traces,
+)
+from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.threads import ThreadsStage
+from newsroom_notify.domain.tokens import InvalidToken, Tokens
+from newsroom_notify.metrics import NOTIFICATIONS
+from newsroom_notify.settings import Settings
+from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
+from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
+from newsroom_notify.stream.tables import ModelTable
+
+log = structlog.get_logger(__name__)
+
+_STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
+    Annotated[
+        Activity
+        | Candidacy
+        | Command
+        | Edit
+        | Erase
+        | FollowChange
+        | FormChoice
+        | Participated
+        | Release
+        | Retraction,
+        Field(discriminator="kind"),
+    ]
+)
+
+
+def decode_stage_message(key: bytes | None, value: bytes | None) -> BaseModel:
+    """Decode a message of an internal topic (written by this service)."""
+    try:
+        message: BaseModel = _STAGE_MESSAGE.validate_json(value or b"")
+    except ValidationError as exc:
+        raise codec.Rejected(
+            codec.ErrorClass.SCHEMA_VIOLATION, f"internal message: {exc.error_count()} errors"
+        ) from exc
+    return message
+
+
+def raw_topic(app: faust.App, *names: str, **kwargs: Any) -> Any:
+    """A topic (or several) carrying bytes: decoding is ours, not Faust's."""
+    return app.topic(
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+        **kwargs,
+    )
+
+
+@dataclass
+class Pipeline:
+    """The stages, the topics they send to, and the sending."""
+
+    threads: ThreadsStage
+    follows: FollowsStage
+    inbox: InboxStage
+    destinations: dict[Destination, Any]  # Destination -> Faust topic
+    tokens: Tokens
+
+    async def route(self, outbound: list[Outbound]) -> None:
+        """Send every message to its topic under its key."""
+        for item in outbound:
+            topic = self.destinations[item.to]
+            if item.to is Destination.NOTIFICATIONS:
+                assert isinstance(item.message, CloudEvent)
+                key, value = codec.encode(item.message, item.key)
+                await topic.send(key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER])
+                reason = getattr(item.message.data, "reason", "retraction")
+                NOTIFICATIONS.labels(type=item.message.type, reason=reason).inc()
+            else:
+                await topic.send(
+                    key=item.key.encode("utf-8"),
+                    value=item.message.model_dump_json().encode("utf-8"),
+                )
+
+    async def on_thread_record(self, key: str, message: BaseModel) -> None:
+        """threads agent: an article/comment event (key article id) or a thread command."""
+        if isinstance(message, CloudEvent):
+            key = message.partition_key() or key
+        await self.route(threads_handle(self.threads, key, message))
+
+    async def on_follows_record(self, key: str, message: BaseModel) -> None:
+        """follows agent: activity and follower changes of one entity."""
+        await self.route(follows_handle(self.follows, key, message))
+
+    async def on_subscription_event(self, key: str, message: BaseModel) -> None:
+        """subscriptions agent: re-key a command by its subscriber and pass it to the inbox."""
+        assert isinstance(message, CloudEvent)
+        try:
+            subscriber = command_key(message, self.tokens)
+        except InvalidToken as exc:
+            raise codec.Rejected(codec.ErrorClass.INVALID_TOKEN, str(exc)) from exc
+        command = Command(
+            subscriber_id=subscriber, event_json=message.model_dump_json(), at=message.time
+        )
+        await self.route([Outbound(Destination.INBOX, subscriber, command)])
+
+    async def on_inbox_record(self, key: str, message: BaseModel) -> None:
+        """inbox agent: everything about one subscriber."""
+        event = (
+            codec.parse("subscriptions", message.event_json)
+            if isinstance(message, Command)
+            else None
+        )
+        await self.route(inbox_handle(self.inbox, key, message, event))
+
+
+def install(
+    app: faust.App,
+    settings: Settings,
+    dead_letters: DeadLetterer,
+    clock: Callable[[], datetime],
+) -> Pipeline:
+    """Create the internal topics, tables and agents of the pipeline on ``app``."""
+    topics = settings.topics
+    partitions = topics.partitions
+    internal = {
+        stage: raw_topic(app, name, partitions=partitions)
+        for stage, name in zip(INTERNAL_STAGES, internal_topic_names(settings), strict=True)
+    }
+
+    def table(name: str, model: type[BaseModel]) -> ModelTable[Any]:
+        # bytes key/value types make Faust store and changelog them raw (our JSON).
+        faust_table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+        return ModelTable(faust_table, model)
+
+    tokens = Tokens(
+        [k.get_secret_value() for k in settings.tokens.secret_keys],
+        settings.tokens.unsubscribe_max_age_s,
+        settings.tokens.confirm_max_age_s,
+    )
+    held = table("held", Held)
+    pipeline = Pipeline(
+        threads=ThreadsStage(
+            table("threads", Thread),
+            table("comments", CommentInfo),
+            table("article-digest-followers", Followers),
+        ),
+        follows=FollowsStage(table("followers", Followers), table("fanout", Fanout)),
+        inbox=InboxStage(
+            table("profiles", Profile),
+            table("delivered", Delivered),
+            held,
+            table("digests", DigestBuffer),
+            table("traces", Traces),
+            tokens=tokens,
+            clock=clock,
+            source=settings.source,
+        ),
+        destinations={
+            Destination.THREADS: internal["threads"],
+            Destination.FOLLOWS: internal["follows"],
+            Destination.INBOX: internal["inbox"],
+            Destination.NOTIFICATIONS: raw_topic(app, topics.name(topics.notifications)),
+        },
+        tokens=tokens,
+    )
+    articles, comments = topics.name(topics.articles), topics.name(topics.comments)
+    subscriptions = topics.name(topics.subscriptions)
+    internal_name = {name: topic.get_topic_name() for name, topic in internal.items()}
+    max_bytes = settings.max_record_bytes
+
+    def agent(name: str, decoders: dict[str, Decoder], handle: Any) -> None:
+        ingestor = Ingestor(name, decoders, dead_letters, handle)
+
+        async def process(stream: Any) -> None:
+            async for event in stream.events():
+                await ingestor.process(event.message)
+
+        app.agent(raw_topic(app, *decoders), name=f"newsroom.{name}")(process)
+
+    agent(
+        "threads",
+        {
+            articles: event_decoder("articles", max_bytes),
+            comments: event_decoder("comments", max_bytes),
+            internal_name["threads"]: decode_stage_message,
+        },
+        pipeline.on_thread_record,
+    )
+    agent("follows", {internal_name["follows"]: decode_stage_message}, pipeline.on_follows_record)
+    agent(
+        "subscriptions",
+        {subscriptions: event_decoder("subscriptions", max_bytes)},
+        pipeline.on_subscription_event,
+    )
+    agent("inbox", {internal_name["inbox"]: decode_stage_message}, pipeline.on_inbox_record)
+
+    async def release_quiet_hours() -> None:
+        """Ask the inbox to release held notifications; it checks the quiet hours."""
+        await pipeline.route(
+            [Outbound(Destination.INBOX, rid, Release(recipient_id=rid)) for rid in list(held)]
+        )
+
+    app.timer(settings.quiet_hours_check_s)(release_quiet_hours)
+    return pipeline

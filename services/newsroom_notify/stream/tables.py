@@ -1,0 +1,43 @@
+"""Faust tables seen as typed mappings, so the domain stages use them like dicts.
+
+Values are stored as the JSON of their pydantic model (bytes in the changelog, no pickling);
+deleting a key writes a tombstone to the changelog topic, which compaction then removes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelTable(MutableMapping[str, M]):
+    """A Faust table of ``str`` keys and ``model`` values."""
+
+    def __init__(self, table: Any, model: type[M]) -> None:
+        self.table = table
+        self.model = model
+
+    def __getitem__(self, key: str) -> M:
+        raw = self.table.get(key.encode("utf-8"))
+        if raw is None:
+            raise KeyError(key)
+        return self.model.model_validate_json(raw)
+
+    def __setitem__(self, key: str, value: M) -> None:
+        self.table[key.encode("utf-8")] = value.model_dump_json().encode("utf-8")
+
+    def __delitem__(self, key: str) -> None:
+        encoded = key.encode("utf-8")
+        if encoded not in self.table:
+            raise KeyError(key)
+        del self.table[encoded]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode("utf-8") for k in self.table)
+
+    def __len__(self) -> int:
+        return len(self.table)
