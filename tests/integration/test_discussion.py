@@ -1,0 +1,221 @@
+"""Issue 4 on the real broker: realistic threaded discussions through the running worker.
+
+Each story is told in phases; a phase's events are published, then the test waits for the
+notifications topic to hold exactly what the phase should add. Phases keep cross-topic effects
+ordered the way a real site would see them (a subscription lands before the comments it is for).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.identity import guest_subscriber_id
+from tests.builders import (
+    article,
+    cancel,
+    comment,
+    confirm,
+    erase,
+    guest,
+    member,
+    moderate,
+    subscribe,
+)
+from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
+
+ANA = member("m-ana", "Ana Lima", "ana@example.org")
+BEN = member("m-ben", "Ben Okoro", "ben@example.org")
+CAL = member("m-cal", "Cal Duarte", "cal@example.org")
+DEE = member("m-dee", "Dee Park")
+EVE = member("m-eve", "Eve Spammer")
+GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
+GEOFF_ID = guest_subscriber_id("geoff.roach@example.org")
+
+Row = tuple[str, str, str, str | None]  # (type, recipient, reason|cause, comment id)
+
+
+class Story:
+    """Publishes events and reads back the notifications topic of one isolated worker."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.records: list[Any] = []
+
+    def publish(self, events: Sequence[ev.CloudEvent]) -> None:
+        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+        for event in events:
+            key = event.partition_key() or GEOFF_ID  # confirmations: any key, token decides
+            topic = f"{self.prefix}newsroom.{event.topic_role}"
+            by_topic.setdefault(topic, []).append(codec.encode(event, key))
+        for topic, records in by_topic.items():
+            run(produce(self.bootstrap, topic, records))
+
+    def subscribe(self, events: Sequence[ev.CloudEvent], settle: float = 3.0) -> None:
+        """Publish subscription commands and give them time to reach every stage.
+
+        A subscription travels subscriptions -> inbox -> threads/follows (three hops) while a
+        comment travels comments -> threads (one): on a real site minutes pass in between.
+        """
+        self.publish(events)
+        time.sleep(settle)
+
+    def expect(self, total: int, timeout: float = 45.0) -> list[ev.CloudEvent]:
+        """Wait until the notifications topic holds ``total`` records; return all of them."""
+        records = run(drain(self.bootstrap, f"{self.prefix}newsroom.notifications", total, timeout))
+        self.records = records
+        events = []
+        for record in records:
+            assert dict(record.headers)["content-type"] == b"application/cloudevents+json"
+            value = orjson.loads(record.value)
+            model = ev.TYPE_TO_MODEL[value["type"]]
+            event = model.model_validate(value)
+            assert record.key.decode() == event.partition_key()
+            events.append(event)
+        return events
+
+
+def rows(events: Sequence[ev.CloudEvent]) -> Counter[Row]:
+    out: Counter[Row] = Counter()
+    for e in events:
+        if isinstance(e, ev.NotificationCreated):
+            cid = e.data.comment.id if e.data.comment else None
+            out[("created", e.data.recipient.id, e.data.reason, cid)] += 1
+        elif isinstance(e, ev.NotificationRetracted):
+            out[("retracted", e.data.recipient_id, e.data.cause, e.subject)] += 1
+    return out
+
+
+@pytest.fixture
+def worker(kafka_bootstrap: str, tmp_path: Path) -> Any:
+    env = worker_env(kafka_bootstrap, tmp_path)
+    process = WorkerProcess(env, tmp_path / "worker.log")
+    process.start()
+    process.wait_ready()
+    yield process
+    assert process.stop() == 0, process.log_text()[-3000:]
+
+
+def test_a_threaded_discussion_produces_exactly_the_right_notifications(
+    kafka_bootstrap: str, worker: WorkerProcess
+) -> None:
+    story = Story(kafka_bootstrap, worker.env["NEWSROOM_TOPICS__PREFIX"])
+
+    # Phase 1: the article, readers subscribe; Geoff (a guest) asks for replies on the form.
+    story.publish([article("a-1")])
+    story.subscribe(
+        [
+            subscribe(CAL, "article", "a-1", "instant"),
+            subscribe(DEE, "commenter", "m-ben", "instant"),
+        ]
+    )
+    story.publish(
+        [
+            comment("c1", ANA, "Where do the buses go now?", notify="replies"),
+            comment("c2", GEOFF, "Good riddance to the cars.", notify="replies"),
+        ]
+    )
+    got = story.expect(3)
+    assert rows(got) == Counter(
+        {
+            ("created", "m-cal", "follow_up", "c1"): 1,
+            ("created", "m-cal", "follow_up", "c2"): 1,
+            ("created", GEOFF_ID, "confirm_subscription", None): 1,
+        }
+    )
+    (request,) = [e for e in got if e.data.reason == "confirm_subscription"]  # type: ignore[union-attr]
+    assert request.data.recipient.email == "geoff.roach@example.org"  # type: ignore[union-attr]
+
+    # Phase 2: replies, a mention, and a reply to the still-unconfirmed guest.
+    story.publish(
+        [
+            comment("c3", BEN, "@Ana Lima the second paragraph says.", parent="c1"),
+            comment("c4", CAL, "Agreed, Geoff.", parent="c2"),
+        ]
+    )
+    got = story.expect(6)
+    assert rows(got[3:]) == Counter(
+        {
+            ("created", "m-ana", "reply", "c3"): 1,  # not also a mention: one per comment
+            ("created", "m-dee", "followed_commenter", "c3"): 1,  # beats follow_up (rule 3)
+            ("created", "m-cal", "follow_up", "c3"): 1,
+        }
+    )  # c4 reached nobody: Cal wrote it, Geoff has not confirmed
+
+    # Phase 3: Geoff confirms; now replies reach him. A spammer gets through, then is caught.
+    story.subscribe([confirm(request.data.confirm_token or "")])  # type: ignore[union-attr]
+    story.publish([comment("c5", BEN, "Welcome, @Geoff Roach.", parent="c2")])
+    got = story.expect(9)
+    assert rows(got[6:]) == Counter(
+        {
+            ("created", GEOFF_ID, "reply", "c5"): 1,
+            ("created", "m-dee", "followed_commenter", "c5"): 1,
+            ("created", "m-cal", "follow_up", "c5"): 1,
+        }
+    )
+    story.publish([comment("c6", EVE, "Cheap watches at example.biz", parent="c1")])
+    got = story.expect(11)
+    spam_notes = {e.data.notification_id for e in got[9:]}  # type: ignore[union-attr]
+    assert rows(got[9:]) == Counter(
+        {("created", "m-ana", "reply", "c6"): 1, ("created", "m-cal", "follow_up", "c6"): 1}
+    )
+    story.publish([moderate("c6", "spam")])
+    got = story.expect(13)
+    assert rows(got[11:]) == Counter(
+        {("retracted", "m-ana", "spam", "c:c6"): 1, ("retracted", "m-cal", "spam", "c:c6"): 1}
+    )
+    assert {e.data.notification_id for e in got[11:]} == spam_notes  # type: ignore[union-attr]
+
+    # Phase 4: a pending comment approved later notifies then; Cal unsubscribes; Geoff erased.
+    story.publish([comment("c7", ANA, "Pending thoughts", status="pending")])
+    story.publish([moderate("c7", "approved")])
+    got = story.expect(14)
+    assert rows(got[13:]) == Counter({("created", "m-cal", "follow_up", "c7"): 1})
+    story.subscribe([cancel("m-cal", "article", "a-1"), erase(GEOFF_ID)])
+    story.publish([comment("c8", BEN, "@Geoff Roach still here?", parent="c5")])
+    got = story.expect(15)
+    assert rows(got[14:]) == Counter({("created", "m-dee", "followed_commenter", "c8"): 1})
+
+    ids = [e.id for e in got]
+    assert len(ids) == len(set(ids)), "no notification id emitted twice"
+
+
+def test_restarting_the_worker_mid_stream_loses_and_repeats_nothing(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = worker_env(kafka_bootstrap, tmp_path)
+    story = Story(kafka_bootstrap, env["NEWSROOM_TOPICS__PREFIX"])
+    readers = [member(f"m-r{i}", f"Reader {i}") for i in range(6)]
+    first = WorkerProcess(env, tmp_path / "worker-1.log")
+    first.start()
+    first.wait_ready()
+    try:
+        story.publish([article("a-1")])
+        story.subscribe([subscribe(r, "article", "a-1", "instant") for r in readers])
+        story.publish([comment("c1", ANA, notify="replies")])
+        story.expect(6)
+        story.publish([comment(f"c{i}", BEN, parent="c1") for i in range(2, 12)])
+        story.expect(6 + 10 * 7)
+    finally:
+        assert first.stop() == 0  # graceful: commits what it processed
+    second = WorkerProcess(env, tmp_path / "worker-2.log")
+    second.start()
+    second.wait_ready()
+    try:
+        story.publish([comment(f"c{i}", CAL, parent="c1") for i in range(12, 22)])
+        got = story.expect(6 + 10 * 7 + 10 * 7, timeout=60)
+    finally:
+        assert second.stop() == 0
+    ids = Counter(e.id for e in got)
+    assert [i for i, n in ids.items() if n > 1] == []
+    per_comment = Counter(e.data.comment.id for e in got if e.data.comment)  # type: ignore[union-attr]
+    assert per_comment == Counter({f"c{i}": 7 for i in range(2, 22)} | {"c1": 6})
