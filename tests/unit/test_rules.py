@@ -118,11 +118,13 @@ def test_only_approved_comments_notify_and_a_later_approval_notifies_once(
     pipe.feed([comment("c1", ANA, notify="replies")])
     assert pipe.feed([comment("c2", BEN, parent="c1", status="pending")]) == []
     assert pipe.feed([comment("c3", BEN, parent="c1", status="spam")]) == []
-    out = pipe.feed([moderate("c2", "approved")])
+    approval = moderate("c2", "approved")
+    out = pipe.feed([approval])
     assert summary(out) == {("m-ana", "reply", "c2")}
-    # The approval delivered again (at-least-once) only repeats the same notification id.
-    again = created(pipe.feed([moderate("c2", "approved")]))
-    assert [n.id for n in again] == [n.id for n in created(out)]
+    # The same approval delivered again (at-least-once) only repeats the same notification id.
+    assert [n.id for n in created(pipe.feed([approval]))] == [n.id for n in created(out)]
+    # A moderator approving it once more sends nothing.
+    assert pipe.feed([moderate("c2", "approved")]) == []
 
 
 def test_approval_after_removal_does_not_notify_again(pipe: LocalPipeline) -> None:

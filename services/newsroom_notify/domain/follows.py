@@ -83,7 +83,11 @@ class FollowsStage:
                     Destination.INBOX,
                     sid,
                     Candidacy(
-                        recipient_id=sid, subject=activity.subject, bases=bases, at=activity.at
+                        recipient_id=sid,
+                        subject=activity.subject,
+                        bases=bases,
+                        at=activity.at,
+                        origin=f"{activity.origin}|{entity}",
                     ),
                 )
                 for sid, bases in merged.items()

@@ -184,13 +184,19 @@ class InboxStage:
                 mode, out = "held", []
             else:
                 mode, out = "instant", [self._emit(notification)]
-        delivered.subjects[subject.key] = Sent(notification_id=nid, reason=basis.reason, mode=mode)
+        delivered.subjects[subject.key] = Sent(
+            notification_id=nid, reason=basis.reason, mode=mode, origin=msg.origin
+        )
         self.delivered[rid] = delivered
         return out
 
     def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Outbound]:
-        """The same candidacy again (a replay): re-emit the same notification, same id."""
-        if sent.retracted or sent.mode != "instant":
+        """The same candidacy again (a replay): re-emit the same notification, same id.
+
+        Any other candidacy for a subject already handled (another path to the same article,
+        a later re-approval) sends nothing: one notification per recipient and subject.
+        """
+        if sent.retracted or sent.mode != "instant" or sent.origin != msg.origin:
             return []
         basis = next((b for b in msg.bases if b.reason == sent.reason), None)
         if basis is None:

@@ -136,6 +136,7 @@ class CommentInfo(State):
     text: str
     posted_at: datetime
     notified: bool = False  # it has been fanned out (it was approved once)
+    notified_by: str | None = None  # id of the input event that fanned it out
 
 
 class Thread(State):
@@ -211,6 +212,7 @@ class Sent(State):
     notification_id: str
     reason: Reason
     mode: Literal["instant", "held", "digest"]
+    origin: str = ""  # the candidacy's origin: only the same one again is a replay
     retracted: bool = False
 
 
@@ -242,6 +244,7 @@ class Candidacy(Message):
     subject: Subject
     bases: list[Basis]
     at: datetime
+    origin: str = ""  # "<input event id>|<entity>": the same origin again is a replay
 
 
 class Retraction(Message):
@@ -334,6 +337,7 @@ class Activity(Message):
     cause: Literal["spam", "trash", "deleted"] | None = None
     excerpt: str | None = None
     at: datetime
+    origin: str = ""  # id of the input event behind it
 
 
 ThreadMessage = FollowChange | Erase

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.mentions import find_mentions
@@ -133,7 +132,10 @@ class ThreadsStage:
         if event.type != "newsroom.article.published":
             return []
         activity = Activity(
-            event="article", subject=Subject(key=f"a:{info.id}", article=info), at=event.time
+            event="article",
+            subject=Subject(key=f"a:{info.id}", article=info),
+            at=event.time,
+            origin=event.id,
         )
         keys = [f"journalist:{info.journalist_id}"]
         if info.section:
@@ -193,20 +195,21 @@ class ThreadsStage:
                 text=data.text,
                 posted_at=data.posted_at,
             )
-        if comment.status == "approved":
-            out.extend(self._fan_out(thread, comment, event.time))
+        if comment.status == "approved" and comment.notified_by in (None, event.id):
+            # First time, or this very event again (a replay): the same messages again.
+            out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
 
     def on_moderated(self, event: ev.CommentModerated) -> list[Outbound]:
         """Approve (notify once), or remove (retract what it caused, rule 7)."""
         data = event.data
-        return self._set_status(data.article_id, data.comment_id, data.status, event.time)
+        return self._set_status(data.article_id, data.comment_id, data.status, event)
 
     def on_deleted(self, event: ev.CommentDeleted) -> list[Outbound]:
         """A deleted comment is retracted like spam."""
         data = event.data
-        return self._set_status(data.article_id, data.comment_id, "deleted", event.time)
+        return self._set_status(data.article_id, data.comment_id, "deleted", event)
 
     def on_edited(self, event: ev.CommentEdited) -> list[Outbound]:
         """Update the text; never notify again. Recipients' pending digests get the new text."""
@@ -222,31 +225,35 @@ class ThreadsStage:
         thread = self.threads.get(data.article_id) or Thread()
         subject = self._subject(thread, comment)
         activity = Activity(
-            event="edit", subject=subject, excerpt=ev.excerpt(data.text), at=event.time
+            event="edit",
+            subject=subject,
+            excerpt=ev.excerpt(data.text),
+            at=event.time,
+            origin=event.id,
         )
         return [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
 
     def _set_status(
-        self, article_id: str, comment_id: str, status: str, at: datetime
+        self, article_id: str, comment_id: str, status: str, event: ev.CloudEvent
     ) -> list[Outbound]:
         key = comment_key(article_id, comment_id)
         comment = self.comments.get(key)
         if comment is None:
             return []
-        previous = comment.status
         comment.status = status  # type: ignore[assignment]
         thread = self.threads.get(article_id) or Thread()
         out: list[Outbound] = []
-        if status == "approved" and (not comment.notified or previous == "approved"):
-            # First approval notifies; the same event replayed re-emits the same messages.
-            # Approval after a removal does not: nothing is sent twice (rule 1).
-            out = self._fan_out(thread, comment, at)
+        if status == "approved" and comment.notified_by in (None, event.id):
+            # The first approval notifies, and so does the same event replayed (same ids).
+            # Another approval later (again, or after a removal) does not: rule 1.
+            out = self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             activity = Activity(
                 event="retract",
                 subject=self._subject(thread, comment),
                 cause=status,
-                at=at,
+                at=event.time,
+                origin=event.id,
             )
             out = [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
         self.comments[key] = comment
@@ -267,13 +274,17 @@ class ThreadsStage:
             parent=summarise(parent, article) if parent else None,
         )
 
-    def _fan_out(self, thread: Thread, comment: CommentInfo, at: datetime) -> list[Outbound]:
+    def _fan_out(
+        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
+    ) -> list[Outbound]:
         comment.notified = True
+        comment.notified_by = event.id
         activity = Activity(
             event="comment",
             subject=self._subject(thread, comment),
             candidates=comment_candidates(thread, comment, self._parent(comment)),
-            at=at,
+            at=event.time,
+            origin=event.id,
         )
         return [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
 
