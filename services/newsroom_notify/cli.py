@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 import structlog
 
@@ -103,6 +104,71 @@ def _post(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def describe(topic: str, key: bytes | None, value: bytes | None, headers: list[Any]) -> str:
+    """One readable line for a record of an output topic (never the e-mail address)."""
+    import orjson  # noqa: PLC0415
+
+    extra = dict(headers)
+    if "newsroom.dlt.error.class" in extra:
+        return (
+            f"{topic}  DEAD LETTER {extra['newsroom.dlt.error.class'].decode()}: "
+            f"{extra.get('newsroom.dlt.error.message', b'').decode()}"
+        )
+    try:
+        event = orjson.loads(value or b"")
+        data = event["data"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"{topic}  (unreadable record, key={key!r})"
+    if event["type"] == "newsroom.notification.created":
+        comment = data.get("comment") or {}
+        about = f"comment {comment['id']} by {comment['author_name']}" if comment else ""
+        return (
+            f"{topic}  NOTIFY {data['recipient']['name']} ({data['recipient']['id']}) "
+            f"reason={data['reason']} article={data['article']['id']} {about}".rstrip()
+        )
+    if event["type"] == "newsroom.notification.retracted":
+        return (
+            f"{topic}  RETRACT {data['notification_id']} for {data['recipient_id']} "
+            f"cause={data['cause']}"
+        )
+    if event["type"] == "newsroom.digest.ready":
+        return (
+            f"{topic}  DIGEST for {data['recipient']['id']} "
+            f"{data['period']['frequency']} total_comments={data['total_comments']}"
+        )
+    return f"{topic}  {event['type']} id={event.get('id')}"
+
+
+async def _tail_topics(settings: Settings, from_beginning: bool) -> None:
+    from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    topics = settings.topics
+    names = [topics.name(t) for t in (topics.notifications, topics.digests, topics.deadletter)]
+    consumer = AIOKafkaConsumer(
+        *names,
+        **settings.kafka.aiokafka_kwargs(),
+        group_id=None,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            print(
+                describe(record.topic, record.key, record.value, list(record.headers)), flush=True
+            )
+    finally:
+        await consumer.stop()
+
+
+def _tail(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        asyncio.run(_tail_topics(settings, args.from_beginning))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``newsroom-notify``."""
     parser = argparse.ArgumentParser(
@@ -139,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--file", help="JSON file with one event or a list ('-' = stdin)")
     post.add_argument("--key", help="override the record key")
     post.set_defaults(func=_post)
+    tail = sub.add_parser(
+        "tail",
+        help="print notifications, retractions, digests and dead letters as they come out",
+        description="Follow the output topics and print one line per record (Ctrl-C stops).",
+    )
+    tail.add_argument("--from-beginning", action="store_true", help="start at the oldest record")
+    tail.set_defaults(func=_tail)
     return parser
 
 
