@@ -27,14 +27,38 @@ def unique(prefix: str) -> str:
 
 
 async def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int = 1, replication: int = 1
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int = 1,
+    replication: int = 1,
+    timeout: float = 30.0,
 ) -> None:
+    """Create topics and wait until every broker's metadata shows all their partitions.
+
+    Retries while the cluster cannot place the replicas yet (brokers still registering)."""
+    wanted = list(names)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in names]
-        )
+        deadline = time.monotonic() + timeout
+        pending = list(wanted)
+        while pending:
+            response = await admin.create_topics(
+                [
+                    NewTopic(n, num_partitions=partitions, replication_factor=replication)
+                    for n in pending
+                ]
+            )
+            pending = [name for name, code, *_ in response.topic_errors if code not in (0, 36)]
+            if pending:
+                assert time.monotonic() < deadline, f"could not create {pending}: {response}"
+                await asyncio.sleep(0.5)
+        while True:
+            described = await admin.describe_topics(wanted)
+            if all(d["error_code"] == 0 and len(d["partitions"]) == partitions for d in described):
+                return
+            assert time.monotonic() < deadline, f"topics not visible: {described}"
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
