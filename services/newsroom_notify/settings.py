@@ -8,6 +8,7 @@ initializer. No other module reads ``os.environ``.
 from __future__ import annotations
 
 import ssl
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Self
 
@@ -155,6 +156,44 @@ class TokenSettings(BaseModel):
     )
 
 
+class DigestSettings(BaseModel):
+    """Digests and the clock they run on."""
+
+    items_per_article: int = Field(
+        5, ge=1, le=50, description="Comments shown per article in a digest."
+    )
+    slot_minutes: int = Field(
+        15,
+        description="Length of an article's activity slot; must divide 15 (time zone offsets "
+        "are multiples of 15 minutes, so a slot never straddles a period boundary).",
+    )
+    grace_s: float = Field(
+        120.0,
+        ge=0,
+        description="A digest is cut this long after its period ends, so that the article "
+        "activity fanned out at the period end reaches the inbox first.",
+    )
+    tick_s: float = Field(
+        30.0, gt=0, description="How often (real seconds) the digest timers look for work."
+    )
+    clock_speed: float = Field(
+        1.0,
+        ge=1.0,
+        description="Virtual seconds per real second, for demos and tests (1 in production).",
+    )
+    clock_anchor: datetime | None = Field(
+        None, description="Real instant from which a sped-up clock runs (required if speed > 1)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if 15 % self.slot_minutes:
+            raise ValueError("slot_minutes must divide 15 (1, 3, 5 or 15)")
+        if self.clock_speed != 1.0 and self.clock_anchor is None:
+            raise ValueError("a sped-up clock needs clock_anchor")
+        return self
+
+
 class Settings(BaseSettings):
     """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
 
@@ -166,6 +205,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
+    digest: DigestSettings = Field(default_factory=DigestSettings)
     store: str = Field(
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )

@@ -247,7 +247,7 @@ def test_mention_of_someone_outside_the_thread_notifies_nobody(pipe: LocalPipeli
 def test_article_follow_up_goes_to_the_digest_by_default(pipe: LocalPipeline) -> None:
     pipe.feed([subscribe(CAL, "article", "a-1")])
     assert pipe.feed([comment("c2", BEN)]) == []
-    assert "m-cal" in pipe.tables["article_digest_followers"]["a-1"].delivery
+    assert pipe.tables["digest_members"]["a-1|m-cal"].schedule == "daily|UTC|8"
 
 
 def test_instant_article_follower_gets_follow_ups(pipe: LocalPipeline) -> None:

@@ -392,6 +392,12 @@ class DigestArticle(OutputData):
     article: ArticleRef = Field(description="The article.")
     new_comments: int = Field(ge=0, description="New approved comments in the period.")
     items: list[DigestItem] = Field(description="Up to N comments, replies and mentions first.")
+    new_article: bool = Field(
+        False, description="The article itself is new (a followed journalist or section)."
+    )
+    unsubscribe_token: str | None = Field(
+        None, description="Cancels the subscription that brought this article into the digest."
+    )
 
 
 class DigestReadyData(OutputData):

@@ -12,6 +12,8 @@ from newsroom_notify.domain.model import (
     Activity,
     Candidacy,
     Command,
+    Contribution,
+    DigestTick,
     Edit,
     Erase,
     FollowChange,
@@ -41,6 +43,8 @@ def threads_handle(stage: ThreadsStage, key: str, message: BaseModel) -> list[Ou
         return stage.on_follow_change(key, message)
     if isinstance(message, Erase):
         return stage.on_erase(key, message)
+    if isinstance(message, DigestTick):
+        return stage.on_tick(key)
     raise TypeError(f"threads stage cannot handle {type(message).__name__}")
 
 
@@ -72,6 +76,10 @@ def inbox_handle(
         return stage.on_participated(message)
     if isinstance(message, Release):
         return stage.on_release(message)
+    if isinstance(message, Contribution):
+        return stage.on_contribution(message)
+    if isinstance(message, DigestTick):
+        return stage.on_digest_tick(key)
     if isinstance(message, Command):
         if command is None:
             raise ValueError("a Command needs its decoded event")

@@ -18,19 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.ids import notification_id, retraction_id
+from newsroom_notify.domain.digest import ArticleDigest, add_contribution
+from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
 from newsroom_notify.domain.model import (
     DEFAULT_DELIVERY,
     Basis,
     Candidacy,
     CommentSummary,
     Condition,
+    Contribution,
     Delivered,
     Delivery,
     Edit,
@@ -51,7 +53,15 @@ from newsroom_notify.domain.model import (
     subscription_key,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.schedule import (
+    Period,
+    Schedule,
+    last_closed_period,
+    period_containing,
+)
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
+
+DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest-mode follows
 
 
 class Held(BaseModel):
@@ -71,9 +81,18 @@ class DigestEntry(BaseModel):
 
 
 class DigestBuffer(BaseModel):
-    """Digest-mode items per recipient, keyed by subject (a replay overwrites, never adds)."""
+    """What waits for a recipient's next digest. Items are keyed by subject and contributions
+    by article and period, so a replayed message overwrites instead of adding."""
 
     items: dict[str, DigestEntry] = {}
+    contributions: dict[str, Contribution] = {}
+    emitted_until: datetime | None = None  # end of the last period a digest was cut for
+    due_at: datetime | None = None  # when the timer should look again
+
+
+def schedule_of(prefs: Preferences) -> Schedule:
+    """A subscriber's digest schedule."""
+    return Schedule(prefs.digest, prefs.timezone, prefs.digest_hour, prefs.digest_weekday)
 
 
 def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bool:
@@ -140,6 +159,8 @@ class InboxStage:
     tokens: Tokens
     clock: Callable[[], datetime]
     source: str = "urn:newsroom-notify"
+    digest_grace: timedelta = timedelta(minutes=2)  # late contributions still make it
+    items_per_article: int = 5
 
     # --------------------------------------------------------------- candidacies
 
@@ -165,13 +186,15 @@ class InboxStage:
         nid = notification_id(rid, subject.key, basis.reason)
         if delivery_for(basis, sub) == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
+            now = self.clock()
             buffer.items[subject.key] = DigestEntry(
                 subject=subject,
                 reason=basis.reason,
                 scope=basis.scope,
                 target=basis.target,
-                at=msg.at,
+                at=now,
             )
+            self._schedule_digest(buffer, period_containing(schedule_of(prefs), now).end)
             self.digests[rid] = buffer
             mode = "digest"
             out: list[Outbound] = []
@@ -245,6 +268,7 @@ class InboxStage:
         delivered = self.delivered.get(rid)
         sent = delivered.subjects.get(msg.subject_key) if delivered else None
         if delivered is None or sent is None:
+            self._retract_from_contributions(rid, msg.subject_key)
             return []
         out: list[Outbound] = []
         if sent.mode == "instant":
@@ -279,6 +303,23 @@ class InboxStage:
             self.delivered[rid] = delivered
         return out
 
+    def _retract_from_contributions(self, rid: str, subject_key: str) -> None:
+        """A removed comment leaves the article activity already handed to this recipient."""
+        buffer = self.digests.get(rid)
+        if buffer is None:
+            return
+        comment_id = subject_key.removeprefix("c:")
+        changed = False
+        for key, contribution in list(buffer.contributions.items()):
+            items = [i for i in contribution.items if i.comment.id != comment_id]
+            if len(items) != len(contribution.items):
+                buffer.contributions[key] = contribution.model_copy(
+                    update={"items": items, "new_comments": max(0, contribution.new_comments - 1)}
+                )
+                changed = True
+        if changed:
+            self.digests[rid] = buffer
+
     def on_edit(self, msg: Edit) -> list[Outbound]:
         """A digest not yet emitted shows the comment's latest text (rule 7)."""
         buffer = self.digests.get(msg.recipient_id)
@@ -289,6 +330,130 @@ class InboxStage:
         entry.subject = entry.subject.model_copy(update={"comment": comment})
         self.digests[msg.recipient_id] = buffer
         return []
+
+    # ------------------------------------------------------------------ digests
+
+    def _schedule_digest(self, buffer: DigestBuffer, period_end: datetime) -> None:
+        due = period_end + self.digest_grace
+        if buffer.due_at is None or due < buffer.due_at:
+            buffer.due_at = due
+
+    def on_contribution(self, msg: Contribution) -> list[Outbound]:
+        """An article's activity for one of this recipient's periods (fan-out on read)."""
+        profile = self.profiles.get(msg.recipient_id)
+        if profile is None:
+            return []
+        buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
+        buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
+        self._schedule_digest(buffer, msg.period_end)
+        self.digests[msg.recipient_id] = buffer
+        return []
+
+    def digest_due(self, rid: str) -> bool:
+        """Whether the timer should send this recipient a tick now (cheap, no decisions)."""
+        buffer = self.digests.get(rid)
+        return buffer is not None and buffer.due_at is not None and buffer.due_at <= self.clock()
+
+    def on_digest_tick(self, rid: str) -> list[Outbound]:
+        """Cut the digest of the period that ended, once, outside quiet hours."""
+        buffer = self.digests.get(rid)
+        profile = self.profiles.get(rid)
+        if buffer is None:
+            return []
+        if profile is None:
+            self.digests.pop(rid, None)
+            return []
+        now = self.clock()
+        if buffer.due_at is not None and now < buffer.due_at:
+            return []
+        prefs = profile.preferences
+        schedule = schedule_of(prefs)
+        if in_quiet_hours(prefs.quiet_hours, prefs.timezone, now):
+            return []  # rule 10: no digest inside quiet hours; the next tick tries again
+        period = last_closed_period(schedule, now - self.digest_grace)
+        out: list[Outbound] = []
+        if buffer.emitted_until is None or buffer.emitted_until < period.end:
+            entries = [e for e in buffer.items.values() if e.at < period.end]
+            contributions = [c for c in buffer.contributions.values() if c.period_end <= period.end]
+            for key in [k for k, e in buffer.items.items() if e.at < period.end]:
+                del buffer.items[key]
+            for key in [k for k, c in buffer.contributions.items() if c.period_end <= period.end]:
+                del buffer.contributions[key]
+            digest = None if prefs.paused else self._digest(profile, period, entries, contributions)
+            if digest is not None:
+                out.append(self._emit(digest))
+            buffer.emitted_until = period.end
+        buffer.due_at = None
+        pending_ends = [period_containing(schedule, e.at).end for e in buffer.items.values()]
+        pending_ends += [c.period_end for c in buffer.contributions.values()]
+        if pending_ends:
+            self._schedule_digest(buffer, max(min(pending_ends), period.end))
+            if buffer.due_at is not None and buffer.due_at <= now:
+                buffer.due_at = period_containing(schedule, now).end + self.digest_grace
+        self.digests[rid] = buffer
+        return out
+
+    def _digest(
+        self,
+        profile: Profile,
+        period: Period,
+        entries: list[DigestEntry],
+        contributions: list[Contribution],
+    ) -> ev.DigestReady | None:
+        muted = set(profile.preferences.muted_articles)
+        articles: dict[str, ArticleDigest] = {}
+        for entry in entries:
+            if entry.subject.article.id in muted:
+                continue
+            part = articles.setdefault(
+                entry.subject.article.id, ArticleDigest(entry.subject.article)
+            )
+            part.token_scope = part.token_scope or (entry.scope, entry.target)
+            if entry.subject.comment is None:
+                part.new_article = True
+            else:
+                part.add_item(entry.reason, entry.subject.comment, entry.at)
+        for contribution in contributions:
+            if contribution.article.id not in muted:
+                add_contribution(articles, contribution, profile.id)
+        parts = []
+        for part in articles.values():
+            new_comments = part.new_comments if part.counted else len(part.items)
+            if not (new_comments or part.items or part.new_article):
+                continue
+            scope, target = part.token_scope or ("article", part.article.id)
+            parts.append(
+                ev.DigestArticle(
+                    article=ev.ArticleRef(
+                        id=part.article.id, title=part.article.title, url=part.article.url
+                    ),
+                    new_comments=new_comments,
+                    items=part.ordered(self.items_per_article),
+                    new_article=part.new_article,
+                    unsubscribe_token=self.tokens.unsubscribe(
+                        TokenClaims(profile.id, scope, target)
+                    ),
+                )
+            )
+        if not parts:
+            return None  # empty periods emit nothing
+        parts.sort(key=lambda p: (-p.new_comments, p.article.id))
+        did = digest_id(profile.id, period.frequency, period.start.isoformat())
+        return ev.DigestReady(
+            id=did,
+            source=self.source,
+            time=self.clock(),
+            data=ev.DigestReadyData(
+                digest_id=did,
+                recipient=ev.Recipient(id=profile.id, name=profile.name, email=profile.email),
+                period=ev.Period(frequency=period.frequency, start=period.start, end=period.end),
+                articles=parts,
+                total_comments=sum(p.new_comments for p in parts),
+                unsubscribe_token=self.tokens.unsubscribe(
+                    TokenClaims(profile.id, DIGEST_SCOPE, period.frequency)
+                ),
+            ),
+        )
 
     # ------------------------------------------------------------- quiet hours
 
@@ -398,7 +563,7 @@ class InboxStage:
         self.profiles[sid] = profile
         if not profile.confirmed:
             return [self._confirm_request(profile, scope, target, request_id)]
-        return self._announce(sid, sub, active=True)
+        return self._announce(profile, sub, active=True)
 
     def _confirm_request(
         self, profile: Profile, scope: str, target: str | None, request_id: str
@@ -438,20 +603,25 @@ class InboxStage:
         for sub in profile.subscriptions.values():
             if not sub.active:
                 sub.active = True
-            out.extend(self._announce(profile.id, sub, active=True))
+            out.extend(self._announce(profile, sub, active=True))
         self.profiles[profile.id] = profile
         return out
 
     def cancel(self, sid: str, scope: str, target: str | None) -> list[Outbound]:
-        """End one subscription (also what an unsubscribe token does)."""
+        """End one subscription (also what an unsubscribe token does). The scope ``digest``
+        (a digest's own token) ends every digest-mode subscription."""
         profile = self.profiles.get(sid)
         if profile is None:
             return []
-        sub = profile.subscriptions.pop(subscription_key(scope, target), None)
-        if sub is None:
+        if scope == DIGEST_SCOPE:
+            keys = [k for k, sub in profile.subscriptions.items() if sub.delivery == "digest"]
+        else:
+            keys = [subscription_key(scope, target)]
+        ended = [sub for k in keys if (sub := profile.subscriptions.pop(k, None)) is not None]
+        if not ended:
             return []
         self.profiles[sid] = profile
-        return self._announce(sid, sub, active=False)
+        return [out for sub in ended for out in self._announce(profile, sub, active=False)]
 
     def unsubscribe(self, token: str) -> list[Outbound]:
         """Cancel exactly the subscription an unsubscribe token names."""
@@ -480,7 +650,13 @@ class InboxStage:
             muted_articles=list(data.muted_articles),
         )
         self.profiles[data.subscriber_id] = profile
-        return []
+        # Article followers in digest mode are grouped by schedule at the threads stage.
+        return [
+            out
+            for sub in profile.subscriptions.values()
+            if sub.active and sub.delivery == "digest" and sub.scope == "article"
+            for out in self._announce(profile, sub, active=True)
+        ]
 
     def erase(self, sid: str) -> list[Outbound]:
         """Right to erasure: every table forgets the subscriber; other stages are told."""
@@ -497,19 +673,20 @@ class InboxStage:
         erase = Erase(subscriber_id=sid)
         return [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
 
-    def _announce(self, sid: str, sub: Subscription, active: bool) -> list[Outbound]:
+    def _announce(self, profile: Profile, sub: Subscription, active: bool) -> list[Outbound]:
         owner = _owner(sub)
         if owner is None or sub.target is None:
             return []
         stage, key = owner
         if active:
-            self._trace(sid, Destination(stage), key)
+            self._trace(profile.id, Destination(stage), key)
         change = FollowChange(
-            subscriber_id=sid,
+            subscriber_id=profile.id,
             scope=sub.scope,
             target=sub.target,
             delivery=sub.delivery,
             active=active,
+            schedule=schedule_of(profile.preferences).key if sub.delivery == "digest" else None,
         )
         return [Outbound(Destination(stage), key, change)]
 

@@ -25,7 +25,7 @@ from newsroom_notify.domain.dispatch import (
 )
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.model import Command, Release
+from newsroom_notify.domain.model import Command, DigestTick, Release
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
@@ -49,7 +49,10 @@ class LocalPipeline:
         for name in (
             "threads",
             "comments",
-            "article_digest_followers",
+            "digest_followers",
+            "digest_members",
+            "activity",
+            "pending",
             "followers",
             "fanout",
             "profiles",
@@ -59,7 +62,15 @@ class LocalPipeline:
             "traces",
         ):
             t.setdefault(name, {})
-        self.threads = ThreadsStage(t["threads"], t["comments"], t["article_digest_followers"])
+        self.threads = ThreadsStage(
+            t["threads"],
+            t["comments"],
+            t["digest_followers"],
+            t["digest_members"],
+            t["activity"],
+            t["pending"],
+            clock=self.clock,
+        )
         self.follows = FollowsStage(t["followers"], t["fanout"])
         self.inbox = InboxStage(
             t["profiles"],
@@ -85,6 +96,17 @@ class LocalPipeline:
                 produced += self._run(
                     Outbound(Destination.THREADS, event.partition_key() or "", event)
                 )
+        self.outputs += produced
+        return produced
+
+    def tick(self) -> list[ev.CloudEvent]:
+        """What the digest timers do: article fan-outs first, then the inboxes that are due."""
+        produced: list[ev.CloudEvent] = []
+        for article_id in list(self.tables["pending"]):
+            tick = Outbound(Destination.THREADS, article_id, DigestTick())
+            produced += self._run(tick)
+        for recipient_id in [r for r in self.tables["digests"] if self.inbox.digest_due(r)]:
+            produced += self._run(Outbound(Destination.INBOX, recipient_id, DigestTick()))
         self.outputs += produced
         return produced
 

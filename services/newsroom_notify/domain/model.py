@@ -137,6 +137,7 @@ class CommentInfo(State):
     posted_at: datetime
     notified: bool = False  # it has been fanned out (it was approved once)
     notified_by: str | None = None  # id of the input event that fanned it out
+    slot: str | None = None  # activity slot it was counted in, for article digests
 
 
 class Thread(State):
@@ -146,6 +147,26 @@ class Thread(State):
     participants: dict[str, str] = Field(default_factory=dict)  # subscriber id -> name
     authored: dict[str, list[str]] = Field(default_factory=dict)  # subscriber id -> comments
     instant_followers: dict[str, str] = Field(default_factory=dict)  # id -> "article" scope
+    # Digest followers live in chunked tables; here only how many per schedule, and up to
+    # where each schedule's periods have been fanned out.
+    digest_schedules: dict[str, int] = Field(default_factory=dict)  # schedule key -> count
+    fanned_until: dict[str, datetime] = Field(default_factory=dict)  # schedule key -> end
+    activity_slots: list[datetime] = Field(default_factory=list)  # slots with stored activity
+
+
+class ActivityItem(State):
+    """One approved comment as remembered for article digests."""
+
+    comment: CommentSummary
+    at: datetime
+
+
+class ActivitySlot(State):
+    """An article's approved comments in one time slot (e.g. 15 minutes): a count and the
+    latest few, enough to fill a digest. Written once per comment: O(1) per comment."""
+
+    count: int = 0
+    latest: list[ActivityItem] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ follows
@@ -302,11 +323,11 @@ class Release(Message):
     recipient_id: str
 
 
-InboxMessage = Candidacy | Retraction | Edit | FormChoice | Participated | Command | Release
-
-
 class FollowChange(Message):
-    """inbox -> threads/follows: a subscription became active or ended."""
+    """inbox -> threads/follows: a subscription became active or ended.
+
+    ``schedule`` (digest-mode article follows) is the follower's digest schedule key, so the
+    threads stage can fan an article's activity out once per period of each schedule."""
 
     kind: Literal["follow_change"] = "follow_change"
     subscriber_id: str
@@ -314,6 +335,25 @@ class FollowChange(Message):
     target: str
     delivery: Delivery
     active: bool
+    schedule: str | None = None
+
+
+class DigestTick(Message):
+    """timer -> threads (article key) or inbox (subscriber key): periods may have ended."""
+
+    kind: Literal["digest_tick"] = "digest_tick"
+
+
+class Contribution(Message):
+    """threads -> inbox: an article's activity in one period of the recipient's schedule
+    (fan-out on read: one per follower per article per period, not per comment)."""
+
+    kind: Literal["contribution"] = "contribution"
+    recipient_id: str
+    article: ArticleInfo
+    period_end: datetime
+    new_comments: int
+    items: list[ActivityItem]
 
 
 class Erase(Message):
@@ -340,5 +380,17 @@ class Activity(Message):
     origin: str = ""  # id of the input event behind it
 
 
-ThreadMessage = FollowChange | Erase
+InboxMessage = (
+    Candidacy
+    | Retraction
+    | Edit
+    | FormChoice
+    | Participated
+    | Command
+    | Release
+    | DigestTick
+    | Contribution
+)
+
+ThreadMessage = FollowChange | Erase | DigestTick
 FollowsMessage = Activity | FollowChange | Erase

@@ -4,10 +4,10 @@ A period is a half-open interval ``[start, end)`` of real (UTC) time whose bound
 fixed local wall-clock time: every local hour (hourly), every day at the digest hour (daily),
 every week on the digest weekday at the digest hour (weekly). Boundaries are computed from local
 dates by one function, so the end of one period is exactly the start of the next: a
-daylight-saving change makes a period 23 or 25 hours long but never skips or doubles one; hourly
-periods are real hours starting at local :00 (of the zone's standard offset). A local time that does not exist (spring forward)
-maps to the instant the clocks jumped over; an ambiguous one (fall back) to its first
-occurrence.
+daylight-saving change makes a period 23 or 25 hours long but never skips or doubles one.
+Hourly periods are real hours starting at local :00 of the zone's standard offset. A local time
+that does not exist (spring forward) maps to the instant the clocks jumped; an ambiguous one
+(fall back) to its first occurrence.
 
 A digest is due at the end of its period, i.e. at the local digest hour.
 """

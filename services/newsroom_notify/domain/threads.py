@@ -9,31 +9,68 @@ re-emits the same messages and changes no state twice.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import zlib
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.digest import (
+    forget_comment,
+    record_comment,
+    slot_start,
+    summarise_slots,
+)
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.model import (
     Activity,
+    ActivityItem,
+    ActivitySlot,
     ArticleInfo,
     Basis,
     CommentInfo,
     CommentSummary,
     Condition,
+    Contribution,
     Erase,
     FollowChange,
     Followers,
     FormChoice,
     Participated,
     Reason,
+    Retraction,
+    State,
     Subject,
     Thread,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.schedule import Schedule, last_closed_period
 
 RETRACTING = {"spam", "trash", "deleted"}
 ERASED_NAME = "[erased]"
+FOLLOWER_CHUNKS = 64  # digest followers of an article are split so one subscribe is O(N/64)
+
+
+class DigestMember(State):
+    """Which schedule group a digest-mode follower of an article is in."""
+
+    schedule: str
+
+
+class Pending(State):
+    """An article with activity not yet fanned out to every schedule group."""
+
+    since: datetime
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def chunk_key(article_id: str, schedule: str, subscriber_id: str) -> str:
+    """The key of the follower chunk a digest-mode follower of an article belongs to."""
+    chunk = zlib.crc32(subscriber_id.encode("utf-8")) % FOLLOWER_CHUNKS
+    return f"{article_id}|{schedule}|{chunk}"
 
 
 def comment_key(article_id: str, comment_id: str) -> str:
@@ -111,7 +148,13 @@ class ThreadsStage:
 
     threads: MutableMapping[str, Thread]
     comments: MutableMapping[str, CommentInfo]
-    digest_followers: MutableMapping[str, Followers]
+    digest_followers: MutableMapping[str, Followers]  # chunk_key -> followers
+    digest_members: MutableMapping[str, DigestMember]  # "<article>|<subscriber>" -> group
+    activity: MutableMapping[str, ActivitySlot]  # "<article>|<slot start>" -> slot
+    pending: MutableMapping[str, Pending]  # article ids with activity not fanned out yet
+    clock: Callable[[], datetime] = _utcnow
+    slot_minutes: int = 15
+    items_per_article: int = 5
 
     # ---------------------------------------------------------------- articles
 
@@ -220,6 +263,15 @@ class ThreadsStage:
             return []
         comment.text = data.text
         self.comments[key] = comment
+        slot = self.activity.get(comment.slot) if comment.slot else None
+        if slot is not None and comment.slot is not None:
+            # Digests not fanned out yet show the new text.
+            for item in slot.latest:
+                if item.comment.id == comment.id:
+                    item.comment = item.comment.model_copy(
+                        update={"excerpt": ev.excerpt(data.text)}
+                    )
+            self.activity[comment.slot] = slot
         if not comment.notified:
             return []
         thread = self.threads.get(data.article_id) or Thread()
@@ -256,6 +308,7 @@ class ThreadsStage:
                 origin=event.id,
             )
             out = [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
+            out += self._forget_activity(thread, comment, status)
         self.comments[key] = comment
         return out
 
@@ -279,39 +332,178 @@ class ThreadsStage:
     ) -> list[Outbound]:
         comment.notified = True
         comment.notified_by = event.id
+        subject = self._subject(thread, comment)
+        if thread.digest_schedules and comment.slot is None:
+            self._record_activity(thread, comment, subject)
         activity = Activity(
             event="comment",
-            subject=self._subject(thread, comment),
+            subject=subject,
             candidates=comment_candidates(thread, comment, self._parent(comment)),
             at=event.time,
             origin=event.id,
         )
         return [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
 
+    # ---------------------------------------------------- article digests (fan-out on read)
+
+    def _record_activity(self, thread: Thread, comment: CommentInfo, subject: Subject) -> None:
+        """Count an approved comment once in the article's current slot: O(1) per comment."""
+        assert subject.comment is not None
+        now = self.clock()
+        start = slot_start(now, self.slot_minutes)
+        key = f"{comment.article_id}|{start.isoformat()}"
+        slot = self.activity.get(key) or ActivitySlot()
+        record_comment(slot, ActivityItem(comment=subject.comment, at=now), self._keep)
+        self.activity[key] = slot
+        comment.slot = key
+        if start not in thread.activity_slots:
+            thread.activity_slots.append(start)
+            self.threads[comment.article_id] = thread
+        if comment.article_id not in self.pending:
+            self.pending[comment.article_id] = Pending(since=now)
+
+    @property
+    def _keep(self) -> int:
+        return self.items_per_article * 2  # room for the recipient's own comments, removed later
+
+    def _forget_activity(self, thread: Thread, comment: CommentInfo, cause: str) -> list[Outbound]:
+        """A removed comment leaves its slot; followers who already got it are told."""
+        if comment.slot is None:
+            return []
+        slot = self.activity.get(comment.slot)
+        if slot is not None:
+            forget_comment(slot, comment.id)
+            self.activity[comment.slot] = slot
+        start = datetime.fromisoformat(comment.slot.rsplit("|", 1)[1])
+        fanned = [k for k, end in thread.fanned_until.items() if end > start]
+        retraction = Retraction(
+            recipient_id="",
+            subject_key=f"c:{comment.id}",
+            cause=cause,
+        )
+        return [
+            Outbound(Destination.INBOX, sid, retraction.model_copy(update={"recipient_id": sid}))
+            for schedule in fanned
+            for sid in self._digest_followers(comment.article_id, schedule)
+        ]
+
+    def _digest_followers(self, article_id: str, schedule: str) -> list[str]:
+        followers: list[str] = []
+        for chunk in range(FOLLOWER_CHUNKS):
+            group = self.digest_followers.get(f"{article_id}|{schedule}|{chunk}")
+            if group is not None:
+                followers.extend(group.delivery)
+        return followers
+
+    def on_tick(self, article_id: str) -> list[Outbound]:
+        """Fan out each schedule group's ended period of activity, once (the timer calls it)."""
+        thread = self.threads.get(article_id)
+        if thread is None or not thread.activity_slots:
+            self.pending.pop(article_id, None)
+            return []
+        now = self.clock()
+        article = thread.article or placeholder_article(article_id)
+        out: list[Outbound] = []
+        for schedule, followers in sorted(thread.digest_schedules.items()):
+            period = last_closed_period(Schedule.from_key(schedule), now)
+            done = thread.fanned_until.get(schedule)
+            if followers <= 0 or (done is not None and done >= period.end):
+                continue
+            slots = [
+                slot
+                for start in thread.activity_slots
+                if (done is None or start >= done)
+                and start < period.end
+                and (slot := self.activity.get(f"{article_id}|{start.isoformat()}")) is not None
+            ]
+            thread.fanned_until[schedule] = period.end
+            count, items = summarise_slots(slots, self._keep)
+            if count == 0:
+                continue
+            contribution = Contribution(
+                recipient_id="",
+                article=article,
+                period_end=period.end,
+                new_comments=count,
+                items=items,
+            )
+            out.extend(
+                Outbound(
+                    Destination.INBOX, sid, contribution.model_copy(update={"recipient_id": sid})
+                )
+                for sid in self._digest_followers(article_id, schedule)
+            )
+        self._drop_fanned_slots(article_id, thread)
+        self.threads[article_id] = thread
+        return out
+
+    def _drop_fanned_slots(self, article_id: str, thread: Thread) -> None:
+        """Delete slots every schedule group has been given; forget the article when idle."""
+        ends = [thread.fanned_until.get(k) for k, n in thread.digest_schedules.items() if n > 0]
+        if not ends or any(end is None for end in ends):
+            if not ends:  # nobody follows in digest mode any more
+                for start in thread.activity_slots:
+                    self.activity.pop(f"{article_id}|{start.isoformat()}", None)
+                thread.activity_slots = []
+                self.pending.pop(article_id, None)
+            return
+        horizon = min(end for end in ends if end is not None)
+        keep = [s for s in thread.activity_slots if s >= horizon]
+        for start in thread.activity_slots:
+            if start < horizon:
+                self.activity.pop(f"{article_id}|{start.isoformat()}", None)
+        thread.activity_slots = keep
+        if not keep:
+            self.pending.pop(article_id, None)
+
     # ------------------------------------------------------------ subscriptions
 
     def on_follow_change(self, article_id: str, change: FollowChange) -> list[Outbound]:
-        """An article-scope subscription became active or ended."""
+        """An article-scope subscription became active, changed delivery/schedule, or ended."""
         thread = self.threads.get(article_id) or Thread()
-        digest = self.digest_followers.get(article_id) or Followers()
         sid = change.subscriber_id
-        instant_changed = digest_changed = False
+        changed = False
+        wants_digest = change.active and change.delivery == "digest" and change.schedule
+        member = self.digest_members.get(f"{article_id}|{sid}")
+        if member is not None and not (wants_digest and member.schedule == change.schedule):
+            self._leave_group(article_id, thread, sid, member.schedule)
+            changed = True
+        if wants_digest and (member is None or member.schedule != change.schedule):
+            assert change.schedule is not None
+            self._join_group(article_id, thread, sid, change.schedule)
+            changed = True
         if change.active and change.delivery == "instant":
-            instant_changed = thread.instant_followers.get(sid) != "article"
+            changed |= thread.instant_followers.get(sid) != "article"
             thread.instant_followers[sid] = "article"
-            digest_changed = digest.delivery.pop(sid, None) is not None
-        elif change.active:
-            digest_changed = digest.delivery.get(sid) != "digest"
-            digest.delivery[sid] = "digest"
-            instant_changed = thread.instant_followers.pop(sid, None) is not None
-        else:
-            instant_changed = thread.instant_followers.pop(sid, None) is not None
-            digest_changed = digest.delivery.pop(sid, None) is not None
-        if instant_changed:
+        elif thread.instant_followers.pop(sid, None) is not None:
+            changed = True
+        if changed:
             self.threads[article_id] = thread
-        if digest_changed:
-            self.digest_followers[article_id] = digest
         return []
+
+    def _join_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> None:
+        key = chunk_key(article_id, schedule, sid)
+        group = self.digest_followers.get(key) or Followers()
+        group.delivery[sid] = "digest"
+        self.digest_followers[key] = group
+        self.digest_members[f"{article_id}|{sid}"] = DigestMember(schedule=schedule)
+        thread.digest_schedules[schedule] = thread.digest_schedules.get(schedule, 0) + 1
+
+    def _leave_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> None:
+        key = chunk_key(article_id, schedule, sid)
+        group = self.digest_followers.get(key)
+        if group is not None and group.delivery.pop(sid, None) is not None:
+            if group.delivery:
+                self.digest_followers[key] = group
+            else:
+                del self.digest_followers[key]
+        self.digest_members.pop(f"{article_id}|{sid}", None)
+        left = thread.digest_schedules.get(schedule, 1) - 1
+        if left > 0:
+            thread.digest_schedules[schedule] = left
+        else:
+            thread.digest_schedules.pop(schedule, None)
+            thread.fanned_until.pop(schedule, None)
 
     def on_erase(self, article_id: str, erase: Erase) -> list[Outbound]:
         """Forget a subscriber in this thread: follower, participant, author name (rule 11)."""
@@ -328,8 +520,8 @@ class ThreadsStage:
                     comment.author_name = ERASED_NAME
                     comment.text = ""
                     self.comments[key] = comment
+            member = self.digest_members.get(f"{article_id}|{sid}")
+            if member is not None:
+                self._leave_group(article_id, thread, sid, member.schedule)
             self.threads[article_id] = thread
-        digest = self.digest_followers.get(article_id)
-        if digest is not None and digest.delivery.pop(sid, None) is not None:
-            self.digest_followers[article_id] = digest
         return []

@@ -7,7 +7,7 @@ a test can call directly. No module-level app exists; the CLI and tests call the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -16,6 +16,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from newsroom_notify.clock import Clock
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
@@ -52,12 +53,9 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def create_app(settings: Settings, clock: Callable[[], datetime] = _utcnow) -> faust.App:
-    """Build the service's Faust app from its settings."""
+def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) -> faust.App:
+    """Build the service's Faust app from its settings (``clock``: tests may inject one)."""
+    clock = clock or Clock(settings.digest.clock_speed, settings.digest.clock_anchor)
     app = NotifyApp(
         settings.app_id,
         broker=[f"kafka://{s}" for s in settings.kafka.bootstrap_list],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import faust
@@ -37,10 +37,13 @@ from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import DigestBuffer, Held, InboxStage
 from newsroom_notify.domain.model import (
     Activity,
+    ActivitySlot,
     Candidacy,
     Command,
     CommentInfo,
+    Contribution,
     Delivered,
+    DigestTick,
     Edit,
     Erase,
     Fanout,
@@ -55,7 +58,7 @@ from newsroom_notify.domain.model import (
     Traces,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
-from newsroom_notify.domain.threads import ThreadsStage
+from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.metrics import NOTIFICATIONS
 from newsroom_notify.settings import Settings
@@ -71,6 +74,8 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         Activity
         | Candidacy
         | Command
+        | Contribution
+        | DigestTick
         | Edit
         | Erase
         | FollowChange
@@ -190,22 +195,32 @@ def install(
         settings.tokens.confirm_max_age_s,
     )
     held = table("held", Held)
+    pending = table("digest-pending", Pending)
+    digests = table("digests", DigestBuffer)
     pipeline = Pipeline(
         threads=ThreadsStage(
             table("threads", Thread),
             table("comments", CommentInfo),
-            table("article-digest-followers", Followers),
+            table("digest-followers", Followers),
+            table("digest-members", DigestMember),
+            table("activity", ActivitySlot),
+            pending,
+            clock=clock,
+            slot_minutes=settings.digest.slot_minutes,
+            items_per_article=settings.digest.items_per_article,
         ),
         follows=FollowsStage(table("followers", Followers), table("fanout", Fanout)),
         inbox=InboxStage(
             table("profiles", Profile),
             table("delivered", Delivered),
             held,
-            table("digests", DigestBuffer),
+            digests,
             table("traces", Traces),
             tokens=tokens,
             clock=clock,
             source=settings.source,
+            digest_grace=timedelta(seconds=settings.digest.grace_s),
+            items_per_article=settings.digest.items_per_article,
         ),
         destinations={
             Destination.THREADS: internal["threads"],
@@ -253,4 +268,19 @@ def install(
         )
 
     app.timer(settings.quiet_hours_check_s)(release_quiet_hours)
+
+    async def digest_ticks() -> None:
+        """Periods may have ended: article fan-outs (threads) and due digests (inbox).
+
+        Ticks travel through the stages' own topics, so the owner of each key acts on it."""
+        await pipeline.route(
+            [Outbound(Destination.THREADS, aid, DigestTick()) for aid in list(pending)]
+            + [
+                Outbound(Destination.INBOX, rid, DigestTick())
+                for rid in list(digests)
+                if pipeline.inbox.digest_due(rid)
+            ]
+        )
+
+    app.timer(settings.digest.tick_s)(digest_ticks)
     return pipeline

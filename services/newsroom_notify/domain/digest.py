@@ -1,0 +1,103 @@
+"""What a digest contains, and the arithmetic of article activity (fan-out on read).
+
+**Why fan-out on read.** An article can have 50,000 digest-mode followers and 1,000 comments an
+hour. Writing each comment into 50,000 digest buffers would cost 50,000,000 writes an hour.
+Instead the threads stage (keyed by article) records each approved comment once, into the
+article's *activity slot* (a count and the latest few comments of a 15-minute slot: O(1) per
+comment, whatever the number of followers). Digest followers are grouped by *schedule*
+(frequency, time zone, hour, weekday): everyone in a group shares the same periods. When a
+period of a group ends, the article's slots in that period are summed once and one
+``Contribution`` per follower is sent to the inbox stage: 50,000 contributions per article per
+period, not per comment. The inbox then merges a recipient's contributions with their own
+digest-mode items (followed commenters, new articles, digest-mode replies) into one digest.
+
+Slots are 15 minutes because every time zone's offset is a multiple of 15 minutes, so a slot
+never straddles a period boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.model import (
+    PRIORITY,
+    ActivityItem,
+    ActivitySlot,
+    ArticleInfo,
+    CommentSummary,
+    Contribution,
+    Reason,
+)
+
+EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday 00:00 UTC: slots are aligned on it
+
+
+def slot_start(moment: datetime, slot_minutes: int) -> datetime:
+    """The start of the activity slot that contains ``moment``."""
+    length = timedelta(minutes=slot_minutes)
+    return EPOCH + ((moment.astimezone(UTC) - EPOCH) // length) * length
+
+
+def record_comment(slot: ActivitySlot, item: ActivityItem, keep: int) -> None:
+    """Count an approved comment in its slot, keeping only the ``keep`` latest."""
+    slot.count += 1
+    slot.latest = sorted([*slot.latest, item], key=lambda i: i.at)[-keep:]
+
+
+def forget_comment(slot: ActivitySlot, comment_id: str) -> None:
+    """Take a removed comment out of its slot's count and items."""
+    slot.count = max(0, slot.count - 1)
+    slot.latest = [i for i in slot.latest if i.comment.id != comment_id]
+
+
+def summarise_slots(slots: Iterable[ActivitySlot], keep: int) -> tuple[int, list[ActivityItem]]:
+    """Total count and the ``keep`` latest comments of several slots."""
+    total, items = 0, []
+    for slot in slots:
+        total += slot.count
+        items.extend(slot.latest)
+    return total, sorted(items, key=lambda i: i.at)[-keep:]
+
+
+def _ref(comment: CommentSummary) -> ev.CommentRef:
+    return ev.CommentRef(
+        id=comment.id, author_name=comment.author_name, excerpt=comment.excerpt, url=comment.url
+    )
+
+
+class ArticleDigest:
+    """One article's part of a digest while it is being put together."""
+
+    def __init__(self, article: ArticleInfo) -> None:
+        self.article = article
+        self.new_comments = 0
+        self.counted = False  # new_comments came from contributions (the article's activity)
+        self.items: dict[str, tuple[Reason, CommentSummary, datetime]] = {}
+        self.new_article = False
+        self.token_scope: tuple[str, str | None] | None = None
+
+    def add_item(self, reason: Reason, comment: CommentSummary, at: datetime) -> None:
+        """Keep the strongest reason for each comment (rule 3)."""
+        current = self.items.get(comment.id)
+        if current is None or PRIORITY[reason] < PRIORITY[current[0]]:
+            self.items[comment.id] = (reason, comment, at)
+
+    def ordered(self, limit: int) -> list[ev.DigestItem]:
+        """Replies and mentions first, then the latest follow-ups, at most ``limit``."""
+        ranked = sorted(self.items.values(), key=lambda x: (PRIORITY[x[0]], -x[2].timestamp()))
+        return [ev.DigestItem(comment=_ref(c), reason=r.value) for r, c, _ in ranked[:limit]]
+
+
+def add_contribution(
+    articles: dict[str, ArticleDigest], contribution: Contribution, me: str
+) -> None:
+    """Merge one article-activity contribution into a digest being built."""
+    part = articles.setdefault(contribution.article.id, ArticleDigest(contribution.article))
+    part.new_comments += contribution.new_comments
+    part.counted = True
+    part.token_scope = part.token_scope or ("article", contribution.article.id)
+    for item in contribution.items:
+        if item.comment.author_id != me:
+            part.add_item(Reason.FOLLOW_UP, item.comment, item.at)
