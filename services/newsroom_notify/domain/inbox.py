@@ -258,7 +258,8 @@ class InboxStage:
         )
 
     def _emit(self, event: ev.CloudEvent) -> Outbound:
-        return Outbound(Destination.NOTIFICATIONS, event.partition_key() or "", event)
+        to = Destination.DIGESTS if isinstance(event, ev.DigestReady) else Destination.NOTIFICATIONS
+        return Outbound(to, event.partition_key() or "", event)
 
     # ------------------------------------------------------- retractions, edits
 

@@ -124,7 +124,7 @@ class LocalPipeline:
         while queue:
             item = queue.popleft()
             message: BaseModel = item.message
-            if item.to is Destination.NOTIFICATIONS:
+            if item.to.is_output:
                 assert isinstance(message, ev.CloudEvent)
                 produced.append(message)
                 continue

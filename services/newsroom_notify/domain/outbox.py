@@ -15,6 +15,12 @@ class Destination(StrEnum):
     FOLLOWS = "follows"  # keyed by followed entity
     INBOX = "inbox"  # keyed by subscriber id
     NOTIFICATIONS = "notifications"  # output topic, keyed by recipient id
+    DIGESTS = "digests"  # output topic, keyed by recipient id
+
+    @property
+    def is_output(self) -> bool:
+        """Whether this is a contract output topic (not another stage)."""
+        return self in (Destination.NOTIFICATIONS, Destination.DIGESTS)
 
 
 @dataclass(frozen=True)

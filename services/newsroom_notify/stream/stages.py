@@ -16,6 +16,8 @@ send (filtering happens before the repartition, never after).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -124,9 +126,14 @@ class Pipeline:
 
     async def route(self, outbound: list[Outbound]) -> None:
         """Send every message to its topic under its key."""
+        if outbound and log.isEnabledFor(logging.DEBUG):
+            kinds = Counter(
+                f"{o.to}:{getattr(o.message, 'kind', type(o.message).__name__)}" for o in outbound
+            )
+            log.debug("routing", messages=dict(kinds))
         for item in outbound:
             topic = self.destinations[item.to]
-            if item.to is Destination.NOTIFICATIONS:
+            if item.to.is_output:
                 assert isinstance(item.message, CloudEvent)
                 key, value = codec.encode(item.message, item.key)
                 await topic.send(key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER])
@@ -227,6 +234,7 @@ def install(
             Destination.FOLLOWS: internal["follows"],
             Destination.INBOX: internal["inbox"],
             Destination.NOTIFICATIONS: raw_topic(app, topics.name(topics.notifications)),
+            Destination.DIGESTS: raw_topic(app, topics.name(topics.digests)),
         },
         tokens=tokens,
     )

@@ -1,0 +1,141 @@
+"""Issue 5 on the real broker, with the worker's clock sped up 3600x (an hour per second).
+
+Subscribers in different time zones and frequencies follow an article in digest mode; comments
+come in, one is marked spam before the digests are cut, and the worker is restarted in the
+middle of the period. Every digest must hold exactly the comments that survived, once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
+from tests.builders import article, comment, member, moderate, preferences, subscribe
+from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
+
+BEN = member("m-ben", "Ben Okoro")
+HOURLY = member("m-hourly", "Hana Hourly", "hana@example.org")
+TOKYO = member("m-tokyo", "Taro Yamada", "taro@example.org")
+NEWYORK = member("m-ny", "Nia Young", "nia@example.org")
+SPEED = 3600
+
+
+def publish(bootstrap: str, prefix: str, events: list[ev.CloudEvent]) -> None:
+    for event in events:
+        key = event.partition_key() or "x"
+        run(produce(bootstrap, f"{prefix}newsroom.{event.topic_role}", [codec.encode(event, key)]))
+
+
+def hour_from_now(zone: str, anchor: datetime, hours: int) -> int:
+    """A local digest hour ``hours`` (virtual) hours after ``anchor`` in ``zone``."""
+    return (anchor.astimezone(ZoneInfo(zone)) + timedelta(hours=hours)).hour
+
+
+def test_digests_per_time_zone_and_frequency_survive_spam_and_a_restart(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    anchor = datetime.now(UTC)
+    env = worker_env(
+        kafka_bootstrap,
+        tmp_path,
+        {
+            "NEWSROOM_DIGEST__CLOCK_SPEED": str(SPEED),
+            "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor.isoformat(),
+            "NEWSROOM_DIGEST__TICK_S": "0.25",
+            "NEWSROOM_DIGEST__GRACE_S": str(2 * SPEED),  # two real seconds
+        },
+    )
+    prefix = env["NEWSROOM_TOPICS__PREFIX"]
+    # Daily digests 17-18 virtual hours (real seconds) from now: the whole story, restart
+    # included, fits in one daily period.
+    tokyo_hour = hour_from_now("Asia/Tokyo", anchor, 17)
+    ny_hour = hour_from_now("America/New_York", anchor, 18)
+    worker = WorkerProcess(env, tmp_path / "worker-1.log")
+    worker.start()
+    worker.wait_ready()
+    try:
+        publish(kafka_bootstrap, prefix, [article("a-1")])
+        publish(
+            kafka_bootstrap,
+            prefix,
+            [
+                preferences("m-hourly", digest="hourly", timezone="UTC", digest_hour=0),
+                preferences(
+                    "m-tokyo", digest="daily", timezone="Asia/Tokyo", digest_hour=tokyo_hour
+                ),
+                preferences(
+                    "m-ny", digest="daily", timezone="America/New_York", digest_hour=ny_hour
+                ),
+                subscribe(HOURLY, "article", "a-1"),
+                subscribe(TOKYO, "article", "a-1"),
+                subscribe(NEWYORK, "article", "a-1"),
+                subscribe(NEWYORK, "commenter", "m-ben"),
+            ],
+        )
+        time.sleep(1.0)
+        publish(
+            kafka_bootstrap, prefix, [comment(f"c{i}", BEN, f"Comment {i}") for i in range(1, 5)]
+        )
+        publish(kafka_bootstrap, prefix, [comment("spam", BEN, "Cheap watches")])
+        publish(kafka_bootstrap, prefix, [moderate("spam", "spam")])
+        time.sleep(0.5)
+    finally:
+        assert worker.stop() == 0  # restart in the middle of the daily period
+    worker = WorkerProcess(env, tmp_path / "worker-2.log")
+    worker.start()
+    worker.wait_ready()
+    try:
+        publish(
+            kafka_bootstrap, prefix, [comment(f"c{i}", BEN, f"Comment {i}") for i in range(5, 8)]
+        )
+        # Enough virtual time for both daily digests (+18 h, +2 h grace, +1 h margin).
+        deadline = anchor + timedelta(seconds=21)
+        while datetime.now(UTC) < deadline:
+            time.sleep(1)
+        records = run(drain(kafka_bootstrap, f"{prefix}newsroom.digests", expect=10_000, timeout=3))
+    finally:
+        assert worker.stop() == 0
+
+    digests = [ev.DigestReady.model_validate(orjson.loads(r.value)) for r in records]
+    ids = Counter(d.id for d in digests)
+    assert [i for i, n in ids.items() if n > 1] == [], "a digest was emitted twice"
+    by_recipient: dict[str, list[ev.DigestReady]] = {}
+    for digest in digests:
+        by_recipient.setdefault(digest.data.recipient.id, []).append(digest)
+    expected = {f"c{i}" for i in range(1, 8)}
+
+    def comments_in(ds: list[ev.DigestReady]) -> tuple[int, set[str]]:
+        total = sum(d.data.total_comments for d in ds)
+        seen = {i.comment.id for d in ds for a in d.data.articles for i in a.items}
+        return total, seen
+
+    # Daily subscribers: one digest each, every surviving comment counted once, no spam.
+    for rid, zone, hour in (
+        ("m-tokyo", "Asia/Tokyo", tokyo_hour),
+        ("m-ny", "America/New_York", ny_hour),
+    ):
+        (daily,) = by_recipient[rid]
+        assert daily.data.period.frequency == "daily"
+        assert daily.data.period.end.astimezone(ZoneInfo(zone)).hour == hour
+        (part,) = daily.data.articles
+        assert part.new_comments == 7
+        assert len(part.items) == 5
+        assert {i.comment.id for i in part.items} <= expected
+    # New York also follows Ben: his comments come as followed_commenter, the stronger reason.
+    assert {i.reason for i in by_recipient["m-ny"][0].data.articles[0].items} == {
+        "followed_commenter"
+    }
+    # Hourly: the comments spread over consecutive hourly digests, each counted exactly once.
+    hourly = by_recipient["m-hourly"]
+    assert all(d.data.period.frequency == "hourly" for d in hourly)
+    assert len({d.data.period.start for d in hourly}) == len(hourly)
+    total, seen = comments_in(hourly)
+    assert total == 7
+    assert seen == expected
