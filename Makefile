@@ -11,7 +11,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format schemas kafka-up kafka-down kafka-fetch clean
+.PHONY: help install run test lint format schemas kafka-up kafka-down kafka-fetch clean bench
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,3 +66,6 @@ schemas: $(STAMP) ## regenerate schemas/ from the contract models
 
 clean: ## remove local state (.run) and caches; keeps .venv
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP) ## benchmarks (today: per-comment cost with 0 vs 50,000 digest followers)
+	$(BIN)/python bench/fanout_cost.py

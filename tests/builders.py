@@ -15,12 +15,15 @@ T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 def _envelope(event_type: str, data: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
     n = next(_ids)
+    moment = (at or T0 + timedelta(seconds=n)).isoformat()
+    if "posted_at" in data:
+        data = {**data, "posted_at": moment}  # comments are posted in the order they are built
     return {
         "specversion": "1.0",
         "id": f"evt-{n}",
         "source": "urn:test",
         "type": event_type,
-        "time": (at or T0 + timedelta(seconds=n)).isoformat(),
+        "time": moment,
         "data": data,
     }
 

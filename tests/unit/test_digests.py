@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.local import LocalPipeline
+from newsroom_notify.domain.local import TABLES, LocalPipeline
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from tests.builders import (
     article,
@@ -294,24 +294,7 @@ def test_fan_out_on_read_costs_the_same_per_comment_whatever_the_followers(
 ) -> None:
     def writes_per_comment(followers: int, comments: int) -> tuple[float, int]:
         clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
-        tables = {
-            name: CountingDict()
-            for name in (
-                "threads",
-                "comments",
-                "activity",
-                "pending",
-                "digest_followers",
-                "digest_members",
-                "fanout",
-                "followers",
-                "profiles",
-                "delivered",
-                "held",
-                "digests",
-                "traces",
-            )
-        }
+        tables = {name: CountingDict() for name in TABLES}
         pipe = LocalPipeline(tokens=tokens, clock=clock, tables=tables)  # type: ignore[arg-type]
         pipe.feed([article("hot")])
         pipe.feed(

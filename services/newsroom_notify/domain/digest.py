@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.model import (
     PRIORITY,
-    ActivityItem,
     ActivitySlot,
     ArticleInfo,
     CommentSummary,
@@ -40,25 +39,25 @@ def slot_start(moment: datetime, slot_minutes: int) -> datetime:
     return EPOCH + ((moment.astimezone(UTC) - EPOCH) // length) * length
 
 
-def record_comment(slot: ActivitySlot, item: ActivityItem, keep: int) -> None:
-    """Count an approved comment in its slot, keeping only the ``keep`` latest."""
+def record_comment(slot: ActivitySlot, comment_id: str, keep: int) -> None:
+    """Count an approved comment in its slot, remembering only the ``keep`` latest ids."""
     slot.count += 1
-    slot.latest = sorted([*slot.latest, item], key=lambda i: i.at)[-keep:]
+    slot.latest = [*slot.latest, comment_id][-keep:]
 
 
 def forget_comment(slot: ActivitySlot, comment_id: str) -> None:
-    """Take a removed comment out of its slot's count and items."""
+    """Take a removed comment out of its slot's count and ids."""
     slot.count = max(0, slot.count - 1)
-    slot.latest = [i for i in slot.latest if i.comment.id != comment_id]
+    slot.latest = [i for i in slot.latest if i != comment_id]
 
 
-def summarise_slots(slots: Iterable[ActivitySlot], keep: int) -> tuple[int, list[ActivityItem]]:
-    """Total count and the ``keep`` latest comments of several slots."""
-    total, items = 0, []
+def summarise_slots(slots: Iterable[ActivitySlot], keep: int) -> tuple[int, list[str]]:
+    """Total count and the ids of the ``keep`` latest comments of slots given oldest first."""
+    total, ids = 0, []
     for slot in slots:
         total += slot.count
-        items.extend(slot.latest)
-    return total, sorted(items, key=lambda i: i.at)[-keep:]
+        ids.extend(slot.latest)
+    return total, ids[-keep:]
 
 
 def _ref(comment: CommentSummary) -> ev.CommentRef:

@@ -30,6 +30,23 @@ from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
+TABLES = (
+    "threads",
+    "comments",
+    "digest_followers",
+    "digest_members",
+    "activity",
+    "pending",
+    "authored",
+    "followers",
+    "fanout",
+    "profiles",
+    "delivered",
+    "held",
+    "digests",
+    "traces",
+)  # every table of the three stages
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -46,21 +63,7 @@ class LocalPipeline:
 
     def __post_init__(self) -> None:
         t = self.tables
-        for name in (
-            "threads",
-            "comments",
-            "digest_followers",
-            "digest_members",
-            "activity",
-            "pending",
-            "followers",
-            "fanout",
-            "profiles",
-            "delivered",
-            "held",
-            "digests",
-            "traces",
-        ):
+        for name in TABLES:
             t.setdefault(name, {})
         self.threads = ThreadsStage(
             t["threads"],
@@ -69,6 +72,7 @@ class LocalPipeline:
             t["digest_members"],
             t["activity"],
             t["pending"],
+            t["authored"],
             clock=self.clock,
         )
         self.follows = FollowsStage(t["followers"], t["fanout"])

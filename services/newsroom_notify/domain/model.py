@@ -145,13 +145,19 @@ class Thread(State):
 
     article: ArticleInfo | None = None
     participants: dict[str, str] = Field(default_factory=dict)  # subscriber id -> name
-    authored: dict[str, list[str]] = Field(default_factory=dict)  # subscriber id -> comments
     instant_followers: dict[str, str] = Field(default_factory=dict)  # id -> "article" scope
     # Digest followers live in chunked tables; here only how many per schedule, and up to
     # where each schedule's periods have been fanned out.
     digest_schedules: dict[str, int] = Field(default_factory=dict)  # schedule key -> count
     fanned_until: dict[str, datetime] = Field(default_factory=dict)  # schedule key -> end
     activity_slots: list[datetime] = Field(default_factory=list)  # slots with stored activity
+
+
+class Authored(State):
+    """The comments one subscriber wrote under one article (for erasure). Kept apart from the
+    thread so a comment rewrites only its author's list, not the whole discussion's."""
+
+    comment_ids: list[str] = Field(default_factory=list)
 
 
 class ActivityItem(State):
@@ -162,11 +168,13 @@ class ActivityItem(State):
 
 
 class ActivitySlot(State):
-    """An article's approved comments in one time slot (e.g. 15 minutes): a count and the
-    latest few, enough to fill a digest. Written once per comment: O(1) per comment."""
+    """An article's approved comments in one time slot (e.g. 15 minutes): a count and the ids
+    of the latest few, enough to fill a digest. A small record written once per comment: O(1)
+    per comment. The comments' text is read from the comments table when the slot is fanned
+    out, so edits made before then show."""
 
     count: int = 0
-    latest: list[ActivityItem] = Field(default_factory=list)
+    latest: list[str] = Field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ follows

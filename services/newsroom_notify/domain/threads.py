@@ -27,6 +27,7 @@ from newsroom_notify.domain.model import (
     ActivityItem,
     ActivitySlot,
     ArticleInfo,
+    Authored,
     Basis,
     CommentInfo,
     CommentSummary,
@@ -152,6 +153,7 @@ class ThreadsStage:
     digest_members: MutableMapping[str, DigestMember]  # "<article>|<subscriber>" -> group
     activity: MutableMapping[str, ActivitySlot]  # "<article>|<slot start>" -> slot
     pending: MutableMapping[str, Pending]  # article ids with activity not fanned out yet
+    authored: MutableMapping[str, Authored]  # "<article>|<subscriber>" -> their comments
     clock: Callable[[], datetime] = _utcnow
     slot_minutes: int = 15
     items_per_article: int = 5
@@ -203,10 +205,6 @@ class ThreadsStage:
                 )
             thread.participants[sid] = data.author.name
             changed = True
-        authored = thread.authored.setdefault(sid, [])
-        if data.comment_id not in authored:
-            authored.append(data.comment_id)
-            changed = True
         if changed:
             self.threads[aid] = thread
         if data.notify is not None:
@@ -228,6 +226,9 @@ class ThreadsStage:
         key = comment_key(aid, data.comment_id)
         comment = self.comments.get(key)
         if comment is None:  # a replay finds it stored and only re-emits
+            authored = self.authored.get(f"{aid}|{sid}") or Authored()
+            authored.comment_ids.append(data.comment_id)
+            self.authored[f"{aid}|{sid}"] = authored
             comment = CommentInfo(
                 id=data.comment_id,
                 article_id=aid,
@@ -263,15 +264,6 @@ class ThreadsStage:
             return []
         comment.text = data.text
         self.comments[key] = comment
-        slot = self.activity.get(comment.slot) if comment.slot else None
-        if slot is not None and comment.slot is not None:
-            # Digests not fanned out yet show the new text.
-            for item in slot.latest:
-                if item.comment.id == comment.id:
-                    item.comment = item.comment.model_copy(
-                        update={"excerpt": ev.excerpt(data.text)}
-                    )
-            self.activity[comment.slot] = slot
         if not comment.notified:
             return []
         thread = self.threads.get(data.article_id) or Thread()
@@ -334,7 +326,7 @@ class ThreadsStage:
         comment.notified_by = event.id
         subject = self._subject(thread, comment)
         if thread.digest_schedules and comment.slot is None:
-            self._record_activity(thread, comment, subject)
+            self._record_activity(thread, comment)
         activity = Activity(
             event="comment",
             subject=subject,
@@ -346,14 +338,13 @@ class ThreadsStage:
 
     # ---------------------------------------------------- article digests (fan-out on read)
 
-    def _record_activity(self, thread: Thread, comment: CommentInfo, subject: Subject) -> None:
+    def _record_activity(self, thread: Thread, comment: CommentInfo) -> None:
         """Count an approved comment once in the article's current slot: O(1) per comment."""
-        assert subject.comment is not None
         now = self.clock()
         start = slot_start(now, self.slot_minutes)
         key = f"{comment.article_id}|{start.isoformat()}"
         slot = self.activity.get(key) or ActivitySlot()
-        record_comment(slot, ActivityItem(comment=subject.comment, at=now), self._keep)
+        record_comment(slot, comment.id, self._keep)
         self.activity[key] = slot
         comment.slot = key
         if start not in thread.activity_slots:
@@ -417,9 +408,15 @@ class ThreadsStage:
                 and (slot := self.activity.get(f"{article_id}|{start.isoformat()}")) is not None
             ]
             thread.fanned_until[schedule] = period.end
-            count, items = summarise_slots(slots, self._keep)
+            count, latest = summarise_slots(slots, self._keep)
             if count == 0:
                 continue
+            items = [
+                ActivityItem(comment=summarise(c, article), at=c.posted_at)
+                for cid in latest
+                if (c := self.comments.get(comment_key(article_id, cid))) is not None
+                and c.status == "approved"
+            ]
             contribution = Contribution(
                 recipient_id="",
                 article=article,
@@ -512,7 +509,8 @@ class ThreadsStage:
         if thread is not None:
             thread.participants.pop(sid, None)
             thread.instant_followers.pop(sid, None)
-            for comment_id in thread.authored.pop(sid, []):
+            authored = self.authored.pop(f"{article_id}|{sid}", None)
+            for comment_id in authored.comment_ids if authored else []:
                 key = comment_key(article_id, comment_id)
                 comment = self.comments.get(key)
                 if comment is not None:

@@ -40,6 +40,7 @@ from newsroom_notify.domain.inbox import DigestBuffer, Held, InboxStage
 from newsroom_notify.domain.model import (
     Activity,
     ActivitySlot,
+    Authored,
     Candidacy,
     Command,
     CommentInfo,
@@ -212,6 +213,7 @@ def install(
             table("digest-members", DigestMember),
             table("activity", ActivitySlot),
             pending,
+            table("authored", Authored),
             clock=clock,
             slot_minutes=settings.digest.slot_minutes,
             items_per_article=settings.digest.items_per_article,
