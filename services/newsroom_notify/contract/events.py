@@ -451,70 +451,66 @@ class CloudEvent(BaseModel):
         return None
 
 
-class ArticlePublished(CloudEvent):
+class _KeyedByArticle(CloudEvent):
+    """Events keyed by the article they are about (articles and comments topics)."""
+
+    def partition_key(self) -> str:
+        return str(self.data.article_id)
+
+
+class _KeyedBySubscriber(CloudEvent):
+    """Subscription commands keyed by the subscriber id in their data."""
+
+    def partition_key(self) -> str:
+        return str(self.data.subscriber_id)
+
+
+class ArticlePublished(_KeyedByArticle):
     """newsroom.article.published (topic newsroom.articles, key article_id)."""
 
     topic_role: ClassVar[str] = "articles"
     type: Literal["newsroom.article.published"] = Field(description="Event type.")
     data: ArticleData
 
-    def partition_key(self) -> str:
-        return self.data.article_id
 
-
-class ArticleUpdated(CloudEvent):
+class ArticleUpdated(_KeyedByArticle):
     """newsroom.article.updated (topic newsroom.articles, key article_id)."""
 
     topic_role: ClassVar[str] = "articles"
     type: Literal["newsroom.article.updated"] = Field(description="Event type.")
     data: ArticleData
 
-    def partition_key(self) -> str:
-        return self.data.article_id
 
-
-class CommentPosted(CloudEvent):
+class CommentPosted(_KeyedByArticle):
     """newsroom.comment.posted (topic newsroom.comments, key article_id)."""
 
     topic_role: ClassVar[str] = "comments"
     type: Literal["newsroom.comment.posted"] = Field(description="Event type.")
     data: CommentPostedData
 
-    def partition_key(self) -> str:
-        return self.data.article_id
 
-
-class CommentModerated(CloudEvent):
+class CommentModerated(_KeyedByArticle):
     """newsroom.comment.moderated (topic newsroom.comments, key article_id)."""
 
     topic_role: ClassVar[str] = "comments"
     type: Literal["newsroom.comment.moderated"] = Field(description="Event type.")
     data: CommentModeratedData
 
-    def partition_key(self) -> str:
-        return self.data.article_id
 
-
-class CommentEdited(CloudEvent):
+class CommentEdited(_KeyedByArticle):
     """newsroom.comment.edited (topic newsroom.comments, key article_id)."""
 
     topic_role: ClassVar[str] = "comments"
     type: Literal["newsroom.comment.edited"] = Field(description="Event type.")
     data: CommentEditedData
 
-    def partition_key(self) -> str:
-        return self.data.article_id
 
-
-class CommentDeleted(CloudEvent):
+class CommentDeleted(_KeyedByArticle):
     """newsroom.comment.deleted (topic newsroom.comments, key article_id)."""
 
     topic_role: ClassVar[str] = "comments"
     type: Literal["newsroom.comment.deleted"] = Field(description="Event type.")
     data: CommentDeletedData
-
-    def partition_key(self) -> str:
-        return self.data.article_id
 
 
 class SubscriptionRequested(CloudEvent):
@@ -528,15 +524,12 @@ class SubscriptionRequested(CloudEvent):
         return self.data.subscriber.subscriber_id
 
 
-class SubscriptionCancelled(CloudEvent):
+class SubscriptionCancelled(_KeyedBySubscriber):
     """newsroom.subscription.cancelled (topic newsroom.subscriptions, key subscriber id)."""
 
     topic_role: ClassVar[str] = "subscriptions"
     type: Literal["newsroom.subscription.cancelled"] = Field(description="Event type.")
     data: SubscriptionCancelledData
-
-    def partition_key(self) -> str:
-        return self.data.subscriber_id
 
 
 class SubscriptionConfirmed(CloudEvent):
@@ -550,26 +543,20 @@ class SubscriptionConfirmed(CloudEvent):
     data: SubscriptionConfirmedData
 
 
-class PreferencesUpdated(CloudEvent):
+class PreferencesUpdated(_KeyedBySubscriber):
     """newsroom.preferences.updated (topic newsroom.subscriptions, key subscriber id)."""
 
     topic_role: ClassVar[str] = "subscriptions"
     type: Literal["newsroom.preferences.updated"] = Field(description="Event type.")
     data: PreferencesUpdatedData
 
-    def partition_key(self) -> str:
-        return self.data.subscriber_id
 
-
-class SubscriberErased(CloudEvent):
+class SubscriberErased(_KeyedBySubscriber):
     """newsroom.subscriber.erased (topic newsroom.subscriptions, key subscriber id)."""
 
     topic_role: ClassVar[str] = "subscriptions"
     type: Literal["newsroom.subscriber.erased"] = Field(description="Event type.")
     data: SubscriberErasedData
-
-    def partition_key(self) -> str:
-        return self.data.subscriber_id
 
 
 class OutputEvent(CloudEvent):
