@@ -194,6 +194,30 @@ class DigestSettings(BaseModel):
         return self
 
 
+class ApiSettings(BaseModel):
+    """The subscription HTTP API served by the worker's web server."""
+
+    jwt_keys: list[SecretStr] = Field(
+        default_factory=lambda: [SecretStr("dev-only-identity-key")],
+        description="HMAC keys of the newsroom's identity system (HS256 JWTs), newest first; "
+        "any of them verifies a token, so keys can be rotated.",
+    )
+    jwt_issuer: str = Field("newsroom-identity", description="Required 'iss' of member tokens.")
+    jwt_audience: str | None = Field(
+        "newsroom-notify", description="Required 'aud' of member tokens (None: not checked)."
+    )
+    per_ip_per_minute: int = Field(
+        30, ge=1, description="Subscribe/confirm requests per client IP per minute."
+    )
+    confirmations_per_address_per_day: int = Field(
+        3, ge=1, description="Confirmation requests a guest address can trigger per day."
+    )
+    max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
+    public_url: str = Field(
+        "http://127.0.0.1:6066", description="Base URL of the API as readers reach it (links)."
+    )
+
+
 class Settings(BaseSettings):
     """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
 
@@ -206,6 +230,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     store: str = Field(
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )

@@ -248,7 +248,11 @@ class SubscriptionCancelledData(InputData):
     """A subscription was cancelled."""
 
     subscriber_id: Id = Field(description="Subscriber id.", examples=["m-3381"])
-    scope: Scope = Field(description="Scope of the subscription.", examples=["article"])
+    scope: Scope | Literal["digest"] = Field(
+        description="Scope of the subscription; 'digest' cancels every digest-mode one "
+        "(what a digest's own unsubscribe token does).",
+        examples=["article"],
+    )
     target: Id | None = Field(description="Its target.", examples=["a-20261128-council"])
 
 
@@ -358,6 +362,11 @@ class NotificationCreatedData(OutputData):
     )
     confirm_token: str | None = Field(
         None, description="Only for confirm_subscription: the double opt-in token."
+    )
+    manage_token: str | None = Field(
+        None,
+        description="Signed token for the recipient's 'manage my subscriptions' link "
+        "(GET /v1/subscribers/{id}/subscriptions?token=...).",
     )
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic.json_schema import models_json_schema
 
 from newsroom_notify import __version__
+from newsroom_notify.api.openapi import document as openapi_document
 from newsroom_notify.contract.events import (
     ALL_EVENTS,
     CONTENT_TYPE,
@@ -189,6 +190,7 @@ def all_files() -> dict[str, str]:
     files["asyncapi.yaml"] = yaml.safe_dump(
         asyncapi_document(), sort_keys=False, allow_unicode=True, width=100
     )
+    files["openapi.json"] = _dump_json(openapi_document())
     return files
 
 

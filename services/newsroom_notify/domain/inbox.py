@@ -254,6 +254,7 @@ class InboxStage:
                 comment=_comment_ref(subject.comment),
                 parent=_comment_ref(subject.parent),
                 unsubscribe_token=self.tokens.unsubscribe(claims),
+                manage_token=self.tokens.manage(profile.id),
             ),
         )
 
@@ -586,6 +587,7 @@ class InboxStage:
                 parent=None,
                 unsubscribe_token=self.tokens.unsubscribe(claims),
                 confirm_token=self.tokens.confirm(claims),
+                manage_token=self.tokens.manage(profile.id),
             ),
         )
         return self._emit(event)

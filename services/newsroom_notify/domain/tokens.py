@@ -1,6 +1,7 @@
-"""Signed, expiring, key-rotatable tokens: unsubscribe (one subscription) and confirm (double
-opt-in). itsdangerous signs with the newest key and verifies with any configured key, with a
-salt per purpose so one kind of token can never be used as another."""
+"""Signed, expiring, key-rotatable tokens: unsubscribe (one subscription), confirm (double
+opt-in) and manage (a guest's access to their own subscriptions). itsdangerous signs with the
+newest key and verifies with any configured key, with a salt per purpose so one kind of token
+can never be used as another."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
 CONFIRM = "newsroom-notify/confirm/v1"
+MANAGE = "newsroom-notify/manage/v1"
 
 
 class InvalidToken(Exception):
@@ -38,7 +40,12 @@ class Tokens:
         keys = list(reversed(keys_newest_first))
         self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE)
         self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM)
-        self._max_age = {UNSUBSCRIBE: unsubscribe_max_age, CONFIRM: confirm_max_age}
+        self._manage = URLSafeTimedSerializer(keys, salt=MANAGE)
+        self._max_age = {
+            UNSUBSCRIBE: unsubscribe_max_age,
+            CONFIRM: confirm_max_age,
+            MANAGE: unsubscribe_max_age,
+        }
 
     def unsubscribe(self, claims: TokenClaims) -> str:
         """A token that cancels exactly this subscription."""
@@ -47,6 +54,15 @@ class Tokens:
     def confirm(self, claims: TokenClaims) -> str:
         """A token that confirms a guest's address (and this pending subscription)."""
         return str(self._confirm.dumps(_payload(claims)))
+
+    def manage(self, subscriber_id: str) -> str:
+        """A token that lets its holder read and change this subscriber's subscriptions (the
+        'manage my subscriptions' link of guests, who have no account)."""
+        return str(self._manage.dumps(_payload(TokenClaims(subscriber_id, "manage", None))))
+
+    def read_manage(self, token: str) -> str:
+        """The subscriber id of a valid manage token; ``InvalidToken`` otherwise."""
+        return _read(self._manage, token, self._max_age[MANAGE]).subscriber_id
 
     def read_unsubscribe(self, token: str) -> TokenClaims:
         """The claims of a valid unsubscribe token; ``InvalidToken`` otherwise."""

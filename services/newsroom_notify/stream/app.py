@@ -16,10 +16,14 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from newsroom_notify.api.service import SubscriptionApi
+from newsroom_notify.api.web import mount, publisher
 from newsroom_notify.clock import Clock
+from newsroom_notify.domain.model import Profile
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
+from newsroom_notify.stream.tables import ModelTable
 from newsroom_notify.stream.transport import Transport
 
 log = structlog.get_logger(__name__)
@@ -78,6 +82,21 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id
     )
     app.pipeline = install(app, settings, dead_letters, clock)
+    profiles = app.pipeline.inbox.profiles
+
+    async def read_profile(subscriber_id: str) -> Profile | None:
+        return profiles.get(subscriber_id)
+
+    api = SubscriptionApi(
+        settings=settings.api,
+        tokens=app.pipeline.tokens,
+        publish=publisher(raw_topic(app, topics.name(topics.subscriptions))),
+        read_profile=read_profile,
+        clock=clock,
+        source=f"{settings.source}:api",
+    )
+    assert isinstance(profiles, ModelTable)
+    mount(app, settings, api, profiles.table)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -1,0 +1,250 @@
+"""The OpenAPI 3.1 document of the HTTP API, generated from the request/response models.
+
+Written to ``schemas/openapi.json`` by ``make schemas``; a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from newsroom_notify import __version__
+from newsroom_notify.api.models import (
+    Accepted,
+    ConfirmRequest,
+    Health,
+    PreferencesRequest,
+    Problem,
+    SubscribeRequest,
+    SubscriberView,
+)
+
+REF = "#/components/schemas/{model}"
+MODELS: list[type[BaseModel]] = [
+    Accepted,
+    ConfirmRequest,
+    Health,
+    PreferencesRequest,
+    Problem,
+    SubscribeRequest,
+    SubscriberView,
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Malformed request or invalid token",
+        401: "Missing or invalid credentials",
+        403: "Not your data",
+        404: "Nothing here",
+        413: "Body too large",
+        422: "Invalid fields",
+        429: "Rate limit reached",
+    }
+    return {
+        str(code): {
+            "description": reasons[code],
+            "content": {"application/problem+json": {"schema": _ref(Problem)}},
+        }
+        for code in codes
+    }
+
+
+SUBSCRIBER = {
+    "name": "subscriber_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "Member id, or a guest's derived id (guest_...).",
+}
+MANAGE = {
+    "name": "token",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Manage token from a notification (guests); members use a bearer token.",
+}
+UNSUB_TOKEN = {
+    "name": "token",
+    "in": "query",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "The unsubscribe token of a notification or digest.",
+}
+SECURED: list[dict[str, list[str]]] = [{"member": []}, {}]
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
+    _, defs = models_json_schema([(m, "validation") for m in MODELS], ref_template=REF)
+    accepted = _json(Accepted, "Accepted; takes effect within moments")
+    paths: dict[str, Any] = {
+        "/v1/subscriptions": {
+            "post": {
+                "operationId": "subscribe",
+                "summary": "Subscribe (member with a bearer token, or guest with 'guest')",
+                "security": SECURED,
+                "requestBody": _body(SubscribeRequest),
+                "responses": {"202": accepted, **_problems(400, 401, 413, 422, 429)},
+            }
+        },
+        "/v1/subscribers/{subscriber_id}/subscriptions": {
+            "get": {
+                "operationId": "listSubscriptions",
+                "summary": "List my subscriptions and preferences",
+                "security": SECURED,
+                "parameters": [SUBSCRIBER, MANAGE],
+                "responses": {
+                    "200": _json(SubscriberView, "Subscriptions and preferences"),
+                    **_problems(401, 403, 404),
+                },
+            }
+        },
+        "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {
+            "delete": {
+                "operationId": "cancelSubscription",
+                "summary": "Cancel one subscription",
+                "security": SECURED,
+                "parameters": [
+                    SUBSCRIBER,
+                    {
+                        "name": "scope",
+                        "in": "path",
+                        "required": True,
+                        "schema": {
+                            "type": "string",
+                            "enum": [
+                                "article",
+                                "replies",
+                                "commenter",
+                                "journalist",
+                                "section",
+                                "digest",
+                            ],
+                        },
+                    },
+                    {
+                        "name": "target",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                    },
+                    MANAGE,
+                ],
+                "responses": {"202": accepted, **_problems(401, 403, 422)},
+            }
+        },
+        "/v1/subscribers/{subscriber_id}/preferences": {
+            "put": {
+                "operationId": "updatePreferences",
+                "summary": "Update delivery preferences",
+                "security": SECURED,
+                "parameters": [SUBSCRIBER, MANAGE],
+                "requestBody": _body(PreferencesRequest),
+                "responses": {"202": accepted, **_problems(400, 401, 403, 413, 422)},
+            }
+        },
+        "/v1/subscribers/{subscriber_id}": {
+            "delete": {
+                "operationId": "eraseSubscriber",
+                "summary": "Erase me (right to erasure)",
+                "security": SECURED,
+                "parameters": [SUBSCRIBER, MANAGE],
+                "responses": {"202": accepted, **_problems(401, 403)},
+            }
+        },
+        "/v1/confirm": {
+            "post": {
+                "operationId": "confirm",
+                "summary": "Confirm a guest address with its confirmation token",
+                "requestBody": _body(ConfirmRequest),
+                "responses": {"202": accepted, **_problems(400, 413, 422, 429)},
+            }
+        },
+        "/v1/unsubscribe": {
+            "get": {
+                "operationId": "unsubscribePage",
+                "summary": "Confirmation page for an unsubscribe link (changes nothing)",
+                "parameters": [UNSUB_TOKEN],
+                "responses": {
+                    "200": {
+                        "description": "An HTML page with a one-click form",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_problems(400),
+                },
+            },
+            "post": {
+                "operationId": "unsubscribeOneClick",
+                "summary": "RFC 8058 one-click unsubscribe",
+                "parameters": [UNSUB_TOKEN],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "List-Unsubscribe": {"type": "string", "const": "One-Click"}
+                                },
+                                "required": ["List-Unsubscribe"],
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _json(Accepted, "Unsubscribed"), **_problems(400, 413)},
+            },
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "liveness",
+                "summary": "Liveness",
+                "responses": {"200": _json(Health, "Alive")},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readiness",
+                "summary": "Readiness: broker reachable, tables recovered, not rebalancing",
+                "responses": {
+                    "200": _json(Health, "Ready"),
+                    "503": _json(Health, "Not ready"),
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "newsroom-notify subscription API",
+            "version": __version__,
+            "description": "Subscribe, confirm, one-click unsubscribe, preferences, erasure. "
+            "Errors are RFC 9457 problem details.",
+        },
+        "servers": [{"url": "http://127.0.0.1:6066"}],
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "member": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT (HS256, signed by the newsroom's identity system)",
+                }
+            },
+        },
+    }

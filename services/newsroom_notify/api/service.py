@@ -1,0 +1,382 @@
+"""The API's logic: authenticate, validate, rate-limit, then publish a subscription command.
+
+Writes become CloudEvents on the subscriptions topic (the stream applies them, like any other
+producer's); reads come from the inbox stage's profile table. Nothing here knows about HTTP
+servers: handlers take the request's parts and return an ``ApiResponse``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import time as dtime
+from typing import Any, TypeVar
+
+import jwt
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from newsroom_notify.api.models import (
+    Accepted,
+    ConfirmRequest,
+    PreferencesRequest,
+    Problem,
+    SubscribeRequest,
+    SubscriberView,
+    SubscriptionView,
+)
+from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.identity import guest_subscriber_id
+from newsroom_notify.domain.model import Profile
+from newsroom_notify.domain.tokens import InvalidToken, Tokens
+from newsroom_notify.settings import ApiSettings
+
+PROBLEM_JSON = "application/problem+json"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+@dataclass
+class ApiResponse:
+    """What a handler answers: a status and a JSON model or an HTML page."""
+
+    status: int
+    body: BaseModel | str | None = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> bytes:
+        """The body as bytes."""
+        if self.body is None:
+            return b""
+        if isinstance(self.body, str):
+            return self.body.encode("utf-8")
+        return self.body.model_dump_json().encode("utf-8")
+
+
+class ApiError(Exception):
+    """A client error, answered as RFC 9457 problem details."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+    def response(self) -> ApiResponse:
+        """The problem-details response of this error."""
+        problem = Problem(title=self.title, status=self.status, detail=self.detail)
+        headers = {"Retry-After": "60"} if self.status == 429 else {}
+        return ApiResponse(self.status, problem, PROBLEM_JSON, headers)
+
+
+class SlidingWindow:
+    """At most ``limit`` events per ``window`` seconds per key (in this process)."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self.hits: dict[str, deque[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        """Record a hit for ``key``; False if it is over the limit."""
+        now = self.clock()
+        hits = self.hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False
+        hits.append(now)
+        if len(self.hits) > 100_000:  # bound memory: forget idle keys
+            for idle in [k for k, v in self.hits.items() if not v][:50_000]:
+                del self.hits[idle]
+        return True
+
+
+def _event_id(*parts: str) -> str:
+    """Deterministic event id: repeating a request produces the same event (idempotence)."""
+    return "api-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], body: bytes, limit: int) -> M:
+    if len(body) > limit:
+        raise ApiError(413, "Content Too Large", f"request body over {limit} bytes")
+    try:
+        raw = orjson.loads(body or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "Bad Request", "body is not valid JSON") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)[:5]
+        )
+        raise ApiError(422, "Unprocessable Content", fields) from exc
+
+
+@dataclass
+class SubscriptionApi:
+    """The endpoints' logic."""
+
+    settings: ApiSettings
+    tokens: Tokens
+    publish: Callable[[ev.CloudEvent], Awaitable[None]]
+    read_profile: Callable[[str], Awaitable[Profile | None]]
+    clock: Callable[[], datetime]
+    source: str = "urn:newsroom-notify:api"
+    monotonic: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.per_ip = SlidingWindow(self.settings.per_ip_per_minute, 60, self.monotonic)
+        self.per_address = SlidingWindow(
+            self.settings.confirmations_per_address_per_day, 86_400, self.monotonic
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def member_id(self, headers: Mapping[str, str]) -> tuple[str, dict[str, Any]] | None:
+        """The member id of a valid bearer token, None without one; 401 if it is bad."""
+        header = headers.get("Authorization") or headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "Unauthorized", "use 'Authorization: Bearer <token>'")
+        for key in self.settings.jwt_keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key.get_secret_value(),
+                    algorithms=["HS256"],
+                    issuer=self.settings.jwt_issuer,
+                    audience=self.settings.jwt_audience,
+                    options={
+                        "require": ["exp", "sub", "iss"],
+                        "verify_aud": self.settings.jwt_audience is not None,
+                    },
+                )
+            except jwt.InvalidSignatureError:
+                continue  # maybe signed with another (rotated) key
+            except jwt.PyJWTError as exc:
+                raise ApiError(401, "Unauthorized", "invalid or expired token") from exc
+            return str(claims["sub"]), claims
+        raise ApiError(401, "Unauthorized", "invalid or expired token")
+
+    def authorize(
+        self, subscriber_id: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> None:
+        """The caller must be this subscriber: their member token, or their manage token."""
+        member = self.member_id(headers)
+        if member is not None:
+            if member[0] != subscriber_id:
+                raise ApiError(403, "Forbidden", "a member may only act on their own data")
+            return
+        token = query.get("token")
+        if not token:
+            raise ApiError(401, "Unauthorized", "a bearer token or a manage token is required")
+        try:
+            owner = self.tokens.read_manage(token)
+        except InvalidToken as exc:
+            raise ApiError(401, "Unauthorized", "invalid or expired manage token") from exc
+        if owner != subscriber_id:
+            raise ApiError(403, "Forbidden", "this token is for another subscriber")
+
+    def _limit_ip(self, ip: str) -> None:
+        if not self.per_ip.allow(ip or "unknown"):
+            raise ApiError(429, "Too Many Requests", "too many requests from this address")
+
+    def _envelope(self, event_type: str, event_id: str) -> dict[str, Any]:
+        return {"id": event_id, "source": self.source, "type": event_type, "time": self.clock()}
+
+    # ---------------------------------------------------------------- endpoints
+
+    async def subscribe(self, headers: Mapping[str, str], body: bytes, ip: str) -> ApiResponse:
+        """POST /v1/subscriptions."""
+        self._limit_ip(ip)
+        request = _parse(SubscribeRequest, body, self.settings.max_body_bytes)
+        if request.target is None and request.scope != "replies":
+            raise ApiError(422, "Unprocessable Content", f"scope {request.scope} needs a target")
+        member = self.member_id(headers)
+        if member is not None:
+            sid, claims = member
+            subscriber = ev.Subscriber(
+                id=sid, name=str(claims.get("name") or sid), email=claims.get("email")
+            )
+            status = "accepted"
+        elif request.guest is not None:
+            sid = guest_subscriber_id(request.guest.email)
+            if not self.per_address.allow(sid):
+                raise ApiError(
+                    429, "Too Many Requests", "too many confirmation requests for this address"
+                )
+            subscriber = ev.Subscriber(id=None, name=request.guest.name, email=request.guest.email)
+            status = "confirmation_requested"
+        else:
+            raise ApiError(401, "Unauthorized", "members send a bearer token; guests send 'guest'")
+        day = self.clock().date().isoformat()
+        event = ev.SubscriptionRequested(
+            **self._envelope(
+                "newsroom.subscription.requested",
+                _event_id(
+                    "sub", sid, request.scope, request.target or "", str(request.delivery), day
+                ),
+            ),
+            data=ev.SubscriptionRequestedData(
+                subscriber=subscriber,
+                scope=request.scope,
+                target=request.target,
+                delivery=request.delivery,
+            ),
+        )
+        await self.publish(event)
+        return ApiResponse(202, Accepted(status=status, subscriber_id=sid))
+
+    async def subscriptions(
+        self, sid: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> ApiResponse:
+        """GET /v1/subscribers/{sid}/subscriptions."""
+        self.authorize(sid, headers, query)
+        profile = await self.read_profile(sid)
+        if profile is None:
+            raise ApiError(404, "Not Found", "no subscriptions for this subscriber")
+        prefs = profile.preferences
+        view = SubscriberView(
+            subscriber_id=sid,
+            confirmed=profile.confirmed,
+            subscriptions=[
+                SubscriptionView(
+                    scope=s.scope, target=s.target, delivery=s.delivery, active=s.active
+                )
+                for _, s in sorted(profile.subscriptions.items())
+            ],
+            preferences=PreferencesRequest(
+                digest=prefs.digest,
+                timezone=prefs.timezone,
+                digest_hour=prefs.digest_hour,
+                digest_weekday=prefs.digest_weekday,
+                quiet_hours=(
+                    ev.QuietHours(
+                        start=dtime(*divmod(prefs.quiet_hours.start, 60)),
+                        end=dtime(*divmod(prefs.quiet_hours.end, 60)),
+                    )
+                    if prefs.quiet_hours
+                    else None
+                ),
+                paused=prefs.paused,
+                muted_articles=prefs.muted_articles,
+            ),
+        )
+        return ApiResponse(200, view)
+
+    async def cancel(
+        self, sid: str, scope: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> ApiResponse:
+        """DELETE /v1/subscribers/{sid}/subscriptions/{scope}?target=..."""
+        self.authorize(sid, headers, query)
+        target = query.get("target") or None
+        try:
+            data = ev.SubscriptionCancelledData(subscriber_id=sid, scope=scope, target=target)
+        except ValidationError as exc:
+            raise ApiError(422, "Unprocessable Content", f"unknown scope {scope!r}") from exc
+        await self._cancel(data)
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=sid))
+
+    async def _cancel(self, data: ev.SubscriptionCancelledData) -> None:
+        event_id = _event_id("cancel", data.subscriber_id, data.scope, data.target or "")
+        await self.publish(
+            ev.SubscriptionCancelled(
+                **self._envelope("newsroom.subscription.cancelled", event_id), data=data
+            )
+        )
+
+    async def preferences(
+        self, sid: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
+    ) -> ApiResponse:
+        """PUT /v1/subscribers/{sid}/preferences."""
+        self.authorize(sid, headers, query)
+        request = _parse(PreferencesRequest, body, self.settings.max_body_bytes)
+        try:
+            data = ev.PreferencesUpdatedData(subscriber_id=sid, **request.model_dump())
+        except ValidationError as exc:
+            raise ApiError(
+                422, "Unprocessable Content", "timezone: unknown IANA time zone"
+            ) from exc
+        event_id = _event_id("prefs", sid, orjson.dumps(request.model_dump(mode="json")).decode())
+        await self.publish(
+            ev.PreferencesUpdated(
+                **self._envelope("newsroom.preferences.updated", event_id), data=data
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=sid))
+
+    async def erase(
+        self, sid: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> ApiResponse:
+        """DELETE /v1/subscribers/{sid}: right to erasure."""
+        self.authorize(sid, headers, query)
+        await self.publish(
+            ev.SubscriberErased(
+                **self._envelope("newsroom.subscriber.erased", _event_id("erase", sid)),
+                data=ev.SubscriberErasedData(subscriber_id=sid),
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=sid))
+
+    async def confirm(self, body: bytes, ip: str) -> ApiResponse:
+        """POST /v1/confirm: a guest confirms their address."""
+        self._limit_ip(ip)
+        request = _parse(ConfirmRequest, body, self.settings.max_body_bytes)
+        try:
+            claims = self.tokens.read_confirm(request.token)
+        except InvalidToken as exc:
+            raise ApiError(400, "Bad Request", "invalid or expired confirmation token") from exc
+        event_id = _event_id("confirm", claims.subscriber_id, claims.scope, claims.target or "")
+        await self.publish(
+            ev.SubscriptionConfirmed(
+                **self._envelope("newsroom.subscription.confirmed", event_id),
+                data=ev.SubscriptionConfirmedData(token=request.token),
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=claims.subscriber_id))
+
+    def _unsubscribe_claims(self, query: Mapping[str, str]) -> Any:
+        token = query.get("token")
+        if not token:
+            raise ApiError(400, "Bad Request", "the unsubscribe link has no token")
+        try:
+            return self.tokens.read_unsubscribe(token)
+        except InvalidToken as exc:
+            raise ApiError(400, "Bad Request", "invalid or expired unsubscribe link") from exc
+
+    def unsubscribe_page(self, query: Mapping[str, str]) -> ApiResponse:
+        """GET /v1/unsubscribe?token=...: a confirmation page; changes nothing (RFC 8058)."""
+        claims = self._unsubscribe_claims(query)
+        what = html.escape(f"{claims.scope} {claims.target or ''}".strip())
+        action = html.escape(f"?token={query['token']}", quote=True)
+        page = (
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
+            f"<h1>Unsubscribe</h1><p>Stop notifications for: {what}?</p>"
+            f'<form method=post action="{action}">'
+            '<input type=hidden name="List-Unsubscribe" value="One-Click">'
+            "<button type=submit>Unsubscribe</button></form></html>"
+        )
+        return ApiResponse(200, page, "text/html; charset=utf-8")
+
+    async def unsubscribe(self, query: Mapping[str, str], form: Mapping[str, str]) -> ApiResponse:
+        """POST /v1/unsubscribe?token=... with body List-Unsubscribe=One-Click (RFC 8058)."""
+        if form.get("List-Unsubscribe") != "One-Click":
+            raise ApiError(400, "Bad Request", f"the body must be {ONE_CLICK}")
+        claims = self._unsubscribe_claims(query)
+        await self._cancel(
+            ev.SubscriptionCancelledData(
+                subscriber_id=claims.subscriber_id,
+                scope=claims.scope,
+                target=claims.target,
+            )
+        )
+        return ApiResponse(200, Accepted(status="unsubscribed", subscriber_id=claims.subscriber_id))
