@@ -365,7 +365,7 @@ class SubscriptionApi:
             '<input type=hidden name="List-Unsubscribe" value="One-Click">'
             "<button type=submit>Unsubscribe</button></form></html>"
         )
-        return ApiResponse(200, page, "text/html; charset=utf-8")
+        return ApiResponse(200, page, "text/html")  # the page declares its charset
 
     async def unsubscribe(self, query: Mapping[str, str], form: Mapping[str, str]) -> ApiResponse:
         """POST /v1/unsubscribe?token=... with body List-Unsubscribe=One-Click (RFC 8058)."""
