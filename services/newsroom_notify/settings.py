@@ -213,9 +213,6 @@ class ApiSettings(BaseModel):
         3, ge=1, description="Confirmation requests a guest address can trigger per day."
     )
     max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
-    public_url: str = Field(
-        "http://127.0.0.1:6066", description="Base URL of the API as readers reach it (links)."
-    )
 
 
 class Settings(BaseSettings):
