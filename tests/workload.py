@@ -7,9 +7,9 @@ notifications and retractions are computed by the in-process reference pipeline
 (``LocalPipeline``) fed the same events: their ids are deterministic, so a run on the real
 worker is judged by comparing id sets.
 
-Events come in two phases: ``setup`` (articles, subscriptions, the first comment of each
-article with a "replies" choice) must have settled in the worker before ``stream`` starts, the
-way minutes pass between subscribing and the next comment on a real site.
+Events come in three phases, each settled in the worker before the next starts, the way minutes
+pass between subscribing and commenting on a real site: ``setup`` (articles, subscriptions),
+``openers`` (the first comment of each article, with a "replies" choice) and ``stream``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Workload:
     """The events of a run and what must come out of them."""
 
     setup: list[ev.CloudEvent]
+    openers: list[ev.CloudEvent]
     stream: list[ev.CloudEvent]
     expected_created: set[str] = field(default_factory=set)
     expected_retracted: set[str] = field(default_factory=set)
@@ -75,10 +76,11 @@ def generate(
         if rng.random() < 0.3:
             setup.append(subscribe(person, "replies", None))
     threads: dict[str, list[tuple[str, dict[str, str]]]] = {aid: [] for aid in article_ids}
+    openers: list[ev.CloudEvent] = []
     for aid in article_ids:
         author = rng.choice(people)
         cid = f"{aid}-c0"
-        setup.append(comment(cid, author, "First!", aid=aid, notify="replies"))
+        openers.append(comment(cid, author, "First!", aid=aid, notify="replies"))
         threads[aid].append((cid, author))
     stream: list[ev.CloudEvent] = []
     held: list[tuple[str, str]] = []
@@ -113,11 +115,11 @@ def generate(
         if held and rng.random() < 0.2:
             late_aid, late_cid = held.pop(0)
             stream.append(moderate(late_cid, "approved", aid=late_aid))
-    workload = Workload(setup=setup, stream=stream)
+    workload = Workload(setup=setup, openers=openers, stream=stream)
     reference = LocalPipeline(
         tokens=Tokens([TOKEN_KEY], 3600, 3600), clock=lambda: datetime(2026, 11, 28, 12, tzinfo=UTC)
     )
-    for event in setup + stream:
+    for event in setup + openers + stream:
         for out in reference.feed([event]):
             if isinstance(out, ev.NotificationCreated):
                 workload.expected_created.add(out.id)

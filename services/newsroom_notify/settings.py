@@ -57,6 +57,17 @@ class KafkaSettings(BaseModel):
     min_insync_replicas: int | None = Field(
         None, ge=1, description="min.insync.replicas of created topics (broker default if unset)."
     )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        description="Consumer group session timeout: how soon a dead worker's partitions move.",
+    )
+    heartbeat_interval_s: float = Field(
+        2.0, gt=0, description="Consumer heartbeat interval (well under the session timeout)."
+    )
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="How often processed offsets are committed (replay window)."
+    )
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> Self:

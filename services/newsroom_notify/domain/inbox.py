@@ -106,14 +106,19 @@ def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bo
     return minute >= quiet.start or minute < quiet.end
 
 
-def choose_basis(profile: Profile, bases: list[Basis]) -> tuple[Basis, Subscription | None] | None:
-    """The strongest basis whose condition holds, with the subscription that allows it."""
-    article_id = None
+def choose_basis(
+    profile: Profile, bases: list[Basis], at: datetime | None = None
+) -> tuple[Basis, Subscription | None] | None:
+    """The strongest basis whose condition holds, with the subscription that allows it.
+
+    With ``at`` (when the comment was posted or approved), only subscriptions active since
+    then count: you hear of what happens after you subscribed. This also makes a replay after
+    a crash decide exactly as the first time, although subscriptions made since are in state.
+    """
     for basis in bases:
-        article_id = basis.target if basis.scope in ("article", "replies") else article_id
         sub: Subscription | None = None
         if basis.condition is Condition.SUBSCRIBED:
-            sub = _active(profile, subscription_key(basis.scope, basis.target))
+            sub = _active(profile, subscription_key(basis.scope, basis.target), at)
         elif basis.condition is Condition.ASKED_FOR_REPLIES:
             # Rule 4: a replies/follow-up choice or subscription, for this article or site-wide.
             for key in (
@@ -121,12 +126,19 @@ def choose_basis(profile: Profile, bases: list[Basis]) -> tuple[Basis, Subscript
                 subscription_key("replies", None),
                 subscription_key("article", basis.target),
             ):
-                sub = _active(profile, key)
+                sub = _active(profile, key, at)
                 if sub is not None:
                     break
         elif basis.condition is Condition.CONSENTED:
             # Rule 5: any confirmed subscription is consent; it is the one a token cancels.
-            sub = next((s for _, s in sorted(profile.subscriptions.items()) if s.active), None)
+            sub = next(
+                (
+                    s
+                    for k, _ in sorted(profile.subscriptions.items())
+                    if (s := _active(profile, k, at))
+                ),
+                None,
+            )
         if sub is not None:
             return basis, sub
     return None
@@ -142,9 +154,13 @@ def delivery_for(basis: Basis, sub: Subscription | None) -> Delivery:
     return sub.delivery if sub is not None else DEFAULT_DELIVERY[basis.scope]
 
 
-def _active(profile: Profile, key: str) -> Subscription | None:
+def _active(profile: Profile, key: str, at: datetime | None = None) -> Subscription | None:
     sub = profile.subscriptions.get(key)
-    return sub if sub is not None and sub.active else None
+    if sub is None or not sub.active:
+        return None
+    if at is not None and sub.since is not None and sub.since > at:
+        return None  # subscribed after the fact
+    return sub
 
 
 @dataclass
@@ -179,7 +195,7 @@ class InboxStage:
         sent = delivered.subjects.get(subject.key)
         if sent is not None:
             return self._replay(profile, msg, sent)
-        chosen = choose_basis(profile, msg.bases)
+        chosen = choose_basis(profile, msg.bases, msg.at)
         if chosen is None:
             return []
         basis, sub = chosen
@@ -224,7 +240,7 @@ class InboxStage:
         basis = next((b for b in msg.bases if b.reason == sent.reason), None)
         if basis is None:
             return []
-        chosen = choose_basis(profile, [basis])
+        chosen = choose_basis(profile, [basis], msg.at)
         sub = chosen[1] if chosen else None
         notification = self._notification(profile, msg.subject, basis, sub, sent.notification_id)
         return [self._emit(notification)]
@@ -502,6 +518,7 @@ class InboxStage:
             target=msg.article_id,
             delivery=None,
             request_id=f"form:{msg.article_id}:{msg.choice}",
+            at=msg.at,
         )
 
     def on_participated(self, msg: Participated) -> list[Outbound]:
@@ -522,11 +539,12 @@ class InboxStage:
                 target=data.target,
                 delivery=data.delivery,
                 request_id=event.id,
+                at=event.time,
             )
         if isinstance(event, ev.SubscriptionCancelled):
             return self.cancel(subscriber_id, event.data.scope, event.data.target)
         if isinstance(event, ev.SubscriptionConfirmed):
-            return self.confirm(event.data.token)
+            return self.confirm(event.data.token, event.time)
         if isinstance(event, ev.PreferencesUpdated):
             return self._preferences(event.data)
         if isinstance(event, ev.SubscriberErased):
@@ -544,6 +562,7 @@ class InboxStage:
         target: str | None,
         delivery: Delivery | None,
         request_id: str,
+        at: datetime,
     ) -> list[Outbound]:
         profile = self.profiles.get(sid) or Profile(id=sid, name=name, guest=guest)
         profile.name = name
@@ -560,6 +579,8 @@ class InboxStage:
                 target=target,
                 delivery=wanted,
                 active=profile.confirmed,
+                # A delivery change keeps the date the subscription began.
+                since=sub.since if sub is not None and sub.active else at,
             )
             profile.subscriptions[key] = sub
         self.profiles[sid] = profile
@@ -592,8 +613,9 @@ class InboxStage:
         )
         return self._emit(event)
 
-    def confirm(self, token: str) -> list[Outbound]:
-        """Double opt-in: the token's owner is confirmed; their pending subscriptions start."""
+    def confirm(self, token: str, at: datetime | None = None) -> list[Outbound]:
+        """Double opt-in: the token's owner is confirmed; their pending subscriptions start
+        (from ``at``, the confirmation's time)."""
         try:
             claims = self.tokens.read_confirm(token)
         except InvalidToken:
@@ -606,6 +628,8 @@ class InboxStage:
         for sub in profile.subscriptions.values():
             if not sub.active:
                 sub.active = True
+                if at is not None and (sub.since is None or sub.since < at):
+                    sub.since = at
             out.extend(self._announce(profile, sub, active=True))
         self.profiles[profile.id] = profile
         return out

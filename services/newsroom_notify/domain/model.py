@@ -202,6 +202,7 @@ class Subscription(State):
     target: str | None
     delivery: Delivery
     active: bool  # False while a guest's address is unconfirmed
+    since: datetime | None = None  # event time it became active: earlier comments do not count
 
 
 class QuietHours(State):

@@ -1,0 +1,137 @@
+"""The fault scenarios: what breaks, when, and how it comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsroom_notify.devkafka import LocalKafka
+from tests.faults.harness import FaultRun, Report, in_thread
+from tests.workload import Workload
+
+Fault = Callable[[FaultRun], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A fault and the infrastructure it needs."""
+
+    name: str
+    fault: Fault | None
+    workers: int = 1
+    broker: str = "shared"  # "shared" (the session's), "own" (stoppable) or "cluster" (3 nodes)
+    rate_factor: float = 1.0  # x the normal stream rate; None-like 0 means as fast as possible
+    poison: bool = False
+
+
+def sigkill_restarts(times: int, seed: int = 3) -> Fault:
+    """kill -9 the worker at random moments, restarting it each time."""
+
+    async def fault(run: FaultRun) -> None:
+        rng = random.Random(seed)
+        for _ in range(times):
+            await asyncio.sleep(rng.uniform(0.5, 2.0))
+            await in_thread(run.kill, 0, signal.SIGKILL)
+            await in_thread(run.restart, 0)
+            run.fault_ended = time.monotonic()
+
+    return fault
+
+
+async def kill_one_of_two(run: FaultRun) -> None:
+    """Two workers share the partitions; one is killed; the other takes over."""
+    await asyncio.sleep(1.0)
+    await in_thread(run.kill, 1, signal.SIGKILL)
+    run.fault_ended = time.monotonic()
+
+
+async def sigterm_restart(run: FaultRun) -> None:
+    """Graceful shutdown mid-stream, then a new worker."""
+    await asyncio.sleep(1.0)
+    await in_thread(run.kill, 0, signal.SIGTERM)
+    await in_thread(run.restart, 0)
+    run.fault_ended = time.monotonic()
+
+
+def broker_bounce(cluster: LocalKafka, down_s: float = 4.0) -> Fault:
+    """The single broker is stopped under load and started again."""
+
+    async def fault(run: FaultRun) -> None:
+        await asyncio.sleep(1.0)
+        node = cluster.nodes[0]
+        await in_thread(cluster.stop_node, node)
+        await asyncio.sleep(down_s)
+        await in_thread(cluster.restart_node, node)
+        run.fault_ended = time.monotonic()
+
+    return fault
+
+
+def cluster_node_kill(cluster: LocalKafka) -> Fault:
+    """One broker of three is killed under load (the other two keep min.insync.replicas=2)."""
+
+    async def fault(run: FaultRun) -> None:
+        await asyncio.sleep(1.0)
+        await in_thread(cluster.stop_node, cluster.nodes[1], signal.SIGKILL, 0.0)
+        run.fault_ended = time.monotonic()
+
+    return fault
+
+
+async def nothing(run: FaultRun) -> None:
+    """No fault: the poison record or the burst is the test."""
+    run.fault_ended = time.monotonic()
+
+
+SCENARIOS = {
+    "sigkill": Scenario("sigkill x3", sigkill_restarts(3)),
+    "rebalance": Scenario("kill 1 of 2 workers", kill_one_of_two, workers=2),
+    "broker_restart": Scenario("broker stop/start", None, broker="own"),
+    "cluster_broker_kill": Scenario("3-node, kill 1 broker", None, broker="cluster"),
+    "poison": Scenario("poison record", nothing, poison=True),
+    "burst": Scenario("burst 10x", nothing, rate_factor=10.0),
+    "sigterm": Scenario("SIGTERM + restart", sigterm_restart),
+}
+
+
+NORMAL_RATE = 150.0  # input events per second
+
+
+async def run_scenario(key: str, shared_bootstrap: str, tmp: Path, workload: Workload) -> Report:
+    """Set up what ``key`` needs, run the workload through its fault, tear down."""
+    scenario = SCENARIOS[key]
+    cluster: LocalKafka | None = None
+    env: dict[str, str] = {}
+    bootstrap = shared_bootstrap
+    fault = scenario.fault
+    if scenario.broker in ("own", "cluster"):
+        size = 3 if scenario.broker == "cluster" else 1
+        cluster = LocalKafka.create(tmp / "kafka", size=size)
+        await in_thread(cluster.start)
+        bootstrap = cluster.bootstrap_servers
+        if size == 3:
+            env = {
+                "NEWSROOM_KAFKA__REPLICATION_FACTOR": "3",
+                "NEWSROOM_KAFKA__MIN_INSYNC_REPLICAS": "2",
+            }
+            fault = cluster_node_kill(cluster)
+        else:
+            fault = broker_bounce(cluster)
+    run = FaultRun(scenario.name, bootstrap, tmp, workload, workers=scenario.workers, env=env)
+    if scenario.poison:
+        run.extra_records.append(
+            (f"{run.prefix}newsroom.comments", b"a-000", b'{"specversion": "1.0", "id": POISON')
+        )
+    try:
+        await in_thread(run.start_workers)
+        report = await run.run(fault, rate=NORMAL_RATE * scenario.rate_factor)
+    finally:
+        await in_thread(run.stop_all)
+        if cluster is not None:
+            await in_thread(cluster.stop)
+    return report
