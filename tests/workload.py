@@ -38,6 +38,7 @@ class Workload:
     expected_created: set[str] = field(default_factory=set)
     expected_retracted: set[str] = field(default_factory=set)
     expected_reasons: Counter[str] = field(default_factory=Counter)
+    detail: dict[str, str] = field(default_factory=dict)  # id -> "recipient reason subject"
 
     def records(self, events: list[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
         """(topic, key, value) of each event, as a producer would write them."""
@@ -124,6 +125,7 @@ def generate(
             if isinstance(out, ev.NotificationCreated):
                 workload.expected_created.add(out.id)
                 workload.expected_reasons[out.data.reason] += 1
+                workload.detail[out.id] = f"{out.data.recipient.id} {out.data.reason} {out.subject}"
             elif isinstance(out, ev.NotificationRetracted):
                 workload.expected_retracted.add(out.id)
     return workload

@@ -306,7 +306,12 @@ class FaultRun:
             recover_s=recover,
             dead_letters=len(dead.arrivals),
             peak_rss_mb=self.peak_rss,
-            notes=f"unexpected: {samples}" if samples else "",
+            notes=(f"unexpected: {samples} " if samples else "")
+            + (
+                f"missing: {[self.workload.detail.get(i) for i in sorted(expected - created)[:5]]}"
+                if expected - created
+                else ""
+            ),
         )
 
 
