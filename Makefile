@@ -11,7 +11,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format schemas kafka-up kafka-down kafka-fetch clean bench
+.PHONY: help install run test lint format schemas kafka-up kafka-down kafka-fetch clean bench soak
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,3 +69,6 @@ clean: ## remove local state (.run) and caches; keeps .venv
 
 bench: $(STAMP) ## benchmarks (today: per-comment cost with 0 vs 50,000 digest followers)
 	$(BIN)/python bench/fanout_cost.py
+
+soak: install ## fault scenarios with a larger workload; prints the figures
+	$(BIN)/python -m tests.faults.soak

@@ -1,0 +1,64 @@
+"""``make soak``: every fault scenario with a larger workload; prints the figures.
+
+    python -m tests.faults.soak [--comments 1500] [--json bench/results/soak.json]
+
+Uses ``KAFKA_BOOTSTRAP_SERVERS`` if set, else starts a local broker for the run (scenarios that
+stop brokers start their own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from newsroom_notify.devkafka import LocalKafka
+from tests.faults.harness import Report
+from tests.faults.scenarios import SCENARIOS, run_scenario
+from tests.workload import generate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="fault scenarios with figures")
+    parser.add_argument("--comments", type=int, default=1500)
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "soak.json")
+    args = parser.parse_args()
+    workload = generate(seed=23, articles=30, readers=150, comments=args.comments)
+    print(
+        f"workload: {len(workload.setup) + len(workload.openers) + len(workload.stream)} events, "
+        f"{len(workload.expected_created)} notifications and "
+        f"{len(workload.expected_retracted)} retractions expected"
+    )
+    reports: list[Report] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shared = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        cluster = None
+        if not shared:
+            cluster = LocalKafka.create(Path(tmp) / "shared-kafka", size=1)
+            cluster.start()
+            shared = cluster.bootstrap_servers
+        try:
+            print(Report.HEADER)
+            for key in SCENARIOS:
+                started = time.monotonic()
+                report = asyncio.run(run_scenario(key, shared, Path(tmp) / key, workload))
+                reports.append(report)
+                print(report.row(), f"({time.monotonic() - started:.0f}s)", flush=True)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2))
+    failed = [r for r in reports if r.missing or r.unexpected or r.retractions_missing]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
