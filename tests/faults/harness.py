@@ -47,6 +47,7 @@ class Report:
     dead_letters: int = 0
     peak_rss_mb: float | None = None
     notes: str = ""
+    observations: dict[str, bool] = field(default_factory=dict)
 
     HEADER = (
         f"{'scenario':<22}{'events in':>10}{'expected':>10}{'missing':>9}{'dup':>6}"
@@ -157,6 +158,7 @@ class FaultRun:
         self.extra_records: list[tuple[str, bytes | None, bytes]] = []
         self.peak_rss: float | None = None
         self.events_in = 0
+        self.observations: dict[str, bool] = {}  # what a scenario checked along the way
 
     # ------------------------------------------------------------------ workers
 
@@ -306,6 +308,7 @@ class FaultRun:
             recover_s=recover,
             dead_letters=len(dead.arrivals),
             peak_rss_mb=self.peak_rss,
+            observations=dict(self.observations),
             notes=(f"unexpected: {samples} " if samples else "")
             + (
                 f"missing: {[self.workload.detail.get(i) for i in sorted(expected - created)[:5]]}"

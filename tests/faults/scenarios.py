@@ -6,6 +6,8 @@ import asyncio
 import random
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,16 +60,42 @@ async def sigterm_restart(run: FaultRun) -> None:
     run.fault_ended = time.monotonic()
 
 
+def readiness(run: FaultRun) -> int:
+    """The HTTP status of the first worker's /readyz (0 if it does not answer)."""
+    port = run.workers[0].env["NEWSROOM_WEB_PORT"]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except OSError:
+        return 0
+
+
+async def wait_readiness(run: FaultRun, status: int, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await in_thread(readiness, run) == status:
+            return True
+        await asyncio.sleep(0.3)
+    return False
+
+
 def broker_bounce(cluster: LocalKafka, down_s: float = 4.0) -> Fault:
-    """The single broker is stopped under load and started again."""
+    """The single broker is stopped under load and started again; /readyz must follow."""
 
     async def fault(run: FaultRun) -> None:
         await asyncio.sleep(1.0)
         node = cluster.nodes[0]
         await in_thread(cluster.stop_node, node)
+        run.observations["readyz_503_while_down"] = await wait_readiness(run, 503, down_s + 5)
         await asyncio.sleep(down_s)
         await in_thread(cluster.restart_node, node)
         run.fault_ended = time.monotonic()
+        run.observations["readyz_200_after"] = await wait_readiness(run, 200, 60)
+        run.observations["worker_alive"] = all(
+            w.proc is not None and w.proc.poll() is None for w in run.workers
+        )
 
     return fault
 

@@ -75,7 +75,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         broker_session_timeout=settings.kafka.session_timeout_s,
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_s,
         broker_commit_interval=settings.kafka.commit_interval_s,
-        stream_wait_empty=False,
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_bind=settings.web_host,
