@@ -28,6 +28,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from newsroom_notify.devkafka import free_port
 from tests.integration.kafka_helpers import WorkerProcess, worker_env
 from tests.workload import TOKEN_KEY, Workload
 
@@ -149,8 +150,6 @@ class FaultRun:
             worker_vars = dict(base)
             worker_vars["NEWSROOM_DATA_DIR"] = str(tmp / f"worker-{i}-data")
             if i:
-                from newsroom_notify.devkafka import free_port  # noqa: PLC0415
-
                 worker_vars["NEWSROOM_WEB_PORT"] = str(free_port())
             self.workers.append(WorkerProcess(worker_vars, tmp / f"worker-{i}.log"))
         self.tmp = tmp
