@@ -4,11 +4,13 @@ Every agent calls ``Ingestor.process`` with the raw record. The decoder register
 record's topic turns it into a message (contract events for input topics, stage messages for
 internal ones); a record it rejects, or whose handler fails in a way a retry cannot fix, goes to
 the dead-letter topic and the stream moves on. Errors talking to Kafka are not the record's
-fault: they propagate, so the record is not acknowledged and is processed again after recovery.
+fault: the handler is retried (it is idempotent) until its messages are sent, holding the stream
+back meanwhile; the record is never acknowledged unprocessed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -57,11 +59,9 @@ class Ingestor:
                     structlog.contextvars.bind_contextvars(
                         event_id=message.id, event_type=message.type
                     )
-                await self.handle((record.key or b"").decode("utf-8", "replace"), message)
+                await self._handle_until_sent(record, message)
             except codec.Rejected as rejected:
                 return await self._reject(record, rejected)
-            except KafkaError:
-                raise
             except Exception as exc:  # a bug on one record must not stop the stream
                 log.exception("handler failed; dead-lettering the record")
                 failure = codec.Rejected(
@@ -73,6 +73,21 @@ class Ingestor:
             return True
         finally:
             structlog.contextvars.clear_contextvars()
+
+    async def _handle_until_sent(self, record: RawRecord, message: BaseModel) -> None:
+        """Run the handler; on a Kafka error retry it (handlers are idempotent) instead of
+        letting the agent crash, which would acknowledge the record unprocessed."""
+        key = (record.key or b"").decode("utf-8", "replace")
+        delay = 0.2
+        while True:
+            try:
+                await self.handle(key, message)
+            except KafkaError as exc:
+                log.warning("kafka error while handling; retrying", error=type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                return
 
     async def _reject(self, record: RawRecord, rejected: codec.Rejected) -> bool:
         log.warning(
