@@ -20,6 +20,6 @@ class IdempotentProducer(faust_aiokafka.Producer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """The aiokafka transport with the producer and consumer above."""
+    """The aiokafka transport, producing through ``IdempotentProducer``."""
 
     Producer = IdempotentProducer
