@@ -11,7 +11,7 @@ these classes (``make schemas``): change a model, regenerate, commit both.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import time
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -626,20 +626,6 @@ SubscriptionEvent = Annotated[
     | SubscriberErased,
     Field(discriminator="type"),
 ]
-InputEvent = (
-    ArticlePublished
-    | ArticleUpdated
-    | CommentPosted
-    | CommentModerated
-    | CommentEdited
-    | CommentDeleted
-    | SubscriptionRequested
-    | SubscriptionCancelled
-    | SubscriptionConfirmed
-    | PreferencesUpdated
-    | SubscriberErased
-)
-OutputEventT = NotificationCreated | NotificationRetracted | DigestReady
 
 INPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     ArticlePublished,
@@ -680,8 +666,3 @@ def excerpt(text: str, limit: int = 200) -> str:
         return flat
     cut = flat[: limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
-
-
-def utc_iso(moment: datetime) -> str:
-    """RFC 3339 text of an aware datetime, in UTC with a Z."""
-    return moment.isoformat().replace("+00:00", "Z")

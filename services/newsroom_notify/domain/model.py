@@ -387,19 +387,3 @@ class Activity(Message):
     excerpt: str | None = None
     at: datetime
     origin: str = ""  # id of the input event behind it
-
-
-InboxMessage = (
-    Candidacy
-    | Retraction
-    | Edit
-    | FormChoice
-    | Participated
-    | Command
-    | Release
-    | DigestTick
-    | Contribution
-)
-
-ThreadMessage = FollowChange | Erase | DigestTick
-FollowsMessage = Activity | FollowChange | Erase
