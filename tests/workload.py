@@ -19,11 +19,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import article, comment, member, moderate, subscribe
+from tests.integration.kafka_helpers import event_records
 
 TOKEN_KEY = "workload-token-key"
 
@@ -42,11 +42,7 @@ class Workload:
 
     def records(self, events: list[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
         """(topic, key, value) of each event, as a producer would write them."""
-        out = []
-        for event in events:
-            key, value = codec.encode(event, event.partition_key() or "x")
-            out.append((f"{prefix}newsroom.{event.topic_role}", key, value))
-        return out
+        return event_records(events, prefix)
 
 
 def generate(

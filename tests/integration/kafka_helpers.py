@@ -18,6 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
 
 
@@ -122,6 +124,30 @@ async def drain(
     finally:
         await consumer.stop()
     return got
+
+
+def event_records(events: Iterable[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) of each event, keyed as the contract says (confirmations: any key)."""
+    out = []
+    for event in events:
+        key, value = codec.encode(event, event.partition_key() or "x")
+        out.append((f"{prefix}newsroom.{event.topic_role}", key, value))
+    return out
+
+
+async def _send_in_order(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send_and_wait(topic, key=key, value=value)
+    finally:
+        await producer.stop()
+
+
+def publish_events(bootstrap: str, prefix: str, events: Iterable[ev.CloudEvent]) -> None:
+    """Publish contract events to the topics of a worker with ``prefix``, in order."""
+    run(_send_in_order(bootstrap, event_records(events, prefix)))
 
 
 def run(coro: Any) -> Any:

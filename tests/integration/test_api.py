@@ -16,11 +16,16 @@ import jwt
 import orjson
 import pytest
 
-from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from tests.builders import article, comment, guest, member
-from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
+from tests.integration.kafka_helpers import (
+    WorkerProcess,
+    drain,
+    publish_events,
+    run,
+    worker_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 IDENTITY_KEY = "integration-identity-key-0123456789abcdef"
@@ -97,19 +102,13 @@ def notifications(bootstrap: str, prefix: str, total: int) -> list[ev.Notificati
     ]
 
 
-def publish(bootstrap: str, prefix: str, events: list[ev.CloudEvent]) -> None:
-    for event in events:
-        topic = f"{prefix}newsroom.{event.topic_role}"
-        run(produce(bootstrap, topic, [codec.encode(event, event.partition_key() or "x")]))
-
-
 def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_http(
     kafka_bootstrap: str, service: tuple[WorkerProcess, Client]
 ) -> None:
     worker, client = service
     prefix = worker.env["NEWSROOM_TOPICS__PREFIX"]
-    publish(kafka_bootstrap, prefix, [article("a-1")])
-    publish(
+    publish_events(kafka_bootstrap, prefix, [article("a-1")])
+    publish_events(
         kafka_bootstrap,
         prefix,
         [comment("c1", GEOFF, "Guest here"), comment("c2", ANA, "Member here")],
@@ -158,7 +157,7 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
     ]
 
     # Ben replies to both: each gets a reply notification.
-    publish(
+    publish_events(
         kafka_bootstrap,
         prefix,
         [comment("c3", BEN, "To Geoff", parent="c1"), comment("c4", BEN, "To Ana", parent="c2")],
@@ -182,7 +181,7 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
         assert status == 200
         assert answer["status"] == "unsubscribed"  # type: ignore[index]
     time.sleep(2)
-    publish(
+    publish_events(
         kafka_bootstrap,
         prefix,
         [

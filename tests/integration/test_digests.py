@@ -15,22 +15,21 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from tests.builders import article, comment, member, moderate, preferences, subscribe
-from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
+from tests.integration.kafka_helpers import (
+    WorkerProcess,
+    drain,
+    publish_events,
+    run,
+    worker_env,
+)
 
 BEN = member("m-ben", "Ben Okoro")
 HOURLY = member("m-hourly", "Hana Hourly", "hana@example.org")
 TOKYO = member("m-tokyo", "Taro Yamada", "taro@example.org")
 NEWYORK = member("m-ny", "Nia Young", "nia@example.org")
 SPEED = 3600
-
-
-def publish(bootstrap: str, prefix: str, events: list[ev.CloudEvent]) -> None:
-    for event in events:
-        key = event.partition_key() or "x"
-        run(produce(bootstrap, f"{prefix}newsroom.{event.topic_role}", [codec.encode(event, key)]))
 
 
 def hour_from_now(zone: str, anchor: datetime, hours: int) -> int:
@@ -61,8 +60,8 @@ def test_digests_per_time_zone_and_frequency_survive_spam_and_a_restart(
     worker.start()
     worker.wait_ready()
     try:
-        publish(kafka_bootstrap, prefix, [article("a-1")])
-        publish(
+        publish_events(kafka_bootstrap, prefix, [article("a-1")])
+        publish_events(
             kafka_bootstrap,
             prefix,
             [
@@ -80,11 +79,11 @@ def test_digests_per_time_zone_and_frequency_survive_spam_and_a_restart(
             ],
         )
         time.sleep(1.0)
-        publish(
+        publish_events(
             kafka_bootstrap, prefix, [comment(f"c{i}", BEN, f"Comment {i}") for i in range(1, 5)]
         )
-        publish(kafka_bootstrap, prefix, [comment("spam", BEN, "Cheap watches")])
-        publish(kafka_bootstrap, prefix, [moderate("spam", "spam")])
+        publish_events(kafka_bootstrap, prefix, [comment("spam", BEN, "Cheap watches")])
+        publish_events(kafka_bootstrap, prefix, [moderate("spam", "spam")])
         time.sleep(0.5)
     finally:
         assert worker.stop() == 0  # restart in the middle of the daily period
@@ -92,7 +91,7 @@ def test_digests_per_time_zone_and_frequency_survive_spam_and_a_restart(
     worker.start()
     worker.wait_ready()
     try:
-        publish(
+        publish_events(
             kafka_bootstrap, prefix, [comment(f"c{i}", BEN, f"Comment {i}") for i in range(5, 8)]
         )
         # Enough virtual time for both daily digests (+18 h, +2 h grace, +1 h margin).

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 
-from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from tests.builders import (
@@ -30,7 +29,13 @@ from tests.builders import (
     moderate,
     subscribe,
 )
-from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
+from tests.integration.kafka_helpers import (
+    WorkerProcess,
+    drain,
+    publish_events,
+    run,
+    worker_env,
+)
 
 ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro", "ben@example.org")
@@ -63,13 +68,7 @@ class Story:
         return new
 
     def publish(self, events: Sequence[ev.CloudEvent]) -> None:
-        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
-        for event in events:
-            key = event.partition_key() or GEOFF_ID  # confirmations: any key, token decides
-            topic = f"{self.prefix}newsroom.{event.topic_role}"
-            by_topic.setdefault(topic, []).append(codec.encode(event, key))
-        for topic, records in by_topic.items():
-            run(produce(self.bootstrap, topic, records))
+        publish_events(self.bootstrap, self.prefix, events)
 
     def subscribe(self, events: Sequence[ev.CloudEvent], settle: float = 3.0) -> None:
         """Publish subscription commands and give them time to reach every stage.
