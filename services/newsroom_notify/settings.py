@@ -206,7 +206,8 @@ class DigestSettings(BaseModel):
 
 
 class ApiSettings(BaseModel):
-    """The subscription HTTP API served by the worker's web server."""
+    """The subscription HTTP API: served by every worker's web server, and by the stand-alone
+    stateless `newsroom-notify api` process (writes go to Kafka, reads to a worker)."""
 
     jwt_keys: list[SecretStr] = Field(
         default_factory=lambda: [SecretStr("dev-only-identity-key")],
@@ -224,6 +225,15 @@ class ApiSettings(BaseModel):
         3, ge=1, description="Confirmation requests a guest address can trigger per day."
     )
     max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
+    host: str = Field(
+        "127.0.0.1", description="Bind address of the stand-alone API (`newsroom-notify api`)."
+    )
+    port: int = Field(8080, description="Port of the stand-alone API (`newsroom-notify api`).")
+    worker_url: str = Field(
+        "http://127.0.0.1:6066",
+        description="Base URL of any worker's web server; the stand-alone API forwards profile "
+        "reads there (the worker routes them to the partition's owner).",
+    )
 
 
 class Settings(BaseSettings):
