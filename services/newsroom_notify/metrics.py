@@ -19,3 +19,9 @@ NOTIFICATIONS = Counter(
     "Events published on the notifications topic, by type and reason.",
     ["type", "reason"],
 )
+REWINDS = Counter(
+    "newsroom_consumer_rewinds_total",
+    "Partitions sought back because a fetch returned records beyond the position (no record "
+    "is skipped; see stream.continuity).",
+    ["topic"],
+)

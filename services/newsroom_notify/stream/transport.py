@@ -1,15 +1,24 @@
-"""Faust's aiokafka transport with an idempotent producer.
+"""Faust's aiokafka transport: an idempotent producer and a consumer that skips nothing.
 
 Faust enables idempotence only inside transactions; for at-least-once processing we want it on
-every producer so a retried batch is never written twice by the broker.
+every producer so a retried batch is never written twice by the broker. The consumer guards
+the order of records across rebalances (see ``stream.continuity``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+
+from newsroom_notify.metrics import REWINDS
+from newsroom_notify.stream.continuity import Continuity, Verdict
+
+log = structlog.get_logger(__name__)
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
@@ -19,7 +28,69 @@ class IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class ContinuousConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer that never lets a record be skipped or acknowledged stale.
+
+    * every fetched record of an acknowledged topic is judged by ``Continuity``: a record from
+      beyond the current position (a stale prefetch) is dropped and the partition rewound;
+    * an acknowledgement of a record from an older consumer generation is ignored: the record
+      was sought back and will be read, processed and acknowledged again;
+    * Faust's gap filling (which marks missing offsets as processed) only ever sees the real
+      holes ``Continuity`` accepted.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.continuity = Continuity()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self.continuity.sought(partition, offset)
+        await super().seek(partition, offset)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            self.continuity.sought(tp, offset)
+        return committed
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.continuity.revoked(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 - Faust's signature
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        self.continuity.new_batch()
+        async for tp, message in super().getmany(timeout):
+            if not acks_enabled_for(message.topic):
+                yield tp, message
+                continue
+            verdict = self.continuity.judge(tp, message.offset)
+            if verdict is Verdict.DELIVER:
+                yield tp, message
+            elif verdict is Verdict.REWIND:
+                expected = self.continuity.expected(tp)
+                assert expected is not None
+                log.warning(
+                    "fetched past the position; rewinding",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    expected=expected,
+                    fetched=message.offset,
+                )
+                REWINDS.labels(topic=tp.topic).inc()
+                await super().seek(tp, expected)
+
+    def ack(self, message: Message) -> bool:
+        if message.generation_id != self.app.consumer_generation_id:
+            with ack_lock:
+                message.acked = True  # forget it: it is read again in this generation
+                self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
+
 class Transport(faust_aiokafka.Transport):
     """The aiokafka transport, producing through ``IdempotentProducer``."""
 
     Producer = IdempotentProducer
+    Consumer = ContinuousConsumer
