@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -43,6 +44,15 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         store=settings.store,
     )
     worker.execute_from_commandline()  # returns only via SystemExit
+    return 0
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> int:
+    from newsroom_notify.api.standalone import serve  # noqa: PLC0415
+
+    configure_logging(settings.log_level, settings.log_format)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
     return 0
 
 
@@ -186,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Faust stream worker. Creates missing topics first.",
     )
     worker.set_defaults(func=_worker)
+    api = sub.add_parser(
+        "api",
+        help="run the stand-alone subscription HTTP API (stateless; scale it freely)",
+        description=(
+            "Serve the subscription API on NEWSROOM_API__HOST:NEWSROOM_API__PORT. Commands are "
+            "published to the subscriptions topic; profile reads are forwarded to "
+            "NEWSROOM_API__WORKER_URL. Every worker also serves the same API on its web port."
+        ),
+    )
+    api.set_defaults(func=_api)
     topics = sub.add_parser(
         "topics",
         help="create the contract topics with the configured partitions and replication",

@@ -13,7 +13,7 @@ import contextlib
 import email
 import email.policy
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import faust
@@ -34,17 +34,6 @@ def _to_response(view: View, result: ApiResponse) -> Response:
     for name, value in result.headers.items():
         response.headers[name] = value
     return response
-
-
-async def _answer(view: View, call: Callable[[], Awaitable[ApiResponse]]) -> Response:
-    try:
-        result = await call()
-    except ApiError as error:
-        result = error.response()
-    except Exception:  # never a stack trace or an internal id in a response
-        log.exception("api handler failed")
-        result = ApiError(500, "Internal Server Error", "something went wrong").response()
-    return _to_response(view, result)
 
 
 async def _body(request: Any, limit: int) -> bytes:
@@ -90,74 +79,108 @@ async def broker_reachable(settings: Settings) -> bool:
     return False
 
 
+Route = Callable[[SubscriptionApi, Any, Mapping[str, str], int], Awaitable[ApiResponse]]
+
+
+async def _subscribe(
+    api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
+) -> ApiResponse:
+    return await api.subscribe(request.headers, await _body(request, limit), _ip(request))
+
+
+async def _list(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], _: int
+) -> ApiResponse:
+    return await api.subscriptions(match["subscriber_id"], request.headers, request.query)
+
+
+async def _cancel(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], _: int
+) -> ApiResponse:
+    sid, scope = match["subscriber_id"], match["scope"]
+    return await api.cancel(sid, scope, request.headers, request.query)
+
+
+async def _preferences(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    body = await _body(request, limit)
+    return await api.preferences(match["subscriber_id"], request.headers, request.query, body)
+
+
+async def _erase(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], _: int
+) -> ApiResponse:
+    return await api.erase(match["subscriber_id"], request.headers, request.query)
+
+
+async def _confirm(
+    api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
+) -> ApiResponse:
+    return await api.confirm(await _body(request, limit), _ip(request))
+
+
+async def _unsubscribe_page(
+    api: SubscriptionApi, request: Any, _: Mapping[str, str], __: int
+) -> ApiResponse:
+    return api.unsubscribe_page(request.query)
+
+
+async def _unsubscribe(
+    api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
+) -> ApiResponse:
+    form = parse_form(request.headers.get("Content-Type", ""), await _body(request, limit))
+    return await api.unsubscribe(request.query, form)
+
+
+PROFILE_READ = "/v1/subscribers/{subscriber_id}/subscriptions"
+ROUTES: dict[str, dict[str, Route]] = {
+    "/v1/subscriptions": {"post": _subscribe},
+    PROFILE_READ: {"get": _list},
+    "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {"delete": _cancel},
+    "/v1/subscribers/{subscriber_id}/preferences": {"put": _preferences},
+    "/v1/subscribers/{subscriber_id}": {"delete": _erase},
+    "/v1/confirm": {"post": _confirm},
+    "/v1/unsubscribe": {"get": _unsubscribe_page, "post": _unsubscribe},
+}
+"""Every API route: path -> HTTP method -> handler. Both servers mount this one table."""
+
+
+async def answer(
+    api: SubscriptionApi, route: Route, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    """The route's response; an ``ApiError`` or a bug becomes a problem document."""
+    try:
+        return await route(api, request, match, limit)
+    except ApiError as error:
+        return error.response()
+    except Exception:  # never a stack trace or an internal id in a response
+        log.exception("api handler failed")
+        return ApiError(500, "Internal Server Error", "something went wrong").response()
+
+
+def _faust_view(
+    api: SubscriptionApi, methods: dict[str, Route], limit: int, route_get: Any = None
+) -> type[View]:
+    def method(route: Route) -> Callable[..., Awaitable[Response]]:
+        async def handle(self: View, request: Request, **match: str) -> Response:
+            return _to_response(self, await answer(api, route, request, match, limit))
+
+        return handle
+
+    handlers = {name: method(route) for name, route in methods.items()}
+    if route_get is not None:
+        handlers["get"] = route_get(handlers["get"])
+    return type("ApiView", (View,), handlers)
+
+
 def mount(app: faust.App, settings: Settings, api: SubscriptionApi, profiles_table: Any) -> None:
-    """Register the API's routes on ``app``'s web server."""
+    """Register the API's routes, /healthz and /readyz on ``app``'s web server."""
     limit = settings.api.max_body_bytes
-
-    @app.page("/v1/subscriptions")
-    class Subscriptions(View):
-        async def post(self, request: Request) -> Response:
-            async def call() -> ApiResponse:
-                body = await _body(request, limit)
-                return await api.subscribe(request.headers, body, _ip(request))
-
-            return await _answer(self, call)
-
-    @app.page("/v1/subscribers/{subscriber_id}/subscriptions")
-    class SubscriberSubscriptions(View):
-        @app.table_route(table=profiles_table, match_info="subscriber_id")  # type: ignore[arg-type]
-        async def get(self, request: Request, subscriber_id: str) -> Response:
-            return await _answer(
-                self, lambda: api.subscriptions(subscriber_id, request.headers, request.query)
-            )
-
-    @app.page("/v1/subscribers/{subscriber_id}/subscriptions/{scope}")
-    class SubscriberSubscription(View):
-        async def delete(self, request: Request, subscriber_id: str, scope: str) -> Response:
-            return await _answer(
-                self, lambda: api.cancel(subscriber_id, scope, request.headers, request.query)
-            )
-
-    @app.page("/v1/subscribers/{subscriber_id}/preferences")
-    class SubscriberPreferences(View):
-        async def put(self, request: Request, subscriber_id: str) -> Response:
-            async def call() -> ApiResponse:
-                body = await _body(request, limit)
-                return await api.preferences(subscriber_id, request.headers, request.query, body)
-
-            return await _answer(self, call)
-
-    @app.page("/v1/subscribers/{subscriber_id}")
-    class Subscriber(View):
-        async def delete(self, request: Request, subscriber_id: str) -> Response:
-            return await _answer(
-                self, lambda: api.erase(subscriber_id, request.headers, request.query)
-            )
-
-    @app.page("/v1/confirm")
-    class Confirm(View):
-        async def post(self, request: Request) -> Response:
-            async def call() -> ApiResponse:
-                body = await _body(request, limit)
-                return await api.confirm(body, _ip(request))
-
-            return await _answer(self, call)
-
-    @app.page("/v1/unsubscribe")
-    class Unsubscribe(View):
-        async def get(self, request: Request) -> Response:
-            async def call() -> ApiResponse:
-                return api.unsubscribe_page(request.query)
-
-            return await _answer(self, call)
-
-        async def post(self, request: Request) -> Response:
-            async def call() -> ApiResponse:
-                body = await _body(request, limit)
-                form = parse_form(request.headers.get("Content-Type", ""), body)
-                return await api.unsubscribe(request.query, form)
-
-            return await _answer(self, call)
+    # A profile is read on the worker that owns the subscriber's partition (Faust proxies).
+    owner = app.table_route(table=profiles_table, match_info="subscriber_id")
+    for path, methods in ROUTES.items():
+        app.page(path)(_faust_view(api, methods, limit, owner if path == PROFILE_READ else None))
 
     @app.page("/healthz")
     class Liveness(View):
@@ -172,9 +195,14 @@ def mount(app: faust.App, settings: Settings, api: SubscriptionApi, profiles_tab
                 "tables_recovered": bool(app.tables.recovery.completed.is_set()),  # type: ignore[attr-defined]
                 "not_rebalancing": not app.rebalancing,
             }
-            ready = all(checks.values())
-            health = Health(status="ok" if ready else "unavailable", checks=checks)
-            return _to_response(self, ApiResponse(200 if ready else 503, health))
+            return _to_response(self, readiness(checks))
+
+
+def readiness(checks: dict[str, bool]) -> ApiResponse:
+    """200 when every check holds, else 503, with the checks in the body."""
+    ready = all(checks.values())
+    health = Health(status="ok" if ready else "unavailable", checks=checks)
+    return ApiResponse(200 if ready else 503, health)
 
 
 def publisher(topic: Any) -> Callable[[ev.CloudEvent], Awaitable[None]]:

@@ -178,6 +178,15 @@ class Pipeline:
         await self.route(inbox_handle(self.inbox, key, message, event))
 
 
+def build_tokens(settings: Settings) -> Tokens:
+    """The token minter/verifier configured by ``settings.tokens``."""
+    return Tokens(
+        [k.get_secret_value() for k in settings.tokens.secret_keys],
+        settings.tokens.unsubscribe_max_age_s,
+        settings.tokens.confirm_max_age_s,
+    )
+
+
 def install(
     app: faust.App,
     settings: Settings,
@@ -197,11 +206,7 @@ def install(
         faust_table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
         return ModelTable(faust_table, model)
 
-    tokens = Tokens(
-        [k.get_secret_value() for k in settings.tokens.secret_keys],
-        settings.tokens.unsubscribe_max_age_s,
-        settings.tokens.confirm_max_age_s,
-    )
+    tokens = build_tokens(settings)
     held = table("held", Held)
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
