@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
     "newsroom_events_consumed_total",
@@ -24,4 +24,25 @@ REWINDS = Counter(
     "Partitions sought back because a fetch returned records beyond the position (no record "
     "is skipped; see stream.continuity).",
     ["topic"],
+)
+DIGESTS = Counter(
+    "newsroom_digests_total",
+    "Digests published on the digests topic, by schedule (hourly, daily, weekly).",
+    ["schedule"],
+)
+LATENCY = Histogram(
+    "newsroom_notification_latency_seconds",
+    "Event time of the comment (or mention) to its instant notification being published.",
+    ["type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+TABLE_KEYS = Gauge(
+    "newsroom_table_keys",
+    "Keys held by this worker in each state table (active partitions; sampled).",
+    ["table"],
+)
+CONSUMER_LAG = Gauge(
+    "newsroom_consumer_lag",
+    "Records between the committed offset and the end of each assigned partition (sampled).",
+    ["topic", "partition"],
 )

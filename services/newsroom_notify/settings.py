@@ -269,6 +269,9 @@ class Settings(BaseSettings):
     quiet_hours_check_s: float = Field(
         60.0, gt=0, description="How often held (quiet-hours) notifications are checked."
     )
+    metrics_sample_s: float = Field(
+        15.0, gt=0, description="How often table sizes and consumer lag are sampled for /metrics."
+    )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_format: str = Field(
         "auto", description="'json', 'console', or 'auto' (console on a TTY, JSON otherwise)."

@@ -156,17 +156,19 @@ def run(coro: Any) -> Any:
 
 @dataclass
 class WorkerProcess:
-    """``newsroom-notify worker`` as a user runs it, in a subprocess."""
+    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess."""
 
     env: dict[str, str]
     log_path: Path
+    command: str = "worker"  # or "api"
+    ready_marker: str = "Worker ready"
     proc: subprocess.Popen[bytes] | None = None
     _log: Any = field(default=None, repr=False)
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsroom_notify.cli", "worker"],
+            [sys.executable, "-m", "newsroom_notify.cli", self.command],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -178,7 +180,7 @@ class WorkerProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log_text()[-4000:]}")
-            if "Worker ready" in self.log_text():
+            if self.ready_marker in self.log_text():
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready:\n{self.log_text()[-4000:]}")

@@ -22,6 +22,7 @@ from tests.builders import article, comment, guest, member
 from tests.integration.kafka_helpers import (
     WorkerProcess,
     drain,
+    free_port,
     publish_events,
     run,
     worker_env,
@@ -75,8 +76,11 @@ class Client:
         return status, payload.decode()
 
 
-@pytest.fixture
-def service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, Client]]:
+@pytest.fixture(params=["worker", "standalone"])
+def service(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path: Path
+) -> Iterator[tuple[WorkerProcess, Client]]:
+    """A worker, and the API as users reach it: on the worker, or the stand-alone process."""
     env = worker_env(
         kafka_bootstrap,
         tmp_path,
@@ -84,12 +88,25 @@ def service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProces
             "NEWSROOM_API__JWT_KEYS": json.dumps([IDENTITY_KEY]),
             "NEWSROOM_API__PER_IP_PER_MINUTE": "100000",
             "NEWSROOM_API__CONFIRMATIONS_PER_ADDRESS_PER_DAY": "100000",
+            "NEWSROOM_METRICS_SAMPLE_S": "0.5",
         },
     )
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     worker.wait_ready()
-    yield worker, Client(f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}")
+    worker_url = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
+    front: WorkerProcess | None = None
+    url = worker_url
+    if request.param == "standalone":
+        api_port = str(free_port())
+        api_env = {**env, "NEWSROOM_API__PORT": api_port, "NEWSROOM_API__WORKER_URL": worker_url}
+        front = WorkerProcess(api_env, tmp_path / "api.log", "api", "api listening")
+        front.start()
+        front.wait_ready()
+        url = f"http://127.0.0.1:{api_port}"
+    yield worker, Client(url)
+    if front is not None:
+        assert front.stop() == 0, "the stand-alone API stops cleanly on SIGTERM"
     assert worker.stop() == 0
 
 
@@ -191,6 +208,18 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
     )
     time.sleep(3)
     assert len(notifications(kafka_bootstrap, prefix, 3)) == 3, "nothing after unsubscribing"
+
+    # The worker's /metrics shows what happened (the stand-alone API has its own registry).
+    worker_url = f"http://127.0.0.1:{worker.env['NEWSROOM_WEB_PORT']}"
+    status, text = Client(worker_url).call("GET", "/metrics")
+    assert status == 200
+    metrics = str(text)
+    created = 'type="newsroom.notification.created"'
+    assert f'newsroom_notifications_total{{reason="reply",{created}}} 2.0' in metrics
+    latency_count = f"newsroom_notification_latency_seconds_count{{{created}}}"
+    assert f"{latency_count} 2.0" in metrics  # two replies; a confirmation request has no comment
+    assert 'newsroom_table_keys{table="' in metrics
+    assert 'newsroom_consumer_lag{partition="0",topic="' in metrics
 
 
 def test_forged_expired_and_other_subscriber_tokens_are_refused_over_http(

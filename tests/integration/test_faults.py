@@ -26,14 +26,7 @@ def workload() -> Workload:
     return WORKLOAD
 
 
-# Known failure, kept out of the bounded suite and reported by `make soak` instead: with two
-# workers, killing one sometimes loses the fan-out of a few comments (a repartition-topic
-# partition is committed past activity whose candidacies never reached the inbox topic).
-# Issue 7 stays open until it is fixed; it is not hidden: `make soak` exits non-zero.
-BOUNDED = [key for key in SCENARIOS if key != "rebalance"]
-
-
-@pytest.mark.parametrize("key", BOUNDED)
+@pytest.mark.parametrize("key", list(SCENARIOS))
 def test_fault_scenario_loses_nothing(key: str, kafka_bootstrap: str, tmp_path: Path) -> None:
     report: Report = asyncio.run(run_scenario(key, kafka_bootstrap, tmp_path, workload()))
     print("\n" + Report.HEADER + "\n" + report.row())

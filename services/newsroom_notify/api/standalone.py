@@ -9,6 +9,7 @@ by its own idempotent producer; a profile read (GET .../subscriptions) is forwar
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from newsroom_notify.api.models import Health
 from newsroom_notify.api.service import ApiResponse, SubscriptionApi
@@ -71,7 +73,8 @@ def build_app(
     async def forward(request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
         try:
-            async with http.get(worker + request.rel_url.path_qs, headers=headers) as upstream:
+            target = URL(worker + request.rel_url.raw_path_qs, encoded=True)  # as received
+            async with http.get(target, headers=headers) as upstream:
                 body = await upstream.read()
                 return web.Response(
                     body=body,
@@ -108,7 +111,7 @@ def build_app(
 
 
 async def serve(settings: Settings) -> None:
-    """Run the stand-alone API until cancelled (Ctrl-C / SIGTERM)."""
+    """Run the stand-alone API until SIGTERM or Ctrl-C, then close the producer cleanly."""
     producer = AIOKafkaProducer(
         **settings.kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True
     )
@@ -129,8 +132,13 @@ async def serve(settings: Settings) -> None:
         site = web.TCPSite(runner, settings.api.host, settings.api.port)
         await site.start()
         log.info("api listening", host=settings.api.host, port=settings.api.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            await _forever()
+            await stop.wait()
+            log.info("api stopping")
         finally:
             await runner.cleanup()
             await producer.stop()
@@ -138,7 +146,3 @@ async def serve(settings: Settings) -> None:
 
 async def _no_local_profiles(_: str) -> Any:
     raise AssertionError("profile reads are forwarded to a worker")
-
-
-async def _forever() -> None:
-    await asyncio.Event().wait()

@@ -20,6 +20,7 @@ from newsroom_notify.api.service import SubscriptionApi
 from newsroom_notify.api.web import mount, publisher
 from newsroom_notify.clock import Clock
 from newsroom_notify.domain.model import Profile
+from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
@@ -104,6 +105,25 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+            response = self.bytes(generate_latest(), content_type="text/plain")
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # aiohttp refuses a charset
+            return response
+
+    async def sample_gauges() -> None:
+        """Table sizes and consumer lag, for /metrics."""
+        sample_state_metrics(app)
+
+    app.timer(settings.metrics_sample_s)(sample_gauges)
 
     return app
+
+
+def sample_state_metrics(app: faust.App) -> None:
+    """Set the table-size and consumer-lag gauges from the app's tables and monitor."""
+    for name, table in app.tables.items():
+        TABLE_KEYS.labels(table=name).set(len(table))
+    monitor = app.monitor
+    committed = monitor.tp_committed_offsets or {}
+    for tp, end in (monitor.tp_end_offsets or {}).items():
+        lag = max(end - committed.get(tp, 0), 0)
+        CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)

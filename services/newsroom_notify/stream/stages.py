@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import faust
@@ -28,6 +28,7 @@ import structlog
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import CloudEvent
 from newsroom_notify.domain.dispatch import (
     command_key,
@@ -63,7 +64,7 @@ from newsroom_notify.domain.model import (
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import NOTIFICATIONS
+from newsroom_notify.metrics import DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
@@ -138,8 +139,7 @@ class Pipeline:
                 assert isinstance(item.message, CloudEvent)
                 key, value = codec.encode(item.message, item.key)
                 await topic.send(key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER])
-                reason = getattr(item.message.data, "reason", "retraction")
-                NOTIFICATIONS.labels(type=item.message.type, reason=reason).inc()
+                count_output(item.message)
             else:
                 await topic.send(
                     key=item.key.encode("utf-8"),
@@ -175,7 +175,28 @@ class Pipeline:
             if isinstance(message, Command)
             else None
         )
-        await self.route(inbox_handle(self.inbox, key, message, event))
+        outbound = inbox_handle(self.inbox, key, message, event)
+        await self.route(outbound)
+        if isinstance(message, Candidacy):
+            observe_latency(message.at, outbound)
+
+
+def count_output(event: CloudEvent) -> None:
+    """Count a published notification, retraction or digest."""
+    if isinstance(event, ev.DigestReady):
+        DIGESTS.labels(schedule=event.data.period.frequency).inc()
+    else:
+        NOTIFICATIONS.labels(
+            type=event.type, reason=getattr(event.data, "reason", "retraction")
+        ).inc()
+
+
+def observe_latency(event_time: datetime, outbound: list[Outbound]) -> None:
+    """Event time of the candidacy's comment to now, for each instant notification sent."""
+    for item in outbound:
+        if isinstance(item.message, ev.NotificationCreated):
+            elapsed = (datetime.now(UTC) - event_time).total_seconds()
+            LATENCY.labels(type=item.message.type).observe(max(elapsed, 0.0))
 
 
 def build_tokens(settings: Settings) -> Tokens:
