@@ -457,7 +457,7 @@ def test_secrets_come_from_secret_refs_never_from_config_maps(rendered: dict[str
 def _port(container: dict[str, Any], port: int | str) -> int:
     if isinstance(port, int):
         return port
-    return next(p["containerPort"] for p in container["ports"] if p.get("name") == port)
+    return int(next(p["containerPort"] for p in container["ports"] if p.get("name") == port))
 
 
 def test_worker_statefulset_keeps_state_and_probes_the_worker(
