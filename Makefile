@@ -43,7 +43,7 @@ $(DEPLOY_STAMP): $(TOOLS)/requirements-deploy.txt
 	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r $<
 	touch $@
 
-$(DEPLOY_VENV)/compose-spec-$(COMPOSE_GO_VERSION).json: $(DEPLOY_STAMP)
+$(DEPLOY_VENV)/compose-spec-$(COMPOSE_GO_VERSION).json: | $(DEPLOY_STAMP)
 	@set -euo pipefail; \
 	dir=$$($(GO_ENV) $(GO) mod download -json github.com/compose-spec/compose-go/v2@$(COMPOSE_GO_VERSION) \
 	  | $(DEPLOY_VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
@@ -54,7 +54,7 @@ $(KUSTOMIZE_BIN):
 	$(GO_ENV) GOBIN=$(TOOLS_CACHE)/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(TOOLS_CACHE)/bin/kustomize $@
 
-$(DEPLOY_VENV)/bin/kustomize: $(KUSTOMIZE_BIN) $(DEPLOY_STAMP)
+$(DEPLOY_VENV)/bin/kustomize: $(KUSTOMIZE_BIN) | $(DEPLOY_STAMP)
 	ln -sf $(KUSTOMIZE_BIN) $@
 
 install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the project and the test tools
