@@ -1,21 +1,42 @@
-# newsroom-notify worker image (multi-stage; the final stage has no build tools).
-FROM python:3.11-slim AS build
+# syntax=docker/dockerfile:1
+# newsroom-notify image: one image for every role (worker, api, topics, demo, post, tail).
+#
+# Stage 1 builds the project and its dependencies into a virtualenv; stage 2 copies only that
+# virtualenv onto a fresh slim base, so no pip cache, wheel or compiler reaches the final image.
+# RocksDB comes from the rocksdict wheel (faust-streaming[rocksdict]): no system library needed.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services ./services
-RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/venv/bin/pip install --upgrade pip \
+ && /opt/venv/bin/pip install .
 
-FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 notify
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
-USER notify
+FROM ${PYTHON_IMAGE} AS runtime
+# A fixed, non-root uid/gid so volume ownership (compose volumes, Kubernetes fsGroup) is stable.
+RUN groupadd --system --gid 10001 notify \
+ && useradd --system --uid 10001 --gid notify --home-dir /home/notify --create-home notify \
+ && mkdir -p /data \
+ && chown notify:notify /data
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    NEWSROOM_DATA_DIR=/data \
+    NEWSROOM_WEB_HOST=0.0.0.0 \
+    NEWSROOM_LOG_FORMAT=json
+# Numeric, so Kubernetes can verify runAsNonRoot without resolving the name.
+USER 10001:10001
 WORKDIR /home/notify
-ENV NEWSROOM_DATA_DIR=/data NEWSROOM_WEB_HOST=0.0.0.0 NEWSROOM_LOG_FORMAT=json
+# The worker's RocksDB tables: keep them across restarts (recovery from the changelogs is slow).
 VOLUME ["/data"]
-EXPOSE 6066
-HEALTHCHECK --interval=10s --timeout=3s --retries=6 \
-  CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:6066/healthz', timeout=2).status != 200)"
+EXPOSE 6066 8080
+# Liveness of the worker's web server; `api` containers override it (port 8080) in compose.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=6 \
+  CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('NEWSROOM_WEB_PORT', '6066'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]
 ENTRYPOINT ["newsroom-notify"]
 CMD ["worker"]

@@ -6,12 +6,24 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := tests/tools
 TOOLS_STAMP := $(TOOLS)/node_modules/.installed
+# Deployment validators (tests/unit/test_deploy.py): a separate venv from a pinned requirements
+# file, the Compose Specification schema from the compose-go module, kustomize built once from
+# the Go module proxy into the user cache (outside the repo; warm runs do nothing).
+DEPLOY_VENV := $(TOOLS)/.venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+TOOLS_CACHE ?= $(HOME)/.cache/newsroom-notify
+GO ?= $(or $(shell command -v go 2>/dev/null),/usr/local/go/bin/go)
+GO_ENV := GOPATH=$(TOOLS_CACHE)/go GOCACHE=$(TOOLS_CACHE)/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local
+COMPOSE_GO_VERSION := v2.16.2
+KUSTOMIZE_VERSION := v5.8.2
+KUSTOMIZE_BIN := $(TOOLS_CACHE)/bin/kustomize-$(KUSTOMIZE_VERSION)
+DEPLOY_TOOLS := $(DEPLOY_STAMP) $(DEPLOY_VENV)/compose-spec-$(COMPOSE_GO_VERSION).json $(DEPLOY_VENV)/bin/kustomize
 KAFKA_DIR ?= .run/kafka
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format schemas kafka-up kafka-down kafka-fetch clean bench soak
+.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +37,25 @@ $(STAMP): pyproject.toml
 $(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
 	touch $@
+
+$(DEPLOY_STAMP): $(TOOLS)/requirements-deploy.txt
+	test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: -r $<
+	touch $@
+
+$(DEPLOY_VENV)/compose-spec-$(COMPOSE_GO_VERSION).json: | $(DEPLOY_STAMP)
+	@set -euo pipefail; \
+	dir=$$($(GO_ENV) $(GO) mod download -json github.com/compose-spec/compose-go/v2@$(COMPOSE_GO_VERSION) \
+	  | $(DEPLOY_VENV)/bin/python -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
+	cp "$$dir/schema/compose-spec.json" $@.tmp && mv $@.tmp $@
+
+$(KUSTOMIZE_BIN):
+	mkdir -p $(TOOLS_CACHE)/bin
+	$(GO_ENV) GOBIN=$(TOOLS_CACHE)/bin $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(TOOLS_CACHE)/bin/kustomize $@
+
+$(DEPLOY_VENV)/bin/kustomize: $(KUSTOMIZE_BIN) | $(DEPLOY_STAMP)
+	ln -sf $(KUSTOMIZE_BIN) $@
 
 install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the project and the test tools
 	@$(BIN)/python -m newsroom_notify.devkafka fetch >/dev/null
@@ -49,8 +80,14 @@ run: install ## start local Kafka and the worker; Ctrl-C stops both
 	echo "worker starting against $$bootstrap; in another terminal: $(BIN)/newsroom-notify post --samples"; \
 	NEWSROOM_KAFKA__BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/newsroom-notify worker || true
 
-test: install lint ## lint, then all tests (unit + integration on a real Kafka broker)
+# Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
+deploy-tools: $(DEPLOY_TOOLS) ## install the deployment validators (tools venv, schema, kustomize)
+
+test: install deploy-tools lint ## lint, then all tests (unit + integration on a real Kafka broker)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-deploy: $(STAMP) deploy-tools ## only the deployment checks (compose, Dockerfile, k8s, alerts)
+	$(BIN)/python -m pytest tests/unit/test_deploy.py $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
