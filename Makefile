@@ -69,19 +69,8 @@ kafka-up: $(STAMP) ## start a local single-node Kafka on 127.0.0.1:$(KAFKA_PORT)
 kafka-down: $(STAMP) ## stop the local Kafka started by kafka-up
 	@$(BIN)/python -m newsroom_notify.devkafka down --dir $(KAFKA_DIR)
 
-run: install ## start local Kafka and the worker; Ctrl-C stops both
-	@set -euo pipefail; \
-	if $(BIN)/python -m newsroom_notify.devkafka status --dir $(KAFKA_DIR) >/dev/null 2>&1; then \
-	  echo "using the local Kafka already running (make kafka-down stops it)"; \
-	else \
-	  trap '$(BIN)/python -m newsroom_notify.devkafka down --dir $(KAFKA_DIR)' EXIT; \
-	fi; \
-	bootstrap=$$($(BIN)/python -m newsroom_notify.devkafka up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)); \
-	echo "worker starting against $$bootstrap; in another terminal: $(BIN)/newsroom-notify post --samples"; \
-	NEWSROOM_KAFKA__BOOTSTRAP_SERVERS=$$bootstrap $(BIN)/newsroom-notify worker || true
-
-# Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
-deploy-tools: $(DEPLOY_TOOLS) ## install the deployment validators (tools venv, schema, kustomize)
+run: install ## the demo: local Kafka, a worker, the API and a story on screen; Ctrl-C stops all
+	$(BIN)/newsroom-notify demo --dir .run/demo
 
 test: install deploy-tools lint ## lint, then all tests (unit + integration on a real Kafka broker)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,411 @@
+"""``newsroom-notify demo``: the product working, end to end, in a terminal.
+
+Starts what is missing (a local Kafka unless ``NEWSROOM_KAFKA__BOOTSTRAP_SERVERS`` is set, a
+worker, the stand-alone API), publishes a story — an article, members and a guest discussing it
+with "Notify of" choices, a reply chain, a mention, spam removed by a moderator, a reader
+following in an hourly digest — and prints each event going in and each notification,
+retraction and digest coming out, with why. Then it stays up: post your own events with
+``newsroom-notify post`` or the API and watch them here. Ctrl-C stops everything it started.
+
+The worker runs on a sped-up clock (one hour in 30 s) so the hourly digest arrives during the
+demo; the scenario stamps its events with the same clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.markup import escape
+
+from newsroom_notify.clock import Clock
+from newsroom_notify.contract import builders as b
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
+from newsroom_notify.devkafka import LocalKafka, free_port
+from newsroom_notify.settings import Settings
+
+CLOCK_SPEED = 120.0  # one service hour in 30 s: the hourly digest arrives during the demo
+ARTICLE = "a-tram-2026"
+
+ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
+BEN = b.member("m-ben", "Ben Okoro", "ben@example.org")
+CARLA = b.member("m-carla", "Carla Diaz", "carla@example.org")
+DAN = b.member("m-dan", "Dan Hale", "dan@example.org")
+GEOFF = b.guest("Geoff Roach", "geoff.roach@example.org")
+SPAMMER = b.member("m-spam", "Cheap Watches", None)
+
+WHY = {
+    "reply": "someone replied to their comment",
+    "mention": "they were @mentioned in a comment",
+    "follow_up": 'they chose "Notify of: new follow-up comments" on this article',
+    "followed_commenter": "they follow this commenter",
+    "new_article": "they follow this journalist or section",
+    "confirm_subscription": "a guest confirms by e-mail before getting anything (double opt-in)",
+}
+
+
+@dataclass
+class Step:
+    """What the story says, and the events that say it."""
+
+    caption: str
+    events: list[ev.CloudEvent]
+    settle_s: float = 2.0
+
+
+def scenario() -> list[Step]:
+    """The demo story, in order. Event times are stamped when published."""
+    return [
+        Step(
+            "The newsroom publishes an article",
+            [b.article(ARTICLE, "j-maria", "local")],
+        ),
+        Step(
+            'Ana, a member, asks a question, ticks "Notify of: new follow-up comments" and '
+            "chooses to get them instantly (a digest is the default)",
+            [
+                b.comment(
+                    "c-ana", ANA, "Will the trams run at night?", aid=ARTICLE, notify="follow_up"
+                ),
+                b.subscribe(ANA, "article", ARTICLE, "instant"),
+            ],
+        ),
+        Step(
+            "Dan follows the article in an hourly digest",
+            [
+                b.preferences("m-dan", digest="hourly"),
+                b.subscribe(DAN, "article", ARTICLE, "digest"),
+            ],
+        ),
+        Step(
+            'Geoff, a guest, comments and ticks "Notify of: new replies to my comments"',
+            [
+                b.comment(
+                    "c-geoff",
+                    GEOFF,
+                    "The tram line will cut my commute in half.",
+                    aid=ARTICLE,
+                    notify="replies",
+                )
+            ],
+        ),
+        Step(
+            "Ben replies to Geoff",
+            [
+                b.comment(
+                    "c-ben",
+                    BEN,
+                    "Only if it runs on time.",
+                    aid=ARTICLE,
+                    parent="c-geoff",
+                    notify="replies",
+                )
+            ],
+        ),
+        Step(
+            "Carla replies to Ben and mentions Ana",
+            [
+                b.comment(
+                    "c-carla",
+                    CARLA,
+                    "@Ana Lima you asked about night trams: the plan says until 1 am.",
+                    aid=ARTICLE,
+                    parent="c-ben",
+                    notify="replies",
+                )
+            ],
+        ),
+        Step(
+            "Ben answers Carla",
+            [b.comment("c-ben-2", BEN, "Fair point, Carla.", aid=ARTICLE, parent="c-carla")],
+        ),
+        Step(
+            "Spam gets through…",
+            [b.comment("c-spam", SPAMMER, "Cheap watches!!! click here", aid=ARTICLE)],
+        ),
+        Step(
+            "…and a moderator removes it: its notifications are retracted",
+            [b.moderate("c-spam", "spam", ARTICLE)],
+        ),
+    ]
+
+
+EXPECTED = {
+    ("Geoff Roach", "confirm_subscription"),
+    ("Geoff Roach", "reply"),
+    ("Ben Okoro", "reply"),
+    ("Carla Diaz", "reply"),
+    ("Ana Lima", "mention"),
+    ("Ana Lima", "follow_up"),
+}
+"""(recipient, reason) of the notifications the story must produce; Dan gets a digest."""
+
+
+def stamp(event: ev.CloudEvent, at: datetime) -> ev.CloudEvent:
+    """The event as published now (by the demo's clock)."""
+    update: dict[str, Any] = {"time": at}
+    data = getattr(event, "data", None)
+    if data is not None and hasattr(data, "posted_at"):
+        update["data"] = data.model_copy(update={"posted_at": at})
+    return event.model_copy(update=update)
+
+
+# --------------------------------------------------------------------- rendering
+
+
+def describe_input(event: ev.CloudEvent) -> str:
+    data: Any = event.data
+    kind = event.type.removeprefix("newsroom.")
+    if isinstance(event, ev.CommentPosted):
+        to = f" replying to {data.parent_id}" if data.parent_id else ""
+        notify = escape(f" [notify of: {data.notify}]") if data.notify else ""
+        return f'{kind}  {data.author.name}{to}: "{escape(data.text)}"{notify}'
+    if isinstance(event, ev.ArticlePublished):
+        return f'{kind}  "{data.title}" by {data.author.name}'
+    if isinstance(event, ev.SubscriptionRequested):
+        mode = data.delivery or "instant"
+        return f"{kind}  {data.subscriber.name}: {data.scope} {data.target} ({mode})"
+    if isinstance(event, ev.CommentModerated):
+        return f"{kind}  {data.comment_id} marked {data.status}"
+    if isinstance(event, ev.PreferencesUpdated):
+        return f"{kind}  {data.subscriber_id}: digest {data.digest}"
+    return f"{kind}  {event.id}"
+
+
+def describe_output(event: dict[str, Any]) -> str:
+    """One line for an output event, with why (never the e-mail address)."""
+    data = event["data"]
+    kind = event["type"]
+    if kind == "newsroom.notification.created":
+        who = data["recipient"]["name"]
+        comment = data.get("comment") or {}
+        about = f" about {comment['author_name']}'s comment" if comment else ""
+        reason = data["reason"]
+        return f"[bold green]notify[/] {who}{about} — {reason}: {WHY.get(reason, reason)}"
+    if kind == "newsroom.notification.retracted":
+        return (
+            f"[bold red]retract[/] {data['notification_id']} for {data['recipient_id']}"
+            f" — the comment was removed ({data['cause']})"
+        )
+    if kind == "newsroom.digest.ready":
+        articles = ", ".join(
+            f"{a['article']['title']} (+{a['new_comments']})" for a in data["articles"]
+        )
+        return (
+            f"[bold blue]digest[/] for {data['recipient']['name']} "
+            f"({data['period']['frequency']}): {data['total_comments']} new comments — {articles}"
+        )
+    return f"{kind}"
+
+
+# --------------------------------------------------------------------- processes
+
+
+@dataclass
+class Child:
+    """A process the demo started, with its log file."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_child(name: str, command: str, env: dict[str, str], run_dir: Path, marker: str) -> Child:
+    log = run_dir / f"{name}.log"
+    handle = log.open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newsroom_notify.cli", command],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited early; see {log}")
+        if marker in log.read_text(errors="replace"):
+            return Child(name, proc, log)
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{name} not ready after 120 s; see {log}")
+
+
+@dataclass
+class Demo:
+    """Runs the story against a broker and prints what goes in and what comes out."""
+
+    settings: Settings
+    console: Console
+    clock: Callable[[], datetime]
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    confirmed: bool = False
+    digest_seen: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def publish(self, producer: AIOKafkaProducer, step: Step) -> None:
+        if step.caption:
+            self.console.print(f"\n[bold]{step.caption}[/]")
+        for event in step.events:
+            stamped = stamp(event, self.clock())
+            key, value = codec.encode(stamped, stamped.partition_key() or "demo")
+            topic = self.settings.topics.name(getattr(self.settings.topics, stamped.topic_role))
+            await producer.send_and_wait(
+                topic, key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER]
+            )
+            self.console.print(f"  [cyan]→[/] {describe_input(stamped)}", highlight=False)
+
+    async def watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    with contextlib.suppress(orjson.JSONDecodeError, KeyError, TypeError):
+                        event = orjson.loads(record.value or b"")
+                        self.seen.append(event)
+                        if event["type"] == "newsroom.digest.ready":
+                            self.digest_seen.set()
+                        self.console.print(f"  ← {describe_output(event)}", highlight=False)
+
+    def confirm_token(self, subscriber_id: str) -> str | None:
+        for event in self.seen:
+            data = event.get("data", {})
+            if data.get("reason") == "confirm_subscription" and (
+                data.get("recipient", {}).get("id") == subscriber_id
+            ):
+                return str(data["confirm_token"])
+        return None
+
+    async def run(self, stay: bool, digest_wait_s: float) -> list[dict[str, Any]]:
+        kafka = self.settings.kafka.aiokafka_kwargs()
+        topics = self.settings.topics
+        producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
+        consumer = AIOKafkaConsumer(
+            topics.name(topics.notifications),
+            topics.name(topics.digests),
+            **kafka,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+        )
+        await producer.start()
+        await consumer.start()
+        stop = asyncio.Event()
+        await _wait_assigned(consumer)
+        watcher = asyncio.create_task(self.watch(consumer, stop))
+        try:
+            for step in scenario():
+                await self.publish(producer, step)
+                await asyncio.sleep(step.settle_s)
+                token = self.confirm_token(b.sid_of(GEOFF))
+                if token and not self.confirmed:
+                    self.confirmed = True
+                    self.console.print(
+                        "\n[bold]Geoff clicks the link in the confirmation e-mail[/]"
+                    )
+                    await self.publish(producer, Step("", [b.confirm(token)]))
+                    await asyncio.sleep(2.0)
+            self.console.print(
+                f"\n[bold]Waiting for the hour to end (the demo clock runs {CLOCK_SPEED:.0f}x): "
+                "Dan's hourly digest…[/]"
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.digest_seen.wait(), digest_wait_s)
+            if stay:
+                self.console.print(
+                    "\n[bold]The demo is up.[/] Post your own events "
+                    "(`newsroom-notify post --file event.json`, or the API on "
+                    f"http://127.0.0.1:{self.settings.api.port}) and watch them here. "
+                    "Ctrl-C stops everything."
+                )
+                await asyncio.Event().wait()
+        finally:
+            stop.set()
+            await watcher
+            await consumer.stop()
+            await producer.stop()
+        return self.seen
+
+
+async def _wait_assigned(consumer: AIOKafkaConsumer) -> None:
+    for _ in range(100):
+        if consumer.assignment():
+            await consumer.seek_to_end()
+            return
+        await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Settings]:
+    """Kafka (unless configured), a worker and the API, stopped on exit."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started: list[Child] = []
+    kafka: LocalKafka | None = None
+    env = dict(os.environ)
+    try:
+        if "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS" not in env:
+            console.print("Starting a local Apache Kafka (KRaft, from its jars)…")
+            kafka = LocalKafka.create(run_dir / "kafka", size=1)
+            kafka.start()
+            env["NEWSROOM_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+        anchor = datetime.now(UTC).replace(microsecond=0)
+        env.update(
+            {
+                "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
+                "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor.isoformat(),
+                "NEWSROOM_DIGEST__TICK_S": "1",
+                "NEWSROOM_DIGEST__GRACE_S": "30",
+                "NEWSROOM_DATA_DIR": str(run_dir / "worker-data"),
+                "NEWSROOM_API__PORT": env.get("NEWSROOM_API__PORT", str(free_port())),
+                "NEWSROOM_WEB_PORT": env.get("NEWSROOM_WEB_PORT", str(free_port())),
+                "NEWSROOM_LOG_FORMAT": "json",
+            }
+        )
+        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
+        console.print(f"Starting the worker (log: {run_dir / 'worker.log'})…")
+        started.append(start_child("worker", "worker", env, run_dir, "Worker ready"))
+        console.print(f"Starting the API on port {env['NEWSROOM_API__PORT']}…")
+        started.append(start_child("api", "api", env, run_dir, "api listening"))
+        os.environ.update(env)  # this process reads the same settings as its children
+        yield Settings()
+    finally:
+        for child in reversed(started):
+            child.stop()
+        if kafka is not None:
+            kafka.stop()
+
+
+def run_demo(settings: Settings, *, publish_only: bool, stay: bool, run_dir: Path) -> int:
+    """The ``demo`` command."""
+    console = Console(highlight=False)
+    if publish_only:  # the workers run elsewhere (docker compose's demo profile)
+        clock = Clock(settings.digest.clock_speed, settings.digest.clock_anchor)
+        demo = Demo(settings, console, clock)
+        asyncio.run(demo.run(stay=False, digest_wait_s=0.0))
+        return 0
+    with contextlib.suppress(KeyboardInterrupt), services(settings, run_dir, console) as live:
+        clock = Clock(live.digest.clock_speed, live.digest.clock_anchor)
+        demo = Demo(live, console, clock)
+        asyncio.run(demo.run(stay=stay, digest_wait_s=60.0))
+    console.print("Stopped.")
+    return 0
