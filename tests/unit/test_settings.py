@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from newsroom_notify.settings import KafkaSettings, Settings
 
@@ -47,3 +49,27 @@ def test_token_keys_are_secret() -> None:
     settings = Settings(tokens={"secret_keys": ["k-new", "k-old"]})  # type: ignore[arg-type]
     assert "k-new" not in repr(settings)
     assert [k.get_secret_value() for k in settings.tokens.secret_keys] == ["k-new", "k-old"]
+
+
+def _env_names(model: type[BaseModel], prefix: str) -> list[str]:
+    names = []
+    for name, info in model.model_fields.items():
+        env = f"{prefix}{name.upper()}"
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names += _env_names(nested, env + "__")
+        else:
+            names.append(env)
+    return names
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """Each env var appears in README "Configuration", in full or as a `__NAME` shorthand."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Configuration") : readme.index("## Operations")]
+    missing = [
+        env
+        for env in _env_names(Settings, "NEWSROOM_")
+        if f"`{env}`" not in section and f"`__{env.rsplit('__', 1)[-1]}`" not in section
+    ]
+    assert missing == []
