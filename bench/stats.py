@@ -49,8 +49,10 @@ def sustained_rate(
     if total <= 0:
         return None
     window = [(t, p) for t, p in series if low * total <= p <= high * total]
-    if len(window) < 3:
-        return None
+    if len(window) < 3 or max(p for _, p in window) - min(p for _, p in window) < (
+        (high - low) * total / 2
+    ):
+        return None  # too few samples, or most of the progress happened in one step
     n = len(window)
     mean_t = sum(t for t, _ in window) / n
     mean_p = sum(p for _, p in window) / n

@@ -106,3 +106,9 @@ def test_bench_workload_is_seeded() -> None:
         return [e.data.model_dump(exclude={"posted_at"}) for e in events]
 
     assert shape(first.comments(50)) == shape(second.comments(50))
+
+
+def test_sustained_rate_needs_progress_spread_over_samples() -> None:
+    # all of the progress in one step (a batch smaller than a commit interval): no slope
+    series = [(0.0, 0.0), (1.0, 500.0), (1.2, 500.0), (1.4, 500.0), (2.0, 1000.0)]
+    assert sustained_rate(series) is None
