@@ -498,10 +498,15 @@ async def measure_latency(
     sent_s = await publish(bootstrap, records, rate=rate)
     last, quiet_since = -1, time.monotonic()
     drain_until = time.monotonic() + max_drain_s
+    shown = time.monotonic()
     while time.monotonic() - quiet_since < drain_s and time.monotonic() < drain_until:
         if len(notified) != last:
             last, quiet_since = len(notified), time.monotonic()
+        if time.monotonic() - shown >= 10:
+            shown = time.monotonic()
+            print(f"  latency: {len(notified)} notifications so far, waiting for stragglers")
         await asyncio.sleep(0.2)
+    print(f"  latency: published in {sent_s:.1f}s, stopped collecting")
     stop.set()
     await task
     await consumer.stop()
@@ -818,16 +823,19 @@ def table(result: dict[str, Any]) -> str:
             return f"{value:,.1f}{unit}"
         return f"{value}{unit}"
 
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
     rss = [v for phase in (one, two) for v in phase.get("peak_rss_mb", {}).values()]
     rows = [
         ("limit (plain aiokafka copy)", fmt(limit.get("rate"), " rec/s")),
         ("1 worker: comment events/s, all stages done", fmt(one.get("input_per_s"))),
         ("1 worker: intake of the first stage (10-90%)", fmt(one.get("intake_per_s_sustained"))),
         ("1 worker: notifications/s (sustained)", fmt(one.get("notifications_per_s_sustained"))),
-        ("1 worker / limit", fmt(ratio.get("service_over_limit"))),
+        ("1 worker / limit", pct(ratio.get("service_over_limit"))),
         ("2 workers: comment events/s, all stages done", fmt(two.get("input_per_s"))),
         ("2 workers: notifications/s (sustained)", fmt(two.get("notifications_per_s_sustained"))),
-        ("2 workers / 1 worker", fmt(ratio.get("two_over_one"))),
+        ("2 workers / 1 worker", pct(ratio.get("two_over_one"))),
         (
             f"latency at {lat.get('rate_target', 0):.0f}/s: p50 / p99 / max",
             f"{fmt(lat.get('p50_ms'))} / {fmt(lat.get('p99_ms'))} / {fmt(lat.get('max_ms'))} ms",
@@ -882,7 +890,7 @@ def plot(result: dict[str, Any], samples: list[float], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="small sizes: about 1-2 minutes")
     parser.add_argument("--comments", type=int, help="comment events per throughput batch")
@@ -901,7 +909,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     sizes = Sizes.from_args(args)
     tmp = Path(tempfile.mkdtemp(prefix="newsroom-bench-"))
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -932,7 +944,11 @@ def main() -> int:
     print(table(result))
     print(f"\nall figures: {out} ({result['total_s']:.0f}s)")
     if args.plot:
-        plot(result, samples, args.plot)
+        try:
+            plot(result, samples, args.plot)
+        except ImportError:
+            print("no plot: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+            return 1
         print(f"plot: {args.plot}")
     return 0
 
