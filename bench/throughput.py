@@ -44,7 +44,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -455,8 +455,9 @@ async def measure_latency(
     notifications_topic: str,
     partitions: int,
     rate: float,
-    drain_s: float = 5.0,
-    max_drain_s: float = 60.0,
+    caught_up: Callable[[], Awaitable[bool]],
+    drain_s: float = 2.0,
+    max_drain_s: float = 90.0,
 ) -> dict[str, Any]:
     """Publish ``records`` at ``rate``/s; for every notification of one of those comments,
     latency = notification append time - append time of the comment's (latest) input record."""
@@ -499,9 +500,11 @@ async def measure_latency(
     last, quiet_since = -1, time.monotonic()
     drain_until = time.monotonic() + max_drain_s
     shown = time.monotonic()
-    while time.monotonic() - quiet_since < drain_s and time.monotonic() < drain_until:
+    while time.monotonic() < drain_until:
         if len(notified) != last:
             last, quiet_since = len(notified), time.monotonic()
+        if time.monotonic() - quiet_since >= drain_s and await caught_up():
+            break  # the service processed everything and nothing came for drain_s
         if time.monotonic() - shown >= 10:
             shown = time.monotonic()
             print(f"  latency: {len(notified)} notifications so far, waiting for stragglers")
@@ -711,7 +714,14 @@ async def bench(
             service.start(1)
             await service.ready()
             print(f"latency: {sizes.rate:.0f} comments/s for {sizes.duration:.0f}s")
+
+            async def caught_up() -> bool:
+                ends = await watch.end(run.consumed)
+                committed = await watch.committed(service.group, run.consumed)
+                return all(committed[t] >= ends[t] for t in run.consumed)
+
             latency = await measure_latency(
+                caught_up=caught_up,
                 bootstrap=bootstrap,
                 records=run.batches["latency"],
                 comments_topic=topics["comments"],
@@ -904,7 +914,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
     parser.add_argument(
-        "--max-drain", type=float, default=60.0, help="latency: seconds to wait for stragglers"
+        "--max-drain",
+        type=float,
+        default=90.0,
+        help="latency: at most this many seconds after the last comment for its notifications",
     )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
