@@ -93,7 +93,15 @@ schemas: $(STAMP) ## regenerate schemas/ from the contract models
 clean: ## remove local state (.run) and caches; keeps .venv
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 
-bench: $(STAMP) ## benchmarks (today: per-comment cost with 0 vs 50,000 digest followers)
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real broker, fan-out cost (BENCH_ARGS=--quick)
+	$(BIN)/python bench/throughput.py --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python bench/fanout_cost.py
 
 soak: install ## fault scenarios with a larger workload; prints the figures

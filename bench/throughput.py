@@ -1,0 +1,970 @@
+"""Throughput, latency, memory and state of the real worker(s) on a real broker, next to the
+limit: a plain aiokafka consume -> produce loop moving the same records on the same broker.
+
+One run, in this order (``--quick`` shrinks every size):
+
+1. a local single-node Kafka (``newsroom_notify.devkafka``) unless KAFKA_BOOTSTRAP_SERVERS is
+   set; the service's topics created up front with ``--partitions`` partitions, and
+   ``message.timestamp.type=LogAppendTime`` on the comments and notifications topics so a
+   record's timestamp is the moment the broker appended it;
+2. setup: one worker processes the articles, subscriptions (members and guests, every scope,
+   instant and digest, one hot article with ``--hot-followers`` digest followers) and
+   preferences, then the guests' confirmations (not counted in any throughput); the worker is
+   stopped and its state measured (RocksDB files, changelog bytes on the broker);
+3. a batch of ``--comments`` comment events is written to the comments topic, and the same
+   records to a copy topic of the same layout;
+4. the limit (``bench/limit.py``, its own process) copies the copy topic to another topic;
+5. one worker starts on the pre-loaded comments: comment events/s fully processed (every stage
+   done: the group's committed offsets on the comments and internal topics reach their ends)
+   and notifications/s (end offsets of the notifications topic), sampled every 0.25 s;
+6. a new batch is pre-loaded and two workers (separate data dirs and web ports, one group)
+   start on it: throughput of two;
+7. latency: one worker, ready (it recovered what the other did), gets ``--rate`` comments/s for
+   ``--duration`` s; latency of each notification = its append time - the append time of its
+   comment's input record (both LogAppendTime).
+
+Prints a table and writes every figure to ``bench/results/throughput-<time>.json``;
+``--plot out.png`` draws the latency distribution and the throughput over time.
+
+    python bench/throughput.py [--quick] [--comments N] [--rate 500] [--duration 20] [--plot p.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.structs import TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.kafka_helpers import WorkerProcess, worker_env  # noqa: E402
+from tests.workload import TOKEN_KEY, BenchWorkload, generate_bench  # noqa: E402
+
+from bench.stats import latency_summary, sustained_rate  # noqa: E402
+from newsroom_notify.contract import codec  # noqa: E402
+from newsroom_notify.contract import events as ev  # noqa: E402
+from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
+from newsroom_notify.settings import Settings  # noqa: E402
+from newsroom_notify.stream.admin import internal_topic_names, topic_layout  # noqa: E402
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+@dataclass
+class Sizes:
+    articles: int
+    members: int
+    guests: int
+    hot_followers: int
+    comments: int
+    rate: float
+    duration: float
+    partitions: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Sizes:
+        quick = args.quick
+        return cls(
+            articles=args.articles or (200 if quick else 2000),
+            members=args.members or (300 if quick else 2000),
+            guests=args.guests or (50 if quick else 500),
+            hot_followers=args.hot_followers or (2000 if quick else 10_000),
+            comments=args.comments or (1000 if quick else 3000),
+            rate=args.rate,
+            duration=args.duration or (5.0 if quick else 20.0),
+            partitions=args.partitions,
+        )
+
+
+# ------------------------------------------------------------------------- broker side
+
+
+def records_of(events: Iterable[ev.CloudEvent], prefix: str) -> list[Record]:
+    """(topic, key, value) of each event, keyed as the contract says."""
+    out = []
+    for event in events:
+        key, value = codec.encode(event, event.partition_key() or "x")
+        out.append((f"{prefix}newsroom.{event.topic_role}", key, value))
+    return out
+
+
+async def create_topics(bootstrap: str, topics: dict[str, dict[str, str]], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=cfg)
+                for name, cfg in topics.items()
+            ]
+        )
+        failed = [(n, c) for n, c, *_ in response.topic_errors if c not in (0, 36)]
+        if failed:
+            raise RuntimeError(f"could not create topics: {failed}")
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, **kwargs: Any) -> AIOKafkaProducer:
+    """A producer configured like the service's and the CLI's: acks=all, idempotent."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        max_batch_size=256 * 1024,
+        **kwargs,
+    )
+
+
+async def publish(
+    bootstrap: str, records: list[Record], topic: str | None = None, rate: float | None = None
+) -> float:
+    """Write ``records`` in order (to ``topic`` instead of their own if given), as fast as
+    possible or paced at ``rate`` per second; return the seconds it took."""
+    prod = producer(bootstrap, linger_ms=0 if rate else 10)
+    await prod.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for n, (own_topic, key, value) in enumerate(records):
+            if rate:
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            pending.append(
+                await prod.send(
+                    topic or own_topic, key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER]
+                )
+            )
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+    return time.monotonic() - started
+
+
+class Watch:
+    """End offsets of topics and committed offsets of consumer groups, summed per topic."""
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self.partitions = partitions
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+
+    async def __aenter__(self) -> Watch:
+        await self.consumer.start()
+        await self.admin.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    def _tps(self, topics: Iterable[str]) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
+
+    async def end(self, topics: Iterable[str]) -> dict[str, int]:
+        offsets = await self.consumer.end_offsets(self._tps(topics))
+        out: dict[str, int] = {}
+        for tp, offset in offsets.items():
+            out[tp.topic] = out.get(tp.topic, 0) + offset
+        return out
+
+    async def committed(self, group: str, topics: Iterable[str]) -> dict[str, int]:
+        wanted = set(topics)
+        out = dict.fromkeys(wanted, 0)
+        offsets = await self.admin.list_consumer_group_offsets(group)
+        for tp, meta in offsets.items():
+            if tp.topic in wanted and meta.offset >= 0:
+                out[tp.topic] += meta.offset
+        return out
+
+
+# ------------------------------------------------------------------------------ workers
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """Peak resident set size (VmHWM) of a live process, in MiB."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return None
+
+
+def dir_bytes(path: Path, suffixes: tuple[str, ...] | None = None) -> int:
+    """Bytes of the files under ``path`` (only those ending with one of ``suffixes``)."""
+    total = 0
+    for item in path.rglob("*"):
+        if item.is_file() and (suffixes is None or item.name.endswith(suffixes)):
+            total += item.stat().st_size
+    return total
+
+
+@dataclass
+class Service:
+    """The worker processes of the run (one consumer group, one topic prefix)."""
+
+    bootstrap: str
+    tmp: Path
+    partitions: int
+    env: dict[str, str] = field(init=False)
+    workers: list[WorkerProcess] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    starts: int = 0
+
+    def __post_init__(self) -> None:
+        self.env = worker_env(
+            self.bootstrap,
+            self.tmp,
+            {
+                "NEWSROOM_TOPICS__PARTITIONS": str(self.partitions),
+                "NEWSROOM_TOKENS__SECRET_KEYS": orjson.dumps([TOKEN_KEY]).decode(),
+                # Digest timers would cut the hot article's digests mid-run (fan-out on read,
+                # measured by bench/fanout_cost.py); keep them out of the throughput figures.
+                "NEWSROOM_DIGEST__TICK_S": "3600",
+            },
+        )
+
+    @property
+    def prefix(self) -> str:
+        return self.env["NEWSROOM_TOPICS__PREFIX"]
+
+    @property
+    def group(self) -> str:
+        return self.env["NEWSROOM_APP_ID"]
+
+    def settings(self) -> Settings:
+        return Settings(
+            app_id=self.group, topics={"prefix": self.prefix, "partitions": self.partitions}
+        )
+
+    def data_dir(self, index: int) -> Path:
+        return self.tmp / f"worker-{index}-data"
+
+    def start(self, count: int) -> None:
+        self.starts += 1
+        self.ports = []
+        for index in range(count):
+            env = dict(self.env)
+            env["NEWSROOM_DATA_DIR"] = str(self.data_dir(index))
+            port = free_port()
+            env["NEWSROOM_WEB_PORT"] = str(port)
+            self.ports.append(port)
+            worker = WorkerProcess(env, self.tmp / f"worker-{index}-start-{self.starts}.log")
+            worker.start()
+            self.workers.append(worker)
+
+    async def ready(self, within_s: float = 180.0) -> float:
+        """Wait until every worker answers /readyz with 200 (tables recovered, no rebalance)."""
+        started = time.monotonic()
+        while time.monotonic() - started < within_s:
+            answers = await asyncio.gather(*(asyncio.to_thread(_ready, p) for p in self.ports))
+            if all(answers):
+                return time.monotonic() - started
+            for worker in self.workers:
+                if worker.proc is not None and worker.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited: {worker.log_text()[-3000:]}")
+            await asyncio.sleep(0.5)
+        raise TimeoutError("workers not ready")
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in self.workers if w.proc is not None and w.proc.poll() is None]
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                if worker.proc is not None and worker.proc.poll() is None:
+                    worker.proc.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            if worker.proc is not None:
+                try:
+                    worker.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    worker.proc.kill()
+                    worker.proc.wait()
+                code = worker.proc.returncode
+                if code not in (0, -signal.SIGTERM):
+                    print(f"  worker exited with {code}; log {worker.log_path}", file=sys.stderr)
+            worker.stop()  # closes its log
+        self.workers.clear()
+
+
+def _ready(port: int) -> bool:
+    url = f"http://127.0.0.1:{port}/readyz"
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+        return bool(answer.status == 200)
+    return False
+
+
+# ------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Phase:
+    """Progress of one throughput phase, sampled from the broker."""
+
+    name: str
+    total_in: int
+    series_in: list[tuple[float, float]] = field(default_factory=list)
+    series_out: list[tuple[float, float]] = field(default_factory=list)
+    done_s: float | None = None
+    peak_rss_mb: dict[int, float] = field(default_factory=dict)
+    cpu_s: dict[int, float] = field(default_factory=dict)
+
+    def figures(self) -> dict[str, Any]:
+        first_in = next((t for t, p in self.series_in if p > 0), None)
+        first_out = next((t for t, p in self.series_out if p > 0), None)
+        produced = self.series_out[-1][1] if self.series_out else 0
+        last_change = next(
+            (t for t, p in self.series_out if p >= produced), None
+        )  # first time the final count was seen
+        if first_out is not None:  # committed offsets lag up to a commit interval behind
+            first_in = first_out if first_in is None else min(first_in, first_out)
+        overall_in = (
+            self.total_in / (self.done_s - first_in)
+            if self.done_s and first_in is not None and self.done_s > first_in
+            else None
+        )
+        overall_out = (
+            produced / (last_change - first_out)
+            if last_change and first_out is not None and last_change > first_out
+            else None
+        )
+        busy = (self.done_s - first_in) if self.done_s and first_in is not None else None
+        return {
+            "input_events": self.total_in,
+            "notifications": int(produced),
+            "completed": self.done_s is not None,
+            "first_progress_s": _round(first_in, 2),
+            "done_s": _round(self.done_s, 2),
+            # comment events fully processed (every stage done) per second of processing
+            "input_per_s": _round(overall_in),
+            # how fast the first stage took them off the input topic (10-90 % slope)
+            "intake_per_s_sustained": _round(sustained_rate(self.series_in)),
+            "notifications_per_s_sustained": _round(sustained_rate(self.series_out)),
+            "notifications_per_s_overall": _round(overall_out),
+            "peak_rss_mb": {str(k): round(v, 1) for k, v in self.peak_rss_mb.items()},
+            "cpu_s": {str(k): round(v, 1) for k, v in self.cpu_s.items()},
+            "cpu_percent_while_busy": {
+                str(k): round(100 * v / busy, 0) for k, v in self.cpu_s.items() if busy
+            },
+        }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+async def follow(
+    *,
+    watch: Watch,
+    service: Service,
+    phase: Phase,
+    inputs: str,
+    outputs: str,
+    internal: list[str],
+    base_in: int,
+    base_out: int,
+    within_s: float,
+    interval: float = 0.25,
+) -> None:
+    """Sample the group's progress until every input and internal record is processed."""
+    started = time.monotonic()
+    cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
+    settled = 0
+    while time.monotonic() - started < within_s:
+        committed = await watch.committed(service.group, [inputs, *internal])
+        ends = await watch.end([outputs, *internal])
+        now = time.monotonic() - started
+        consumed = committed[inputs] - base_in
+        phase.series_in.append((now, consumed))
+        phase.series_out.append((now, ends[outputs] - base_out))
+        for pid in service.pids():
+            rss = vm_hwm_mb(pid)
+            if rss is not None:
+                phase.peak_rss_mb[pid] = max(phase.peak_rss_mb.get(pid, 0.0), rss)
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                phase.cpu_s[pid] = cpu - cpu0.get(pid, 0.0)
+        lag = sum(ends[t] - committed[t] for t in internal)
+        settled = settled + 1 if consumed >= phase.total_in and lag <= 0 else 0
+        if settled == 1:
+            phase.done_s = now
+        if settled >= 3:
+            return
+        await asyncio.sleep(interval)
+    phase.done_s = None
+    print(f"  {phase.name}: not finished after {within_s:.0f}s", file=sys.stderr)
+
+
+async def settle(watch: Watch, group: str, topics: list[str], within_s: float, label: str) -> float:
+    """Wait until the group has committed every record of ``topics``; return the seconds."""
+    started = time.monotonic()
+    stable, lag = 0, -1
+    while time.monotonic() - started < within_s:
+        ends = await watch.end(topics)
+        committed = await watch.committed(group, topics)
+        lag = sum(ends[t] - committed[t] for t in topics)
+        stable = stable + 1 if lag <= 0 else 0
+        if stable >= 3:
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{label}: still {lag} records behind after {within_s:.0f}s")
+
+
+async def measure_latency(
+    *,
+    bootstrap: str,
+    records: list[Record],
+    comments_topic: str,
+    notifications_topic: str,
+    partitions: int,
+    rate: float,
+    caught_up: Callable[[], Awaitable[bool]],
+    drain_s: float = 2.0,
+    max_drain_s: float = 90.0,
+) -> dict[str, Any]:
+    """Publish ``records`` at ``rate``/s; for every notification of one of those comments,
+    latency = notification append time - append time of the comment's (latest) input record."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    watched = [
+        TopicPartition(topic, p)
+        for topic in (comments_topic, notifications_topic)
+        for p in range(partitions)
+    ]
+    consumer.assign(watched)
+    await consumer.seek_to_end(*watched)
+    for tp in watched:
+        await consumer.position(tp)  # fix the start before anything is published
+    appended: dict[str, int] = {}
+    notified: list[tuple[str, int]] = []
+    timestamp_types: set[int] = set()
+    reasons: Counter[str] = Counter()
+    stop = asyncio.Event()
+
+    async def collect() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            for tp, recs in batch.items():
+                for record in recs:
+                    timestamp_types.add(record.timestamp_type)
+                    value = orjson.loads(record.value)
+                    if tp.topic == comments_topic:
+                        appended[value["data"]["comment_id"]] = record.timestamp
+                    elif value["type"] == "newsroom.notification.created":
+                        ref = value["data"].get("comment")
+                        if ref is not None:
+                            notified.append((ref["id"], record.timestamp))
+                            reasons[value["data"]["reason"]] += 1
+
+    task = asyncio.create_task(collect())
+    sent_s = await publish(bootstrap, records, rate=rate)
+    last, quiet_since = -1, time.monotonic()
+    drain_until = time.monotonic() + max_drain_s
+    shown = time.monotonic()
+    while time.monotonic() < drain_until:
+        if len(notified) != last:
+            last, quiet_since = len(notified), time.monotonic()
+        if time.monotonic() - quiet_since >= drain_s and await caught_up():
+            break  # the service processed everything and nothing came for drain_s
+        if time.monotonic() - shown >= 10:
+            shown = time.monotonic()
+            print(f"  latency: {len(notified)} notifications so far, waiting for stragglers")
+        await asyncio.sleep(0.2)
+    print(f"  latency: published in {sent_s:.1f}s, stopped collecting")
+    stop.set()
+    await task
+    await consumer.stop()
+    latencies = [(ts - appended[cid]) / 1000 for cid, ts in notified if cid in appended]
+    return {
+        "comments": len(records),
+        "rate_target": rate,
+        "rate_achieved": round(len(records) / sent_s, 1),
+        "notifications": len(notified),
+        "drain_capped": time.monotonic() >= drain_until,
+        "unmatched": len(notified) - len(latencies),
+        "timestamp_types": sorted(timestamp_types),  # 1 = LogAppendTime
+        "reasons": dict(reasons.most_common()),
+        **latency_summary(latencies),
+        "samples_s": latencies,
+    }
+
+
+def run_limit(
+    bootstrap: str, source: str, sink: str, expect: int, timeout: float
+) -> dict[str, Any]:
+    """Run ``bench/limit.py`` as its own process; return its figures."""
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "limit.py"),
+        "--bootstrap",
+        bootstrap,
+        "--source",
+        source,
+        "--sink",
+        sink,
+        "--expect",
+        str(expect),
+        "--group",
+        f"{source}-limit",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"limit failed: {result.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+# -------------------------------------------------------------------------------- run
+
+
+@dataclass
+class Run:
+    """The workload as records, the service and its topic names."""
+
+    bootstrap: str
+    sizes: Sizes
+    workload: BenchWorkload
+    service: Service
+    batches: dict[str, list[Record]]
+    setup: list[Record]
+    confirmations: list[Record]
+
+    @property
+    def topics(self) -> dict[str, str]:
+        settings = self.service.settings()
+        t = settings.topics
+        return {
+            "articles": t.name(t.articles),
+            "comments": t.name(t.comments),
+            "subscriptions": t.name(t.subscriptions),
+            "notifications": t.name(t.notifications),
+            "limit_in": f"{self.service.prefix}bench.limit-in",
+            "limit_out": f"{self.service.prefix}bench.limit-out",
+        }
+
+    @property
+    def internal(self) -> list[str]:
+        return internal_topic_names(self.service.settings())
+
+    @property
+    def consumed(self) -> list[str]:
+        """Every topic the service's group consumes."""
+        t = self.topics
+        return [t["articles"], t["comments"], t["subscriptions"], *self.internal]
+
+
+def prepare(bootstrap: str, sizes: Sizes, tmp: Path, seed: int) -> tuple[Run, dict[str, Any]]:
+    """Generate the workload and encode it."""
+    started = time.monotonic()
+    workload = generate_bench(
+        seed=seed,
+        articles=sizes.articles,
+        members=sizes.members,
+        guests=sizes.guests,
+        hot_followers=sizes.hot_followers,
+    )
+    service = Service(bootstrap, tmp, sizes.partitions)
+    prefix = service.prefix
+    batches = {
+        "one": records_of(workload.comments(sizes.comments), prefix),
+        "two": records_of(workload.comments(sizes.comments), prefix),
+        "latency": records_of(workload.comments(int(sizes.rate * sizes.duration)), prefix),
+    }
+    run = Run(
+        bootstrap=bootstrap,
+        sizes=sizes,
+        workload=workload,
+        service=service,
+        batches=batches,
+        setup=records_of(workload.setup, prefix),
+        confirmations=records_of(workload.confirmations, prefix),
+    )
+    one = batches["one"]
+    figures = {
+        "seed": seed,
+        "setup_events": len(run.setup) + len(run.confirmations),
+        "subscriptions": workload.subscriptions,
+        "hot_article_digest_followers": workload.hot_followers,
+        "comment_events_per_batch": len(one),
+        "mean_comment_record_bytes": round(sum(len(k) + len(v) for _, k, v in one) / len(one), 1),
+        "generate_s": round(time.monotonic() - started, 1),
+    }
+    print(
+        f"workload: {figures['setup_events']} setup events ({workload.subscriptions} "
+        f"subscriptions), comment batches of {len(one)}, {len(one)} and "
+        f"{len(batches['latency'])} events, in {figures['generate_s']}s"
+    )
+    return run, figures
+
+
+async def make_topics(run: Run) -> None:
+    """The service's topics (LogAppendTime on comments and notifications) and the limit's."""
+    layout = topic_layout(run.service.settings())
+    topics = run.topics
+    for name in (topics["comments"], topics["notifications"]):
+        layout[name]["message.timestamp.type"] = "LogAppendTime"
+    layout[topics["limit_in"]] = dict(layout[topics["comments"]])
+    layout[topics["limit_out"]] = dict(layout[topics["notifications"]])
+    await create_topics(run.bootstrap, layout, run.sizes.partitions)
+
+
+async def run_setup(run: Run, watch: Watch, within_s: float) -> dict[str, Any]:
+    """One worker processes the setup, then the confirmations; stopped afterwards."""
+    service = run.service
+    started = time.monotonic()
+    service.start(1)
+    await service.ready()
+    await publish(run.bootstrap, run.setup)
+    await settle(watch, service.group, run.consumed, within_s, "setup")
+    await publish(run.bootstrap, run.confirmations)
+    await settle(watch, service.group, run.consumed, within_s, "confirmations")
+    seconds = time.monotonic() - started
+    rss = {str(pid): round(vm_hwm_mb(pid) or 0.0, 1) for pid in service.pids()}
+    service.stop()
+    print(f"setup processed in {seconds:.1f}s")
+    events = len(run.setup) + len(run.confirmations)
+    return {
+        "seconds": round(seconds, 1),
+        "events_per_s": round(events / seconds, 1),
+        "peak_rss_mb": rss,
+    }
+
+
+async def bench(
+    bootstrap: str, sizes: Sizes, tmp: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    started = time.monotonic()
+    run, workload_figures = prepare(bootstrap, sizes, tmp, args.seed)
+    result: dict[str, Any] = {
+        "sizes": sizes.__dict__,
+        "bootstrap": bootstrap,
+        "workload": workload_figures,
+    }
+    await make_topics(run)
+    topics, service = run.topics, run.service
+    phase_args = {
+        "watch": None,
+        "service": service,
+        "inputs": topics["comments"],
+        "outputs": topics["notifications"],
+        "internal": run.internal,
+        "within_s": args.timeout,
+    }
+    async with Watch(bootstrap, sizes.partitions) as watch:
+        phase_args["watch"] = watch
+        try:
+            result["setup"] = await run_setup(run, watch, args.timeout)
+            result["state"] = state_figures(service, run.workload, args.broker_dir)
+
+            # the limit, on a copy of the first batch
+            one = run.batches["one"]
+            await publish(bootstrap, one, topic=topics["limit_in"])
+            result["limit"] = run_limit(
+                bootstrap, topics["limit_in"], topics["limit_out"], len(one), args.timeout
+            )
+            print(f"limit: {result['limit']['rate']} records/s")
+
+            result["one_worker"] = await throughput_phase(
+                name="1 worker", workers=1, records=one, **phase_args
+            )
+            result["two_workers"] = await throughput_phase(
+                name="2 workers", workers=2, records=run.batches["two"], **phase_args
+            )
+
+            # latency at a fixed rate, one worker (ready: it recovered what the other did)
+            service.start(1)
+            await service.ready()
+            print(f"latency: {sizes.rate:.0f} comments/s for {sizes.duration:.0f}s")
+
+            async def caught_up() -> bool:
+                ends = await watch.end(run.consumed)
+                committed = await watch.committed(service.group, run.consumed)
+                return all(committed[t] >= ends[t] for t in run.consumed)
+
+            latency = await measure_latency(
+                caught_up=caught_up,
+                bootstrap=bootstrap,
+                records=run.batches["latency"],
+                comments_topic=topics["comments"],
+                notifications_topic=topics["notifications"],
+                partitions=sizes.partitions,
+                rate=sizes.rate,
+                max_drain_s=args.max_drain,
+            )
+            result["latency_samples_s"] = latency.pop("samples_s")
+            result["latency"] = latency
+            print(
+                f"latency: p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms "
+                f"({latency['count']} notifications)"
+            )
+        finally:
+            service.stop()
+    result["ratios"] = ratios(result)
+    result["total_s"] = round(time.monotonic() - started, 1)
+    return result
+
+
+async def throughput_phase(
+    *,
+    name: str,
+    workers: int,
+    records: list[Record],
+    watch: Any,
+    service: Service,
+    inputs: str,
+    outputs: str,
+    internal: list[str],
+    within_s: float,
+) -> dict[str, Any]:
+    base_in = (await watch.end([inputs]))[inputs]
+    base_out = (await watch.end([outputs]))[outputs]
+    await publish(service.bootstrap, records)
+    phase = Phase(name, len(records))
+    print(f"{name}: {len(records)} comment events pre-loaded, starting")
+    service.start(workers)
+    await follow(
+        watch=watch,
+        service=service,
+        phase=phase,
+        inputs=inputs,
+        outputs=outputs,
+        internal=internal,
+        base_in=base_in,
+        base_out=base_out,
+        within_s=within_s,
+    )
+    service.stop()
+    figures = phase.figures()
+    figures["series"] = {"input": phase.series_in, "notifications": phase.series_out}
+    print(
+        f"{name}: {figures['input_per_s']} comment events/s through every stage, "
+        f"{figures['notifications_per_s_sustained']} notifications/s"
+    )
+    return figures
+
+
+def state_figures(
+    service: Service, workload: BenchWorkload, broker_dir: Path | None
+) -> dict[str, Any]:
+    """Bytes of state after the setup, per subscription (the worker is stopped: flushed)."""
+    data = service.data_dir(0)
+    rocks_live = dir_bytes(data, (".sst", ".log"))
+    changelog = None
+    if broker_dir is not None:
+        changelog = sum(
+            dir_bytes(d, (".log",))
+            for d in broker_dir.rglob(f"{service.group}-*-changelog-*")
+            if d.is_dir()
+        )
+    n = workload.subscriptions
+    return {
+        "subscriptions": n,
+        "rocksdb_bytes": rocks_live,
+        "rocksdb_bytes_per_subscription": round(rocks_live / n, 1),
+        "data_dir_bytes": dir_bytes(data),
+        "changelog_bytes": changelog,
+        "changelog_bytes_per_subscription": round(changelog / n, 1) if changelog else None,
+    }
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    one = result.get("one_worker", {}).get("input_per_s")
+    two = result.get("two_workers", {}).get("input_per_s")
+    limit = result.get("limit", {}).get("rate")
+    return {
+        "service_over_limit": round(one / limit, 3) if one and limit else None,
+        "two_over_one": round(two / one, 3) if one and two else None,
+    }
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def table(result: dict[str, Any]) -> str:
+    one, two = result.get("one_worker", {}), result.get("two_workers", {})
+    limit, lat = result.get("limit", {}), result.get("latency", {})
+    state, ratio = result.get("state", {}), result.get("ratios", {})
+
+    def fmt(value: Any, unit: str = "") -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, int):
+            return f"{value:,}{unit}"
+        if isinstance(value, float):
+            return f"{value:,.1f}{unit}"
+        return f"{value}{unit}"
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
+    rss = [v for phase in (one, two) for v in phase.get("peak_rss_mb", {}).values()]
+    rows = [
+        ("limit (plain aiokafka copy)", fmt(limit.get("rate"), " rec/s")),
+        ("1 worker: comment events/s, all stages done", fmt(one.get("input_per_s"))),
+        ("1 worker: intake of the first stage (10-90%)", fmt(one.get("intake_per_s_sustained"))),
+        ("1 worker: notifications/s (sustained)", fmt(one.get("notifications_per_s_sustained"))),
+        ("1 worker / limit", pct(ratio.get("service_over_limit"))),
+        ("2 workers: comment events/s, all stages done", fmt(two.get("input_per_s"))),
+        ("2 workers: notifications/s (sustained)", fmt(two.get("notifications_per_s_sustained"))),
+        ("2 workers / 1 worker", pct(ratio.get("two_over_one"))),
+        (
+            f"latency at {lat.get('rate_target', 0):.0f}/s: p50 / p99 / max",
+            f"{fmt(lat.get('p50_ms'))} / {fmt(lat.get('p99_ms'))} / {fmt(lat.get('max_ms'))} ms",
+        ),
+        ("latency: notifications measured", fmt(lat.get("count"))),
+        ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
+        ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
+        ("state: changelog bytes / subscr.", fmt(state.get("changelog_bytes_per_subscription"))),
+        ("setup events/s (not counted above)", fmt(result.get("setup", {}).get("events_per_s"))),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def plot(result: dict[str, Any], samples: list[float], path: Path) -> None:
+    import matplotlib  # noqa: PLC0415 - optional extra 'bench'
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    if samples:
+        ms = sorted(s * 1000 for s in samples)
+        left.hist(ms, bins=60, color="tab:blue", alpha=0.8)
+        left.set_xlabel("end-to-end latency (ms)")
+        left.set_ylabel("notifications")
+        lat = result["latency"]
+        left.set_title(
+            f"latency at {lat['rate_target']:.0f} comments/s: "
+            f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms"
+        )
+    for key, label in (("one_worker", "1 worker"), ("two_workers", "2 workers")):
+        series = result.get(key, {}).get("series", {}).get("input", [])
+        if len(series) > 1:
+            times = [t for t, _ in series]
+            rates = [0.0] + [(p1 - p0) / (t1 - t0) for (t0, p0), (t1, p1) in pairwise(series)]
+            window = 8  # committed offsets move once a second: smooth over ~2 s
+            smooth = [
+                sum(rates[max(0, i - window + 1) : i + 1]) / min(i + 1, window)
+                for i in range(len(rates))
+            ]
+            right.plot(times, smooth, label=f"{label}: input events/s")
+    limit = result.get("limit", {}).get("rate")
+    if limit:
+        right.axhline(limit, color="grey", linestyle="--", label="limit (plain aiokafka copy)")
+    right.set_xlabel("seconds since the workers started")
+    right.set_ylabel("events/s")
+    right.set_yscale("log")
+    right.legend()
+    right.set_title("throughput over time")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--quick", action="store_true", help="small sizes: about 1-2 minutes")
+    parser.add_argument("--comments", type=int, help="comment events per throughput batch")
+    parser.add_argument("--articles", type=int)
+    parser.add_argument("--members", type=int)
+    parser.add_argument("--guests", type=int)
+    parser.add_argument("--hot-followers", type=int, help="digest followers of the hot article")
+    parser.add_argument("--rate", type=float, default=500.0, help="comments/s of the latency run")
+    parser.add_argument("--duration", type=float, help="seconds of the latency run")
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")
+    parser.add_argument(
+        "--max-drain",
+        type=float,
+        default=90.0,
+        help="latency: at most this many seconds after the last comment for its notifications",
+    )
+    parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
+    parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    sizes = Sizes.from_args(args)
+    tmp = Path(tempfile.mkdtemp(prefix="newsroom-bench-"))
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    cluster: LocalKafka | None = None
+    args.broker_dir = None
+    try:
+        if configured:
+            bootstrap = configured
+            print(f"using the broker at {bootstrap}")
+        else:
+            cluster = LocalKafka.create(tmp / "kafka", size=1)
+            cluster.start()
+            bootstrap = cluster.bootstrap_servers
+            args.broker_dir = tmp / "kafka"
+            print(f"started a local Kafka at {bootstrap}")
+        result = asyncio.run(bench(bootstrap, sizes, tmp, args))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    samples = result.pop("latency_samples_s", [])
+    result["machine"] = {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()}
+    out = args.json or ROOT / "bench" / "results" / time.strftime("throughput-%Y%m%dT%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print()
+    print(table(result))
+    print(f"\nall figures: {out} ({result['total_s']:.0f}s)")
+    if args.plot:
+        try:
+            plot(result, samples, args.plot)
+        except ImportError:
+            print("no plot: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+            return 1
+        print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

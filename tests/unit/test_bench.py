@@ -1,0 +1,114 @@
+"""The pure parts of the benchmarks: statistics and the shape of the benchmark workload."""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import pairwise
+
+import pytest
+from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
+
+from newsroom_notify.contract import events as ev
+from tests.workload import generate_bench, zipf_weights
+
+pytestmark = pytest.mark.unit
+
+
+def test_percentile_interpolates_between_ranks() -> None:
+    values = [5.0, 1.0, 3.0, 2.0, 4.0]
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 25) == 2.0
+    assert percentile([10.0, 20.0], 99) == pytest.approx(19.9)
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        percentile([1.0], 101)
+
+
+def test_latency_summary_reports_milliseconds() -> None:
+    summary = latency_summary([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert summary["count"] == 100
+    assert summary["p50_ms"] == pytest.approx(50.5)
+    assert summary["p99_ms"] == pytest.approx(99.0, abs=0.1)
+    assert summary["max_ms"] == 100.0
+    assert latency_summary([])["p99_ms"] is None
+
+
+def test_sustained_rate_ignores_start_up_and_tail() -> None:
+    # 10 s of nothing (recovery), then 100 per second for 10 s, then a slow tail
+    series = [(float(t), 0.0) for t in range(10)]
+    series += [(10.0 + t, 100.0 * t) for t in range(11)]
+    series += [(21.0 + t, 1000.0 + 5 * t) for t in range(1, 5)]
+    rate = sustained_rate(series)
+    assert rate == pytest.approx(100.0, rel=0.05)
+    assert sustained_rate([]) is None
+    assert sustained_rate([(0.0, 0.0), (1.0, 0.0)]) is None
+    assert first_reaching(series, 500.0) == 15.0
+
+
+def test_zipf_weights_fall_with_rank() -> None:
+    weights = zipf_weights(100)
+    assert sum(weights) == pytest.approx(1.0)
+    assert weights[0] / weights[9] == pytest.approx(10**1.1)
+    assert all(a > b for a, b in pairwise(weights))
+
+
+def test_bench_workload_has_the_requested_shape() -> None:
+    workload = generate_bench(seed=3, articles=200, members=300, guests=60, hot_followers=500)
+    hot = [
+        e
+        for e in workload.setup
+        if isinstance(e, ev.SubscriptionRequested)
+        and e.data.scope == "article"
+        and e.data.target == workload.hot_article
+        and e.data.delivery == "digest"
+    ]
+    assert len(hot) >= 500  # the hot followers, plus readers who chose digests of it
+    assert workload.subscriptions == sum(
+        isinstance(e, ev.SubscriptionRequested) for e in workload.setup
+    )
+    scopes = Counter(
+        e.data.scope for e in workload.setup if isinstance(e, ev.SubscriptionRequested)
+    )
+    assert set(scopes) == {"article", "replies", "commenter", "journalist", "section"}
+    assert workload.confirmations  # most guests confirm
+    zones = {e.data.timezone for e in workload.setup if isinstance(e, ev.PreferencesUpdated)}
+    assert len(zones) > 3
+
+    events = workload.comments(3000)
+    assert len(events) == 3000
+    posted = [e for e in events if isinstance(e, ev.CommentPosted)]
+    replies = sum(e.data.parent_id is not None for e in posted)
+    assert 0.4 < replies / len(posted) < 0.6
+    assert any(e.data.author.guest for e in posted)
+    assert any(not e.data.author.guest for e in posted)
+    held = {e.data.comment_id for e in posted if e.data.status == "pending"}
+    approved = {e.data.comment_id for e in events if isinstance(e, ev.CommentModerated)}
+    assert held == approved  # every held comment is approved within its batch
+    per_article = Counter(e.data.article_id for e in posted)
+    ranked = [per_article[a] for a in workload.article_ids]
+    assert per_article.most_common(1)[0][0] == workload.hot_article
+    assert sum(ranked[:20]) > sum(ranked[100:])  # a Zipf head: the top 10 % beat the bottom half
+    assert len({e.data.comment_id for e in posted}) == len(posted)
+    # the next batch continues the discussion with new comments
+    later = [e for e in workload.comments(100) if isinstance(e, ev.CommentPosted)]
+    assert not {e.data.comment_id for e in later} & {e.data.comment_id for e in posted}
+
+
+def test_bench_workload_is_seeded() -> None:
+    first = generate_bench(seed=5, articles=50, members=40, guests=10, hot_followers=10)
+    second = generate_bench(seed=5, articles=50, members=40, guests=10, hot_followers=10)
+    assert [e.data for e in first.setup] == [e.data for e in second.setup]
+
+    def shape(events: list[ev.CloudEvent]) -> list[object]:
+        return [e.data.model_dump(exclude={"posted_at"}) for e in events]
+
+    assert shape(first.comments(50)) == shape(second.comments(50))
+
+
+def test_sustained_rate_needs_progress_spread_over_samples() -> None:
+    # all of the progress in one step (a batch smaller than a commit interval): no slope
+    series = [(0.0, 0.0), (1.0, 500.0), (1.2, 500.0), (1.4, 500.0), (2.0, 1000.0)]
+    assert sustained_rate(series) is None
