@@ -72,6 +72,9 @@ kafka-down: $(STAMP) ## stop the local Kafka started by kafka-up
 run: install ## the demo: local Kafka, a worker, the API and a story on screen; Ctrl-C stops all
 	$(BIN)/newsroom-notify demo --dir .run/demo
 
+# Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
+deploy-tools: $(DEPLOY_TOOLS) ## install the deployment validators (tools venv, schema, kustomize)
+
 test: install deploy-tools lint ## lint, then all tests (unit + integration on a real Kafka broker)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -17,6 +17,11 @@ from newsroom_notify.settings import Settings
 log = structlog.get_logger(__name__)
 
 
+def changelog_topics(app: Any) -> list[str]:
+    """The changelog topic of each of the app's tables."""
+    return [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+
+
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust  # noqa: PLC0415 - keep `--help` fast
 
@@ -24,11 +29,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from newsroom_notify.stream.app import create_app  # noqa: PLC0415
 
     logging_config = configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings)
     if settings.create_topics:
-        created = asyncio.run(ensure_topics(settings))
+        created = asyncio.run(ensure_topics(settings, changelog_topics(app)))
         if created:
             log.info("topics created", topics=created)
-    app = create_app(settings)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
@@ -68,9 +73,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
     from newsroom_notify.stream.admin import ensure_topics  # noqa: PLC0415
+    from newsroom_notify.stream.app import create_app  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format)
-    created = asyncio.run(ensure_topics(settings))
+    changelogs = changelog_topics(create_app(settings))
+    created = asyncio.run(ensure_topics(settings, changelogs))
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
 

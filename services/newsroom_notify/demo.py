@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.markup import escape
 
@@ -301,17 +301,12 @@ class Demo:
         kafka = self.settings.kafka.aiokafka_kwargs()
         topics = self.settings.topics
         producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
-        consumer = AIOKafkaConsumer(
-            topics.name(topics.notifications),
-            topics.name(topics.digests),
-            **kafka,
-            auto_offset_reset="latest",
-            enable_auto_commit=False,
-        )
+        consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         await producer.start()
         await consumer.start()
+        outputs = [topics.name(topics.notifications), topics.name(topics.digests)]
+        await _from_the_end(consumer, producer, outputs)
         stop = asyncio.Event()
-        await _wait_assigned(consumer)
         watcher = asyncio.create_task(self.watch(consumer, stop))
         try:
             for step in scenario():
@@ -347,12 +342,18 @@ class Demo:
         return self.seen
 
 
-async def _wait_assigned(consumer: AIOKafkaConsumer) -> None:
-    for _ in range(100):
-        if consumer.assignment():
-            await consumer.seek_to_end()
-            return
-        await asyncio.sleep(0.1)
+async def _from_the_end(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, names: list[str]
+) -> None:
+    """Read ``names`` from their current ends: everything the story causes, nothing older.
+
+    Partitions are assigned explicitly (no group, no waiting for a rebalance), before the
+    first event is published."""
+    parts = [TopicPartition(n, p) for n in names for p in sorted(await producer.partitions_for(n))]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)  # resolve the end offset now, not lazily later
 
 
 @contextlib.contextmanager

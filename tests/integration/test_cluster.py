@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,19 @@ from tests.integration.kafka_helpers import create_topics, drain, produce, run
 pytestmark = pytest.mark.cluster
 
 
-async def _describe(bootstrap: str, topic: str) -> list[dict[str, object]]:
+async def _describe(bootstrap: str, topic: str, within_s: float = 30.0) -> list[dict[str, object]]:
+    """The topic's partitions, once the broker that answers knows them (metadata propagates
+    between brokers; under load a just-created topic can look empty on another node)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        (description,) = await admin.describe_topics([topic])
-        return list(description["partitions"])
+        deadline = time.monotonic() + within_s
+        while True:
+            (description,) = await admin.describe_topics([topic])
+            partitions = list(description["partitions"])
+            if partitions or time.monotonic() > deadline:
+                return partitions
+            await asyncio.sleep(0.5)
     finally:
         await admin.close()
 

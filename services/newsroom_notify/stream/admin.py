@@ -1,9 +1,16 @@
 """Creating the service's topics with the right layout: the contract's inputs and outputs, the
-dead-letter topic, and the repartition topics between the stages. Faust creates the changelog
-topics of its tables itself.
+dead-letter topic, the repartition topics between the stages and the (compacted) changelogs of
+the tables.
+
+Faust would declare the changelogs itself, but on a fresh broker its consumer can still have no
+metadata for one when the first record is written to its table, and faust-streaming 0.15 then
+raises ``PartitionsMismatch`` ("the changelog topic has 0 partitions"). Creating every topic
+before Faust starts removes that race.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -14,8 +21,8 @@ from newsroom_notify.settings import Settings
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
-def topic_layout(settings: Settings) -> dict[str, dict[str, str]]:
-    """Every contract topic's full name and its topic configs."""
+def topic_layout(settings: Settings, changelogs: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+    """Every topic's full name and its topic configs (``changelogs``: the tables' topics)."""
     topics = settings.topics
     common = {
         "cleanup.policy": "delete",
@@ -26,7 +33,11 @@ def topic_layout(settings: Settings) -> dict[str, dict[str, str]]:
         common["min.insync.replicas"] = str(settings.kafka.min_insync_replicas)
     names = [spec.name(topics) for spec in CATALOGUE] + [topics.name(topics.deadletter)]
     names += internal_topic_names(settings)
-    return {name: dict(common) for name in names}
+    layout = {name: dict(common) for name in names}
+    compacted = {k: v for k, v in common.items() if k != "retention.ms"}
+    compacted["cleanup.policy"] = "compact"
+    layout.update({name: dict(compacted) for name in changelogs})
+    return layout
 
 
 INTERNAL_STAGES = ("threads", "follows", "inbox")
@@ -37,13 +48,13 @@ def internal_topic_names(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{stage}" for stage in INTERNAL_STAGES]
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the contract topics that do not exist yet; return the names created."""
+async def ensure_topics(settings: Settings, changelogs: Iterable[str] = ()) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(**settings.kafka.aiokafka_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        layout = topic_layout(settings)
+        layout = topic_layout(settings, changelogs)
         missing = [
             NewTopic(
                 name,
