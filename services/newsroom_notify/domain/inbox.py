@@ -33,7 +33,6 @@ from newsroom_notify.domain.model import (
     CommentSummary,
     Condition,
     Contribution,
-    Delivered,
     Delivery,
     Edit,
     Erase,
@@ -50,6 +49,7 @@ from newsroom_notify.domain.model import (
     Subject,
     Subscription,
     Traces,
+    sent_key,
     subscription_key,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
@@ -168,7 +168,7 @@ class InboxStage:
     """Handlers of the inbox stage over its tables."""
 
     profiles: MutableMapping[str, Profile]
-    delivered: MutableMapping[str, Delivered]
+    sent: MutableMapping[str, Sent]  # sent_key(recipient, subject) -> what was sent
     held: MutableMapping[str, Held]
     digests: MutableMapping[str, DigestBuffer]
     traces: MutableMapping[str, Traces]
@@ -191,8 +191,8 @@ class InboxStage:
         prefs = profile.preferences
         if prefs.paused or subject.article.id in prefs.muted_articles:
             return []  # rule 10
-        delivered = self.delivered.get(rid) or Delivered()
-        sent = delivered.subjects.get(subject.key)
+        key = sent_key(rid, subject.key)
+        sent = self.sent.get(key)
         if sent is not None:
             return self._replay(profile, msg, sent)
         chosen = choose_basis(profile, msg.bases, msg.at)
@@ -223,10 +223,9 @@ class InboxStage:
                 mode, out = "held", []
             else:
                 mode, out = "instant", [self._emit(notification)]
-        delivered.subjects[subject.key] = Sent(
+        self.sent[key] = Sent(
             notification_id=nid, reason=basis.reason, mode=mode, origin=msg.origin
         )
-        self.delivered[rid] = delivered
         return out
 
     def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Outbound]:
@@ -283,9 +282,9 @@ class InboxStage:
     def on_retraction(self, msg: Retraction) -> list[Outbound]:
         """Withdraw what this recipient got about a removed comment (rule 7)."""
         rid = msg.recipient_id
-        delivered = self.delivered.get(rid)
-        sent = delivered.subjects.get(msg.subject_key) if delivered else None
-        if delivered is None or sent is None:
+        key = sent_key(rid, msg.subject_key)
+        sent = self.sent.get(key)
+        if sent is None:
             self._retract_from_contributions(rid, msg.subject_key)
             return []
         out: list[Outbound] = []
@@ -318,7 +317,7 @@ class InboxStage:
                 self.digests[rid] = buffer
         if not sent.retracted:
             sent.retracted = True
-            self.delivered[rid] = delivered
+            self.sent[key] = sent
         return out
 
     def _retract_from_contributions(self, rid: str, subject_key: str) -> None:
@@ -485,15 +484,14 @@ class InboxStage:
         prefs = profile.preferences
         if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
             return []
-        delivered = self.delivered.get(rid) or Delivered()
         out = []
         for notification in held.notifications:
-            subject_key = notification.subject or ""
-            sent = delivered.subjects.get(subject_key)
+            key = sent_key(rid, notification.subject or "")
+            sent = self.sent.get(key)
             if sent is not None and not sent.retracted and not prefs.paused:
                 sent.mode = "instant"
+                self.sent[key] = sent
                 out.append(self._emit(notification))
-        self.delivered[rid] = delivered
         self._store_held(rid, Held())
         return out
 
@@ -689,8 +687,11 @@ class InboxStage:
         """Right to erasure: every table forgets the subscriber; other stages are told."""
         profile = self.profiles.pop(sid, None)
         traces = self.traces.pop(sid, None)
-        for table in (self.delivered, self.held, self.digests):
+        for table in (self.held, self.digests):
             table.pop(sid, None)
+        prefix = sent_key(sid, "")
+        for key in [k for k in self.sent if k.startswith(prefix)]:  # rare: a scan is fine
+            del self.sent[key]
         keys: set[tuple[str, str]] = {tuple(k) for k in (traces.keys if traces else [])}  # type: ignore[misc]
         for sub in profile.subscriptions.values() if profile else []:
             owner = _owner(sub)

@@ -41,7 +41,7 @@ TABLES = (
     "followers",
     "fanout",
     "profiles",
-    "delivered",
+    "sent",
     "held",
     "digests",
     "traces",
@@ -78,7 +78,7 @@ class LocalPipeline:
         self.follows = FollowsStage(t["followers"], t["fanout"])
         self.inbox = InboxStage(
             t["profiles"],
-            t["delivered"],
+            t["sent"],
             t["held"],
             t["digests"],
             t["traces"],

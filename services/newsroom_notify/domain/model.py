@@ -246,10 +246,10 @@ class Sent(State):
     retracted: bool = False
 
 
-class Delivered(State):
-    """Per recipient: subject key -> what was sent."""
-
-    subjects: dict[str, Sent] = Field(default_factory=dict)
+def sent_key(recipient_id: str, subject_key: str) -> str:
+    """Key of what a recipient got for one subject: one small record each, so the cost of a
+    notification does not grow with how many the recipient already got."""
+    return f"{recipient_id}|{subject_key}"
 
 
 class Traces(State):

@@ -46,7 +46,6 @@ from newsroom_notify.domain.model import (
     Command,
     CommentInfo,
     Contribution,
-    Delivered,
     DigestTick,
     Edit,
     Erase,
@@ -58,6 +57,7 @@ from newsroom_notify.domain.model import (
     Profile,
     Release,
     Retraction,
+    Sent,
     Thread,
     Traces,
 )
@@ -247,7 +247,7 @@ def install(
         follows=FollowsStage(table("followers", Followers), table("fanout", Fanout)),
         inbox=InboxStage(
             table("profiles", Profile),
-            table("delivered", Delivered),
+            table("sent", Sent),
             held,
             digests,
             table("traces", Traces),
