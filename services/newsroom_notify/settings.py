@@ -65,6 +65,15 @@ class KafkaSettings(BaseModel):
     heartbeat_interval_s: float = Field(
         2.0, gt=0, description="Consumer heartbeat interval (well under the session timeout)."
     )
+    linger_ms: float = Field(
+        5.0,
+        ge=0,
+        description="Producer linger: how long a batch may wait for more records before it "
+        "is sent (fewer, larger produce requests for a few ms of latency).",
+    )
+    max_batch_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest producer batch per partition, in bytes."
+    )
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often processed offsets are committed (replay window)."
     )
