@@ -48,7 +48,9 @@ def main() -> int:
             print(Report.HEADER)
             for key in SCENARIOS:
                 started = time.monotonic()
-                report = asyncio.run(run_scenario(key, shared, Path(tmp) / key, workload))
+                scenario_dir = Path(tmp) / key
+                scenario_dir.mkdir()
+                report = asyncio.run(run_scenario(key, shared, scenario_dir, workload))
                 reports.append(report)
                 print(report.row(), f"({time.monotonic() - started:.0f}s)", flush=True)
         finally:
