@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,11 +36,12 @@ from newsroom_notify.clock import Clock
 from newsroom_notify.contract import builders as b
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
-from newsroom_notify.devkafka import LocalKafka, free_port
+from newsroom_notify.devkafka import LocalKafka, free_port, port_open
 from newsroom_notify.settings import Settings
 
+DEFAULT_PORT = 9092  # the settings' default: `newsroom-notify post` finds it without config
 CLOCK_SPEED = 120.0  # one service hour in 30 s: the hourly digest arrives during the demo
-ARTICLE = "a-tram-2026"
+ARTICLE = "a-tram"  # + a per-run suffix: re-running against the same broker is a new story
 
 ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
 BEN = b.member("m-ben", "Ben Okoro", "ben@example.org")
@@ -67,28 +69,30 @@ class Step:
     settle_s: float = 2.0
 
 
-def scenario() -> list[Step]:
-    """The demo story, in order. Event times are stamped when published."""
+def scenario(run: str = "") -> list[Step]:
+    """The demo story, in order (``run`` makes its ids new). Event times are stamped when
+    published."""
+    article = f"{ARTICLE}-{run}" if run else ARTICLE
     return [
         Step(
             "The newsroom publishes an article",
-            [b.article(ARTICLE, "j-maria", "local")],
+            [titled(b.article(article, "j-maria", "local"), "Council approves the new tram line")],
         ),
         Step(
             'Ana, a member, asks a question, ticks "Notify of: new follow-up comments" and '
             "chooses to get them instantly (a digest is the default)",
             [
                 b.comment(
-                    "c-ana", ANA, "Will the trams run at night?", aid=ARTICLE, notify="follow_up"
+                    "c-ana", ANA, "Will the trams run at night?", aid=article, notify="follow_up"
                 ),
-                b.subscribe(ANA, "article", ARTICLE, "instant"),
+                b.subscribe(ANA, "article", article, "instant"),
             ],
         ),
         Step(
             "Dan follows the article in an hourly digest",
             [
                 b.preferences("m-dan", digest="hourly"),
-                b.subscribe(DAN, "article", ARTICLE, "digest"),
+                b.subscribe(DAN, "article", article, "digest"),
             ],
         ),
         Step(
@@ -98,7 +102,7 @@ def scenario() -> list[Step]:
                     "c-geoff",
                     GEOFF,
                     "The tram line will cut my commute in half.",
-                    aid=ARTICLE,
+                    aid=article,
                     notify="replies",
                 )
             ],
@@ -110,7 +114,7 @@ def scenario() -> list[Step]:
                     "c-ben",
                     BEN,
                     "Only if it runs on time.",
-                    aid=ARTICLE,
+                    aid=article,
                     parent="c-geoff",
                     notify="replies",
                 )
@@ -123,7 +127,7 @@ def scenario() -> list[Step]:
                     "c-carla",
                     CARLA,
                     "@Ana Lima you asked about night trams: the plan says until 1 am.",
-                    aid=ARTICLE,
+                    aid=article,
                     parent="c-ben",
                     notify="replies",
                 )
@@ -131,17 +135,23 @@ def scenario() -> list[Step]:
         ),
         Step(
             "Ben answers Carla",
-            [b.comment("c-ben-2", BEN, "Fair point, Carla.", aid=ARTICLE, parent="c-carla")],
+            [b.comment("c-ben-2", BEN, "Fair point, Carla.", aid=article, parent="c-carla")],
         ),
         Step(
             "Spam gets through…",
-            [b.comment("c-spam", SPAMMER, "Cheap watches!!! click here", aid=ARTICLE)],
+            [b.comment("c-spam", SPAMMER, "Cheap watches!!! click here", aid=article)],
         ),
         Step(
             "…and a moderator removes it: its notifications are retracted",
-            [b.moderate("c-spam", "spam", ARTICLE)],
+            [b.moderate("c-spam", "spam", article)],
         ),
     ]
+
+
+def titled(event: ev.CloudEvent, title: str) -> ev.CloudEvent:
+    """An article event with a readable title."""
+    data: Any = event.data
+    return event.model_copy(update={"data": data.model_copy(update={"title": title})})
 
 
 EXPECTED = {
@@ -155,9 +165,9 @@ EXPECTED = {
 """(recipient, reason) of the notifications the story must produce; Dan gets a digest."""
 
 
-def stamp(event: ev.CloudEvent, at: datetime) -> ev.CloudEvent:
-    """The event as published now (by the demo's clock)."""
-    update: dict[str, Any] = {"time": at}
+def stamp(event: ev.CloudEvent, at: datetime, run: str = "") -> ev.CloudEvent:
+    """The event as published now (by the demo's clock), with an id new to this run."""
+    update: dict[str, Any] = {"time": at, "id": f"{event.id}-{run}" if run else event.id}
     data = getattr(event, "data", None)
     if data is not None and hasattr(data, "posted_at"):
         update["data"] = data.model_copy(update={"posted_at": at})
@@ -262,13 +272,14 @@ class Demo:
     clock: Callable[[], datetime]
     seen: list[dict[str, Any]] = field(default_factory=list)
     confirmed: bool = False
+    run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     digest_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def publish(self, producer: AIOKafkaProducer, step: Step) -> None:
         if step.caption:
             self.console.print(f"\n[bold]{step.caption}[/]")
         for event in step.events:
-            stamped = stamp(event, self.clock())
+            stamped = stamp(event, self.clock(), self.run_id)
             key, value = codec.encode(stamped, stamped.partition_key() or "demo")
             topic = self.settings.topics.name(getattr(self.settings.topics, stamped.topic_role))
             await producer.send_and_wait(
@@ -309,7 +320,7 @@ class Demo:
         stop = asyncio.Event()
         watcher = asyncio.create_task(self.watch(consumer, stop))
         try:
-            for step in scenario():
+            for step in scenario(self.run_id):
                 await self.publish(producer, step)
                 await asyncio.sleep(step.settle_s)
                 token = self.confirm_token(b.sid_of(GEOFF))
@@ -327,11 +338,14 @@ class Demo:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.digest_seen.wait(), digest_wait_s)
             if stay:
+                bootstrap = self.settings.kafka.bootstrap_servers
                 self.console.print(
-                    "\n[bold]The demo is up.[/] Post your own events "
-                    "(`newsroom-notify post --file event.json`, or the API on "
-                    f"http://127.0.0.1:{self.settings.api.port}) and watch them here. "
-                    "Ctrl-C stops everything."
+                    "\n[bold]The demo is up.[/] Post your own events and watch them here:\n"
+                    f"  NEWSROOM_KAFKA__BOOTSTRAP_SERVERS={bootstrap} "
+                    ".venv/bin/newsroom-notify post --file event.json   (see schemas/examples/)\n"
+                    f"  or the subscription API on http://127.0.0.1:{self.settings.api.port}\n"
+                    "Ctrl-C stops everything.",
+                    soft_wrap=True,
                 )
                 await asyncio.Event().wait()
         finally:
@@ -366,7 +380,10 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
     try:
         if "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS" not in env:
             console.print("Starting a local Apache Kafka (KRaft, from its jars)…")
-            kafka = LocalKafka.create(run_dir / "kafka", size=1)
+            for old in ("kafka", "worker-data"):  # a new broker: start from nothing
+                shutil.rmtree(run_dir / old, ignore_errors=True)
+            port = None if port_open(DEFAULT_PORT) else DEFAULT_PORT
+            kafka = LocalKafka.create(run_dir / "kafka", size=1, port=port)
             kafka.start()
             env["NEWSROOM_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
         anchor = datetime.now(UTC).replace(microsecond=0)
