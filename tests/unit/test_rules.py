@@ -97,6 +97,15 @@ def test_follow_up_choice_also_asks_for_replies(pipe: LocalPipeline) -> None:
     assert summary(out) == {("m-ana", "reply", "c2")}
 
 
+def test_a_notify_of_tick_keeps_an_explicitly_chosen_delivery(pipe: LocalPipeline) -> None:
+    """An instant follow chosen on the site, then the comment form's tick (no delivery): the
+    follow stays instant, whichever of the two arrives first."""
+    pipe.feed([subscribe(ANA, "article", "a-1", "instant")])
+    pipe.feed([comment("c1", ANA, notify="follow_up")])
+    out = pipe.feed([comment("c2", BEN)])
+    assert summary(out) == {("m-ana", "follow_up", "c2")}
+
+
 def test_site_wide_replies_subscription_asks_for_replies_everywhere(pipe: LocalPipeline) -> None:
     pipe.feed([subscribe(ANA, "replies", None), comment("c1", ANA)])
     out = pipe.feed([comment("c2", BEN, parent="c1")])

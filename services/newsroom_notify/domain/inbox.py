@@ -569,8 +569,10 @@ class InboxStage:
         if not guest:
             profile.confirmed = True  # members are authenticated by the newsroom
         key = subscription_key(scope, target)
-        wanted = delivery or DEFAULT_DELIVERY[scope]
         sub = profile.subscriptions.get(key)
+        # No delivery asked (e.g. the comment form's "Notify of" tick): keep the one chosen
+        # before, so the order of a tick and an explicit choice does not matter.
+        wanted = delivery or (sub.delivery if sub is not None else DEFAULT_DELIVERY[scope])
         if sub is None or sub.delivery != wanted:
             sub = Subscription(
                 scope=scope,
