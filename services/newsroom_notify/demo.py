@@ -315,6 +315,11 @@ class Demo:
         consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         await producer.start()
         await consumer.start()
+        main = asyncio.current_task()
+        assert main is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # also when SIGINT came in ignored
+            loop.add_signal_handler(sig, main.cancel)
         outputs = [topics.name(topics.notifications), topics.name(topics.digests)]
         await _from_the_end(consumer, producer, outputs)
         stop = asyncio.Event()
@@ -421,7 +426,8 @@ def run_demo(settings: Settings, *, publish_only: bool, stay: bool, run_dir: Pat
         demo = Demo(settings, console, clock)
         asyncio.run(demo.run(stay=False, digest_wait_s=0.0))
         return 0
-    with contextlib.suppress(KeyboardInterrupt), services(settings, run_dir, console) as live:
+    stopped = (KeyboardInterrupt, asyncio.CancelledError)
+    with contextlib.suppress(*stopped), services(settings, run_dir, console) as live:
         clock = Clock(live.digest.clock_speed, live.digest.clock_anchor)
         demo = Demo(live, console, clock)
         asyncio.run(demo.run(stay=stay, digest_wait_s=60.0))
