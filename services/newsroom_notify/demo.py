@@ -245,7 +245,7 @@ class Child:
 
 def start_child(name: str, command: str, env: dict[str, str], run_dir: Path, marker: str) -> Child:
     log = run_dir / f"{name}.log"
-    handle = log.open("ab")
+    handle = log.open("wb")  # this run's lines only: readiness is read from it
     proc = subprocess.Popen(
         [sys.executable, "-m", "newsroom_notify.cli", command],
         env=env,
@@ -412,10 +412,16 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
         os.environ.update(env)  # this process reads the same settings as its children
         yield Settings()
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         for child in reversed(started):
-            child.stop()
+            with contextlib.suppress(Exception):
+                child.stop()
         if kafka is not None:
             kafka.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def run_demo(settings: Settings, *, publish_only: bool, stay: bool, run_dir: Path) -> int:
@@ -426,6 +432,10 @@ def run_demo(settings: Settings, *, publish_only: bool, stay: bool, run_dir: Pat
         demo = Demo(settings, console, clock)
         asyncio.run(demo.run(stay=False, digest_wait_s=0.0))
         return 0
+    # Ctrl-C and SIGTERM end the demo through its clean-up, even during start-up and even when
+    # it was started with SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     stopped = (KeyboardInterrupt, asyncio.CancelledError)
     with contextlib.suppress(*stopped), services(settings, run_dir, console) as live:
         clock = Clock(live.digest.clock_speed, live.digest.clock_anchor)

@@ -232,9 +232,16 @@ class LocalKafka:
                 str(node.properties_file),
                 "--ignore-formatted",
             )
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise KafkaHarnessError(f"format of node {node.node_id} failed: {result.stdout}")
+            for attempt in range(3):  # seen failing once, silently, on a busy machine
+                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if result.returncode == 0:
+                    break
+                time.sleep(1.0 + attempt)
+            else:
+                raise KafkaHarnessError(
+                    f"format of node {node.node_id} failed (exit {result.returncode}): "
+                    f"{result.stdout}{result.stderr}"
+                )
 
     def start_node(self, node: Node, libs: Path) -> None:
         """Start one node in its own session (so Ctrl-C of a parent does not reach it)."""

@@ -73,6 +73,7 @@ def logging_dict_config(level: str, log_format: str) -> dict[str, Any]:
                 "processors": [
                     structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     structlog.processors.format_exc_info,
+                    redact,  # again: a formatted traceback can quote an input value
                     renderer,
                 ],
                 "foreign_pre_chain": _shared_processors(),

@@ -234,6 +234,12 @@ class ApiSettings(BaseModel):
         3, ge=1, description="Confirmation requests a guest address can trigger per day."
     )
     max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
+    trusted_proxy_hops: int = Field(
+        0,
+        ge=0,
+        description="Proxies in front of the API that append to X-Forwarded-For (ingress, load "
+        "balancer); 0 = rate-limit by the connection's address.",
+    )
     host: str = Field(
         "127.0.0.1", description="Bind address of the stand-alone API (`newsroom-notify api`)."
     )

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from newsroom_notify.api.service import ApiError, SubscriptionApi
+from newsroom_notify.api.web import client_ip
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from newsroom_notify.domain.model import Profile, Subscription
@@ -246,3 +247,15 @@ async def test_forged_unsubscribe_and_confirm_tokens_are_refused(api: Subscripti
     with pytest.raises(ApiError) as error:
         await api.confirm(body(token=forged.confirm(claims)), "1.2.3.4")
     assert error.value.status == 400
+
+
+def test_client_ip_behind_trusted_proxies() -> None:
+    # No proxy trusted: the connection's address, whatever the header claims.
+    assert client_ip("10.0.0.7", "1.2.3.4", 0) == "10.0.0.7"
+    # One ingress: it appended the real client; what the client wrote before it is ignored.
+    assert client_ip("10.0.0.7", "6.6.6.6, 203.0.113.9", 1) == "203.0.113.9"
+    # Two proxies (load balancer + ingress).
+    assert client_ip("10.0.0.7", "6.6.6.6, 203.0.113.9, 10.1.0.2", 2) == "203.0.113.9"
+    # Fewer entries than hops: the leftmost.
+    assert client_ip("10.0.0.7", "203.0.113.9", 3) == "203.0.113.9"
+    assert client_ip(None, None, 1) == "unknown"

@@ -40,3 +40,18 @@ def test_stdlib_loggers_go_through_the_same_renderer(capsys: pytest.CaptureFixtu
     assert line["logger"] == "faust.worker"
     assert line["level"] == "info"
     assert "y.example.com" not in err
+
+
+def test_an_exception_quoting_an_email_address_is_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A traceback is formatted after the first redaction: it is redacted again."""
+    configure_logging("INFO", "json")
+    try:
+        raise ValueError("input_value='geoff.roach@example.org' is not valid")
+    except ValueError:
+        structlog.get_logger("t").exception("handler failed")
+        logging.getLogger("faust.agents").exception("agent crashed")
+    err = capsys.readouterr().err
+    assert "ValueError" in err  # the traceback is there
+    assert "example.org" not in err

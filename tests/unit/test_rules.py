@@ -9,6 +9,7 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
+from newsroom_notify.domain.model import sent_key, sent_prefix
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from tests.builders import (
     article,
@@ -480,3 +481,11 @@ def test_a_full_replay_never_gives_one_recipient_two_ids_for_one_comment(
     assert all(len(v) == 1 for v in ids.values())
     retracted_ids = {r.data.notification_id for r in retracted(outputs)}
     assert retracted_ids == {n.id for n in created(outputs) if n.subject == "c:c2"}
+
+
+def test_erasure_of_one_id_leaves_ids_that_merely_start_like_it() -> None:
+    """Member ids may contain '|' (``auth0|abc``): erasing ``auth0`` must not touch the records
+    of ``auth0|abc``, and keys of different (recipient, subject) pairs never collide."""
+    assert sent_key("a|b", "c") != sent_key("a", "b|c")
+    assert sent_key("auth0|abc", "c:1").startswith(sent_prefix("auth0|abc"))
+    assert not sent_key("auth0|abc", "c:1").startswith(sent_prefix("auth0"))

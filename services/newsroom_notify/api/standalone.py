@@ -32,6 +32,7 @@ from newsroom_notify.stream.stages import build_tokens
 log = structlog.get_logger(__name__)
 
 FORWARDED_HEADERS = ("Authorization", "Accept")
+PASSED_BACK_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Cache-Control")
 
 
 def _response(result: ApiResponse) -> web.Response:
@@ -80,7 +81,9 @@ def build_app(
                     body=body,
                     status=upstream.status,
                     headers={
-                        "Content-Type": upstream.headers.get("Content-Type", "application/json")
+                        name: upstream.headers[name]
+                        for name in PASSED_BACK_HEADERS
+                        if name in upstream.headers
                     },
                 )
         except (aiohttp.ClientError, TimeoutError):
@@ -115,7 +118,10 @@ async def serve(settings: Settings) -> None:
     producer = AIOKafkaProducer(
         **settings.kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True
     )
-    await producer.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     topics = settings.topics
     api = SubscriptionApi(
         settings=settings.api,
@@ -126,22 +132,21 @@ async def serve(settings: Settings) -> None:
         source=f"{settings.source}:api",
     )
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
-        runner = web.AppRunner(build_app(settings, api, http), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.api.host, settings.api.port)
-        await site.start()
-        log.info("api listening", host=settings.api.host, port=settings.api.port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-            log.info("api stopping")
-        finally:
-            await runner.cleanup()
-            await producer.stop()
+    await producer.start()
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            runner = web.AppRunner(build_app(settings, api, http), access_log=None)
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, settings.api.host, settings.api.port)
+                await site.start()
+                log.info("api listening", host=settings.api.host, port=settings.api.port)
+                await stop.wait()
+                log.info("api stopping")
+            finally:
+                await runner.cleanup()
+    finally:
+        await producer.stop()
 
 
 async def _no_local_profiles(_: str) -> Any:

@@ -40,10 +40,17 @@ async def _body(request: Any, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, "Content Too Large", f"request body over {limit} bytes")
-    body: bytes = await request.content.read(limit + 1)
-    if len(body) > limit:
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:  # read() returns what has arrived: loop until the end of the body
+        chunk: bytes = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
         raise ApiError(413, "Content Too Large", f"request body over {limit} bytes")
-    return body
+    return b"".join(chunks)
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, str]:
@@ -64,8 +71,20 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-def _ip(request: Any) -> str:
-    return str(request.remote or "unknown")
+def client_ip(remote: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+    """The client's address for rate limits: behind ``trusted_hops`` proxies (a Kubernetes
+    ingress, a load balancer) it is the entry that many hops from the end of X-Forwarded-For;
+    anything further left was written by the client and is not trusted."""
+    if trusted_hops > 0 and forwarded_for:
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        if hops:
+            return hops[max(len(hops) - trusted_hops, 0)]
+    return remote or "unknown"
+
+
+def _ip(api: SubscriptionApi, request: Any) -> str:
+    forwarded = request.headers.get("X-Forwarded-For")
+    return client_ip(request.remote, forwarded, api.settings.trusted_proxy_hops)
 
 
 async def broker_reachable(settings: Settings) -> bool:
@@ -85,7 +104,7 @@ Route = Callable[[SubscriptionApi, Any, Mapping[str, str], int], Awaitable[ApiRe
 async def _subscribe(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    return await api.subscribe(request.headers, await _body(request, limit), _ip(request))
+    return await api.subscribe(request.headers, await _body(request, limit), _ip(api, request))
 
 
 async def _list(
@@ -117,7 +136,7 @@ async def _erase(
 async def _confirm(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    return await api.confirm(await _body(request, limit), _ip(request))
+    return await api.confirm(await _body(request, limit), _ip(api, request))
 
 
 async def _unsubscribe_page(

@@ -233,7 +233,10 @@ class SubscriptionRequestedData(InputData):
     )
     delivery: Delivery | None = Field(
         None,
-        description="instant or digest; null = the scope's default.",
+        description=(
+            "instant or digest; null = keep the delivery of an existing subscription to the "
+            "same scope and target, or the scope's default for a new one."
+        ),
         examples=["digest", None],
     )
 

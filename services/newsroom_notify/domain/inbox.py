@@ -50,6 +50,7 @@ from newsroom_notify.domain.model import (
     Subscription,
     Traces,
     sent_key,
+    sent_prefix,
     subscription_key,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
@@ -691,7 +692,7 @@ class InboxStage:
         traces = self.traces.pop(sid, None)
         for table in (self.held, self.digests):
             table.pop(sid, None)
-        prefix = sent_key(sid, "")
+        prefix = sent_prefix(sid)
         for key in [k for k in self.sent if k.startswith(prefix)]:  # rare: a scan is fine
             del self.sent[key]
         keys: set[tuple[str, str]] = {tuple(k) for k in (traces.keys if traces else [])}  # type: ignore[misc]

@@ -11,6 +11,7 @@ Three stages, each owning the state its decisions need (see ``domain/__init__``)
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -248,8 +249,14 @@ class Sent(State):
 
 def sent_key(recipient_id: str, subject_key: str) -> str:
     """Key of what a recipient got for one subject: one small record each, so the cost of a
-    notification does not grow with how many the recipient already got."""
-    return f"{recipient_id}|{subject_key}"
+    notification does not grow with how many the recipient already got. JSON, because ids may
+    contain any character (``auth0|abc``): no two (recipient, subject) pairs share a key."""
+    return json.dumps([recipient_id, subject_key], separators=(",", ":"))
+
+
+def sent_prefix(recipient_id: str) -> str:
+    """The start of every ``sent_key`` of this recipient, and of no other's."""
+    return json.dumps([recipient_id], separators=(",", ":"))[:-1] + ","
 
 
 class Traces(State):

@@ -121,11 +121,32 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
 
 
 def sample_state_metrics(app: faust.App) -> None:
-    """Set the table-size and consumer-lag gauges from the app's tables and monitor."""
-    for name, table in app.tables.items():
-        TABLE_KEYS.labels(table=name).set(len(table))
-    monitor = app.monitor
-    committed = monitor.tp_committed_offsets or {}
-    for tp, end in (monitor.tp_end_offsets or {}).items():
-        lag = max(end - committed.get(tp, 0), 0)
-        CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+    """Set the table-size and consumer-lag gauges; a failure is logged, never fatal."""
+    try:
+        for name, table in app.tables.items():
+            TABLE_KEYS.labels(table=name).set(table_size(table))
+        consumer = app.consumer
+        monitor = app.monitor
+        committed = monitor.tp_committed_offsets or {}
+        ends = monitor.tp_end_offsets or {}
+        CONSUMER_LAG.clear()  # partitions that moved to another worker are not ours to report
+        for tp in consumer.assignment():
+            # Only the partitions the agents consume and commit (not table changelogs), and
+            # only once this worker knows both ends.
+            if not app.topics.acks_enabled_for(tp.topic) or tp not in committed or tp not in ends:
+                continue
+            lag = max(ends[tp] - committed[tp], 0)
+            CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+    except Exception:  # metrics must never take the worker down
+        log.exception("sampling state metrics failed")
+
+
+def table_size(table: Any) -> int:
+    """Keys of a table on this worker: RocksDB's own estimate (no scan) when the store is
+    RocksDB, else the exact count."""
+    dbs = getattr(table.data, "_dbs", None)
+    if dbs is not None:
+        return sum(
+            int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in dbs.values()
+        )
+    return len(table)
