@@ -90,7 +90,7 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """The aiokafka transport, producing through ``IdempotentProducer``."""
+    """The aiokafka transport: ``IdempotentProducer`` out, ``ContinuousConsumer`` in."""
 
     Producer = IdempotentProducer
     Consumer = ContinuousConsumer
