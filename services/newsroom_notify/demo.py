@@ -7,8 +7,8 @@ following in an hourly digest — and prints each event going in and each notifi
 retraction and digest coming out, with why. Then it stays up: post your own events with
 ``newsroom-notify post`` or the API and watch them here. Ctrl-C stops everything it started.
 
-The worker runs on a sped-up clock (one hour in 30 s) so the hourly digest arrives during the
-demo; the scenario stamps its events with the same clock.
+The worker runs on a sped-up clock (one hour in a minute, starting just after a full hour) so the
+hourly digest arrives during the demo; the scenario stamps its events with the same clock.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from newsroom_notify.devkafka import LocalKafka, free_port, port_open
 from newsroom_notify.settings import Settings
 
 DEFAULT_PORT = 9092  # the settings' default: `newsroom-notify post` finds it without config
-CLOCK_SPEED = 120.0  # one service hour in 30 s: the hourly digest arrives during the demo
+CLOCK_SPEED = 60.0  # one service hour in a minute: the hourly digest arrives during the demo
 ARTICLE = "a-tram"  # + a per-run suffix: re-running against the same broker is a new story
 
 ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
@@ -391,7 +391,7 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
             kafka = LocalKafka.create(run_dir / "kafka", size=1, port=port)
             kafka.start()
             env["NEWSROOM_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
-        anchor = datetime.now(UTC).replace(microsecond=0)
+        anchor = clock_anchor(datetime.now(UTC), CLOCK_SPEED)
         env.update(
             {
                 "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
@@ -418,6 +418,15 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
                 child.stop()
         if kafka is not None:
             kafka.stop()
+
+
+def clock_anchor(now: datetime, speed: float) -> datetime:
+    """The anchor that makes the sped-up clock read one minute past the next full hour at
+    ``now``: the whole story then falls in one service hour (a digest period), whatever the
+    minute the demo starts at. (``Clock``: anchor + (real - anchor) * speed.)"""
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
+    seconds = (speed * now.timestamp() - start.timestamp()) / (speed - 1)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
