@@ -60,11 +60,20 @@ def test_an_older_record_is_left_to_faust_and_does_not_move_the_position() -> No
     assert guard.expected(TP) == 10
 
 
-def test_unknown_position_accepts_the_first_record() -> None:
-    guard = Continuity()
-    guard.sought(TP, None)  # no committed offset: auto_offset_reset decides
-    assert guard.judge(TP, 42) is Verdict.DELIVER
-    assert guard.expected(TP) == 43
+def test_no_committed_offset_means_the_start_of_the_log() -> None:
+    """A stale record fetched first on a never-committed partition must not hide 0..41; a log
+    whose start was deleted by retention is accepted after the rewinds."""
+    guard = Continuity(max_rewinds=2)
+    guard.sought(TP, None)
+    verdicts = []
+    for _ in range(3):
+        guard.new_batch()
+        verdicts.append(guard.judge(TP, 42))
+    assert verdicts == [Verdict.REWIND, Verdict.REWIND, Verdict.DELIVER]
+    guard.sought(TP, None)
+    guard.new_batch()
+    assert guard.judge(TP, 0) is Verdict.DELIVER
+    assert guard.expected(TP) == 1
 
 
 def test_revoked_partitions_are_forgotten_and_a_new_seek_resets_rewinds() -> None:
@@ -73,7 +82,7 @@ def test_revoked_partitions_are_forgotten_and_a_new_seek_resets_rewinds() -> Non
     guard.new_batch()
     assert guard.judge(TP, 12) is Verdict.REWIND
     guard.revoked([TP])
-    assert guard.expected(TP) is None
+    assert guard.expected(TP) is None  # until the next seek tells where it stands
     guard.sought(TP, 12)  # another worker committed up to 12 meanwhile
     guard.new_batch()
     assert guard.judge(TP, 12) is Verdict.DELIVER

@@ -46,12 +46,13 @@ class Continuity:
         return self._next.get(tp)
 
     def sought(self, tp: Hashable, offset: int | None) -> None:
-        """The consumer was positioned at ``offset`` (None: no committed offset, unknown)."""
+        """The consumer was positioned at ``offset``. None (no committed offset: the group has
+        never committed this partition) means the start of the log: offset 0, or — when
+        retention has deleted the start — the first offset, accepted as a hole after the
+        rewinds. Taking the first record fetched instead would skip everything before a stale
+        prefetch, as seen after a kill -9 early in a partition's life."""
         self._rewinds.pop(tp, None)
-        if offset is None or offset < 0:
-            self._next.pop(tp, None)
-        else:
-            self._next[tp] = offset
+        self._next[tp] = offset if offset is not None and offset >= 0 else 0
 
     def revoked(self, tps: Iterable[Hashable]) -> None:
         for tp in tps:
