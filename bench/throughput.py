@@ -381,6 +381,8 @@ class Phase:
             "notifications_per_s_overall": _round(overall_out),
             "peak_rss_mb": {str(k): round(v, 1) for k, v in self.peak_rss_mb.items()},
             "cpu_s": {str(k): round(v, 1) for k, v in self.cpu_s.items()},
+            # worker CPU (all processes) per comment event: steadier than rates on a shared box
+            "cpu_ms_per_comment": _round(1000 * sum(self.cpu_s.values()) / self.total_in, 2),
             "cpu_percent_while_busy": {
                 str(k): round(100 * v / busy, 0) for k, v in self.cpu_s.items() if busy
             },
@@ -707,9 +709,12 @@ async def bench(
             result["one_worker"] = await throughput_phase(
                 name="1 worker", workers=1, records=one, **phase_args
             )
-            result["two_workers"] = await throughput_phase(
-                name="2 workers", workers=2, records=run.batches["two"], **phase_args
-            )
+            if "two" in args.phases:
+                result["two_workers"] = await throughput_phase(
+                    name="2 workers", workers=2, records=run.batches["two"], **phase_args
+                )
+            if "latency" not in args.phases:
+                return finish(result, started)
 
             # latency at a fixed rate, one worker (ready: it recovered what the other did)
             service.start(1)
@@ -739,6 +744,10 @@ async def bench(
             )
         finally:
             service.stop()
+    return finish(result, started)
+
+
+def finish(result: dict[str, Any], started: float) -> dict[str, Any]:
     result["ratios"] = ratios(result)
     result["total_s"] = round(time.monotonic() - started, 1)
     return result
@@ -846,9 +855,11 @@ def table(result: dict[str, Any]) -> str:
         ("1 worker: comment events/s, all stages done", fmt(one.get("input_per_s"))),
         ("1 worker: intake of the first stage (10-90%)", fmt(one.get("intake_per_s_sustained"))),
         ("1 worker: notifications/s (sustained)", fmt(one.get("notifications_per_s_sustained"))),
+        ("1 worker: CPU ms per comment event", fmt(one.get("cpu_ms_per_comment"))),
         ("1 worker / limit", pct(ratio.get("service_over_limit"))),
         ("2 workers: comment events/s, all stages done", fmt(two.get("input_per_s"))),
         ("2 workers: notifications/s (sustained)", fmt(two.get("notifications_per_s_sustained"))),
+        ("2 workers: CPU ms per comment event", fmt(two.get("cpu_ms_per_comment"))),
         ("2 workers / 1 worker", pct(ratio.get("two_over_one"))),
         (
             f"latency at {lat.get('rate_target', 0):.0f}/s: p50 / p99 / max",
@@ -925,6 +936,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
+    parser.add_argument(
+        "--phases",
+        type=lambda v: set(v.split(",")),
+        default={"two", "latency"},
+        help="after setup, the limit and 1 worker: 'two', 'latency' or 'two,latency' (default)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args()
 
