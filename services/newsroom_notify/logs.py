@@ -101,6 +101,8 @@ def configure_logging(level: str = "INFO", log_format: str = "auto") -> dict[str
     logging.config.dictConfig(config)
     structlog.configure(
         processors=[
+            # First: a debug call on the hot path costs a level check, not the whole chain.
+            structlog.stdlib.filter_by_level,
             *_shared_processors(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -25,6 +25,11 @@ REWINDS = Counter(
     "is skipped; see stream.continuity).",
     ["topic"],
 )
+UNDELIVERED = Counter(
+    "newsroom_undelivered_records_total",
+    "Records the producer gave up on after its retries; the worker stops committing and "
+    "crashes, so a restart processes their input again.",
+)
 DIGESTS = Counter(
     "newsroom_digests_total",
     "Digests published on the digests topic, by schedule (hourly, daily, weekly).",

@@ -70,6 +70,7 @@ from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 from newsroom_notify.stream.tables import ModelTable
+from newsroom_notify.stream.transport import Sender
 
 log = structlog.get_logger(__name__)
 
@@ -123,8 +124,9 @@ class Pipeline:
     threads: ThreadsStage
     follows: FollowsStage
     inbox: InboxStage
-    destinations: dict[Destination, Any]  # Destination -> Faust topic
+    destinations: dict[Destination, str]  # Destination -> topic name
     tokens: Tokens
+    sender: Sender
 
     async def route(self, outbound: list[Outbound]) -> None:
         """Send every message to its topic under its key."""
@@ -133,17 +135,17 @@ class Pipeline:
                 f"{o.to}:{getattr(o.message, 'kind', type(o.message).__name__)}" for o in outbound
             )
             log.debug("routing", messages=dict(kinds))
+        send = self.sender.send
         for item in outbound:
             topic = self.destinations[item.to]
             if item.to.is_output:
                 assert isinstance(item.message, CloudEvent)
                 key, value = codec.encode(item.message, item.key)
-                await topic.send(key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER])
+                await send(topic, key, value, [codec.CONTENT_TYPE_HEADER])
                 count_output(item.message)
             else:
-                await topic.send(
-                    key=item.key.encode("utf-8"),
-                    value=item.message.model_dump_json().encode("utf-8"),
+                await send(
+                    topic, item.key.encode("utf-8"), item.message.model_dump_json().encode("utf-8")
                 )
 
     async def on_thread_record(self, key: str, message: BaseModel) -> None:
@@ -258,13 +260,14 @@ def install(
             items_per_article=settings.digest.items_per_article,
         ),
         destinations={
-            Destination.THREADS: internal["threads"],
-            Destination.FOLLOWS: internal["follows"],
-            Destination.INBOX: internal["inbox"],
-            Destination.NOTIFICATIONS: raw_topic(app, topics.name(topics.notifications)),
-            Destination.DIGESTS: raw_topic(app, topics.name(topics.digests)),
+            Destination.THREADS: internal["threads"].get_topic_name(),
+            Destination.FOLLOWS: internal["follows"].get_topic_name(),
+            Destination.INBOX: internal["inbox"].get_topic_name(),
+            Destination.NOTIFICATIONS: topics.name(topics.notifications),
+            Destination.DIGESTS: topics.name(topics.digests),
         },
         tokens=tokens,
+        sender=Sender(app),
     )
     articles, comments = topics.name(topics.articles), topics.name(topics.comments)
     subscriptions = topics.name(topics.subscriptions)

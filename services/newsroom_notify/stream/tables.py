@@ -22,9 +22,13 @@ class ModelTable(MutableMapping[str, M]):
         self.model = model
 
     def __getitem__(self, key: str) -> M:
-        raw = self.table.get(key.encode("utf-8"))
-        if raw is None:
-            raise KeyError(key)
+        # Straight from the store: Faust's own ``table[key]`` asks the store twice (``in``,
+        # then the value), two RocksDB reads per hit. Writes still go through the table, which
+        # sends the changelog record.
+        try:
+            raw = self.table.data[key.encode("utf-8")]
+        except KeyError:
+            raise KeyError(key) from None
         return self.model.model_validate_json(raw)
 
     def __setitem__(self, key: str, value: M) -> None:
@@ -32,7 +36,7 @@ class ModelTable(MutableMapping[str, M]):
 
     def __delitem__(self, key: str) -> None:
         encoded = key.encode("utf-8")
-        if encoded not in self.table:
+        if encoded not in self.table.data:
             raise KeyError(key)
         del self.table[encoded]
 

@@ -7,15 +7,18 @@ the order of records across rebalances (see ``stream.continuity``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import structlog
+from aiokafka.errors import KafkaError
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 
-from newsroom_notify.metrics import REWINDS
+from newsroom_notify.metrics import REWINDS, UNDELIVERED
 from newsroom_notify.stream.continuity import Continuity, Verdict
 
 log = structlog.get_logger(__name__)
@@ -80,6 +83,14 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                 REWINDS.labels(topic=tp.topic).inc()
                 await super().seek(tp, expected)
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        undelivered = getattr(self.app, "undelivered", None)
+        if undelivered is not None:  # see Sender: never commit past a record that was lost
+            log.error("not committing: a record was not delivered", error=repr(undelivered))
+            return False
+        committed: bool = await super()._commit(offsets)
+        return committed
+
     def ack(self, message: Message) -> bool:
         if message.generation_id != self.app.consumer_generation_id:
             with ack_lock:
@@ -94,3 +105,47 @@ class Transport(faust_aiokafka.Transport):
 
     Producer = IdempotentProducer
     Consumer = ContinuousConsumer
+
+
+class Sender:
+    """Hands records straight to the app's producer (no awaiting of the broker's answer).
+
+    Faust's ``Topic.send`` wraps each record in a ``FutureMessage`` with callbacks; the stages
+    send raw bytes they encoded themselves, so they skip that layer. Delivery is still checked
+    before offsets move: Faust flushes the producer before every commit. A producer error is
+    raised as the ``KafkaError`` it is (Faust hides it in ``ProducerSendError``), so the
+    ingestor retries the record instead of dead-lettering it. A record the producer gave up on
+    after its retries (``producer_request_timeout``) is logged and counted, the app stops
+    committing (``ContinuousConsumer._commit``) and crashes: a restart processes again
+    everything since the last commit, so nothing is lost.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
+        try:
+            delivery = await self.app.producer.send(topic, key, value, None, None, headers)
+        except ProducerSendError as exc:
+            if isinstance(exc.__cause__, KafkaError):
+                raise exc.__cause__ from None
+            raise
+        delivery.add_done_callback(self._check_delivery)
+
+    def _check_delivery(self, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled():
+            return
+        exc = delivery.exception()
+        if exc is None:
+            return
+        UNDELIVERED.inc()
+        log.error("the producer gave up on a record; stopping", error=repr(exc))
+        if getattr(self.app, "undelivered", None) is None:
+            self.app.undelivered = exc
+            self._crash = asyncio.ensure_future(self.app.crash(exc))
