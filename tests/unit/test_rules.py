@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
+import itsdangerous.timed
 import pytest
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain import tokens as tokens_module
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.model import sent_key, sent_prefix
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
@@ -325,6 +328,31 @@ def test_tokens_are_rejected_when_forged_expired_or_of_another_purpose(tokens: T
     expired = Tokens(["key-2"], unsubscribe_max_age=-1, confirm_max_age=-1)
     with pytest.raises(InvalidToken, match="expired"):
         expired.read_unsubscribe(expired.unsubscribe(claims))
+
+
+def test_tokens_for_the_same_claims_are_reused_briefly_and_never_across_claims(
+    tokens: Tokens, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = TokenClaims("m-ana", "article", "a-1")
+    first = tokens.unsubscribe(ana)
+    assert tokens.unsubscribe(ana) == first  # memoised: no second signature
+    assert tokens.read_unsubscribe(first) == ana
+    others = {
+        tokens.unsubscribe(TokenClaims("m-ana", "article", "a-2")),
+        tokens.unsubscribe(TokenClaims("m-ben", "article", "a-1")),
+        tokens.unsubscribe(TokenClaims("m-ana", "commenter", "a-1")),
+        tokens.manage("m-ana"),
+    }
+    assert first not in others
+    assert len(others) == 4
+    with pytest.raises(InvalidToken):
+        tokens.read_manage(first)  # the memo keeps purposes apart
+    later, wall = time.monotonic() + tokens_module.REUSE_S + 1, time.time() + 5
+    monkeypatch.setattr(tokens_module.time, "monotonic", lambda: later)
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: wall)  # a later signature
+    fresh = tokens.unsubscribe(ana)
+    assert fresh != first
+    assert tokens.read_unsubscribe(fresh) == ana
 
 
 def test_tokens_signed_with_an_old_key_still_verify_after_rotation() -> None:
