@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 import faust
 import structlog
+from aiokafka.partitioner import murmur2
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from newsroom_notify.contract import codec
@@ -42,6 +43,7 @@ from newsroom_notify.domain.model import (
     Activity,
     ActivitySlot,
     Authored,
+    Candidacies,
     Candidacy,
     Command,
     CommentInfo,
@@ -78,6 +80,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
     Annotated[
         Activity
         | Candidacy
+        | Candidacies
         | Command
         | Contribution
         | DigestTick
@@ -127,15 +130,23 @@ class Pipeline:
     destinations: dict[Destination, str]  # Destination -> topic name
     tokens: Tokens
     sender: Sender
+    inbox_partitions: int
 
     async def route(self, outbound: list[Outbound]) -> None:
-        """Send every message to its topic under its key."""
+        """Send every message to its topic under its key (a fan-out: see ``fan_out_batches``)."""
         if outbound and log.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{o.to}:{getattr(o.message, 'kind', type(o.message).__name__)}" for o in outbound
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
+        batches = fan_out_batches(outbound, self.inbox_partition)
+        if batches is not None:
+            topic = self.destinations[Destination.INBOX]
+            for partition, (first, batch) in batches.items():
+                value = batch.model_dump_json().encode("utf-8")
+                await send(topic, first.encode("utf-8"), value, partition=partition)
+            return
         for item in outbound:
             topic = self.destinations[item.to]
             if item.to.is_output:
@@ -147,6 +158,10 @@ class Pipeline:
                 await send(
                     topic, item.key.encode("utf-8"), item.message.model_dump_json().encode("utf-8")
                 )
+
+    def inbox_partition(self, recipient_id: str) -> int:
+        """The inbox partition of a recipient: where the producer would put their key."""
+        return key_partition(recipient_id, self.inbox_partitions)
 
     async def on_thread_record(self, key: str, message: BaseModel) -> None:
         """threads agent: an article/comment event (key article id) or a thread command."""
@@ -171,7 +186,12 @@ class Pipeline:
         await self.route([Outbound(Destination.INBOX, subscriber, command)])
 
     async def on_inbox_record(self, key: str, message: BaseModel) -> None:
-        """inbox agent: everything about one subscriber."""
+        """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
+        subscribers of this partition, handled one by one)."""
+        if isinstance(message, Candidacies):
+            for candidacy in message.split():
+                await self.on_inbox_record(candidacy.recipient_id, candidacy)
+            return
         event = (
             codec.parse("subscriptions", message.event_json)
             if isinstance(message, Command)
@@ -181,6 +201,41 @@ class Pipeline:
         await self.route(outbound)
         if isinstance(message, Candidacy):
             observe_latency(message.at, outbound)
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as aiokafka and the Java client
+    compute it) gives ``key`` in a topic of ``partitions`` partitions."""
+    hashed: int = murmur2(key.encode("utf-8"))
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+def fan_out_batches(
+    outbound: list[Outbound], partition_of: Callable[[str], int]
+) -> dict[int, tuple[str, Candidacies]] | None:
+    """A fan-out (two or more candidacies of one activity, nothing else) as one ``Candidacies``
+    record per inbox partition, keyed by its first recipient; None for anything else.
+
+    Each recipient's candidacy still lands in the partition of its recipient's key, so the
+    inbox handles it with that recipient's table partition, in order with their other records.
+    """
+    if len(outbound) < 2:
+        return None
+    first = outbound[0].message
+    if not isinstance(first, Candidacy):
+        return None
+    groups: dict[int, list[Candidacy]] = {}
+    for item in outbound:
+        message = item.message
+        if (
+            item.to is not Destination.INBOX
+            or not isinstance(message, Candidacy)
+            or message.origin != first.origin
+            or message.subject.key != first.subject.key
+        ):
+            return None
+        groups.setdefault(partition_of(message.recipient_id), []).append(message)
+    return {p: (group[0].recipient_id, Candidacies.of(group)) for p, group in groups.items()}
 
 
 def count_output(event: CloudEvent) -> None:
@@ -268,6 +323,7 @@ def install(
         },
         tokens=tokens,
         sender=Sender(app),
+        inbox_partitions=partitions,
     )
     articles, comments = topics.name(topics.articles), topics.name(topics.comments)
     subscriptions = topics.name(topics.subscriptions)

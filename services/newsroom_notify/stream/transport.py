@@ -129,9 +129,10 @@ class Sender:
         key: bytes | None,
         value: bytes,
         headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> None:
         try:
-            delivery = await self.app.producer.send(topic, key, value, None, None, headers)
+            delivery = await self.app.producer.send(topic, key, value, partition, None, headers)
         except ProducerSendError as exc:
             if isinstance(exc.__cause__, KafkaError):
                 raise exc.__cause__ from None
