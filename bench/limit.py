@@ -8,6 +8,11 @@ each delivery, acknowledgements awaited together before offsets are committed (a
 committed about once a second like the worker). Runs as its own process so its CPU is
 comparable with a worker's; prints one JSON line with its timings.
 
+With ``--outputs FILE`` (a pickled list of ``(key, value, headers)``: the notifications the
+service produced for these inputs) it writes those records instead of copies, spread evenly
+over the inputs in order and partitioned by key like the service: the same records in and out
+as the service moves, still with no logic.
+
     python bench/limit.py --bootstrap 127.0.0.1:9092 --source in --sink out --expect 20000
 """
 
@@ -16,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import pickle
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -50,6 +57,10 @@ async def copy(args: argparse.Namespace) -> dict[str, Any]:
     last_commit = time.monotonic()
     pending: list[asyncio.Future[Any]] = []
     offsets: dict[TopicPartition, int] = {}
+    outputs: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] | None = None
+    if args.outputs:
+        outputs = pickle.loads(args.outputs.read_bytes())  # noqa: S301 - the bench's own file
+    written = 0
     cpu0 = time.process_time()
     try:
         while copied < args.expect:
@@ -60,17 +71,28 @@ async def copy(args: argparse.Namespace) -> dict[str, Any]:
                 first = time.monotonic()
             for tp, records in batch.items():
                 for record in records:
-                    pending.append(
-                        await producer.send(
-                            args.sink,
-                            value=record.value,
-                            key=record.key,
-                            partition=record.partition,
-                            headers=list(record.headers),
+                    if outputs is None:
+                        pending.append(
+                            await producer.send(
+                                args.sink,
+                                value=record.value,
+                                key=record.key,
+                                partition=record.partition,
+                                headers=list(record.headers),
+                            )
                         )
-                    )
+                        written += 1
+                    else:  # this input's share of the outputs
+                        end = (copied + 1) * len(outputs) // args.expect
+                        for key, value, headers in outputs[written:end]:
+                            pending.append(
+                                await producer.send(
+                                    args.sink, value=value, key=key, headers=headers
+                                )
+                            )
+                        written = end
+                    copied += 1
                 offsets[tp] = records[-1].offset + 1
-                copied += len(records)
             if time.monotonic() - last_commit >= args.commit_interval or copied >= args.expect:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -84,8 +106,10 @@ async def copy(args: argparse.Namespace) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "copied": copied,
+        "written": written,
         "seconds": round(done - first, 3),
         "rate": round(copied / (done - first), 1),
+        "written_per_s": round(written / (done - first), 1),
         "cpu_s": round(time.process_time() - cpu0, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
@@ -101,6 +125,9 @@ def main() -> int:
     parser.add_argument("--max-records", type=int, default=20_000)
     parser.add_argument("--linger-ms", type=int, default=5)
     parser.add_argument("--commit-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--outputs", type=Path, help="pickled (key, value, headers) records to write"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(copy(args))), flush=True)
     return 0

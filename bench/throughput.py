@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -190,6 +191,11 @@ class Watch:
     def _tps(self, topics: Iterable[str]) -> list[TopicPartition]:
         return [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
 
+    async def offsets(self, topics: Iterable[str]) -> dict[TopicPartition, int]:
+        """The end offset of each partition of ``topics``."""
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(self._tps(topics))
+        return ends
+
     async def end(self, topics: Iterable[str]) -> dict[str, int]:
         offsets = await self.consumer.end_offsets(self._tps(topics))
         out: dict[str, int] = {}
@@ -227,6 +233,15 @@ def cpu_seconds(pid: int) -> float | None:
     return None
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine, all cores, from /proc/stat."""
+    with contextlib.suppress(OSError, ValueError):
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+    return 0, 0
+
+
 def dir_bytes(path: Path, suffixes: tuple[str, ...] | None = None) -> int:
     """Bytes of the files under ``path`` (only those ending with one of ``suffixes``)."""
     total = 0
@@ -247,6 +262,7 @@ class Service:
     workers: list[WorkerProcess] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     starts: int = 0
+    broker_pids: list[int] = field(default_factory=list)  # the local broker's, if started here
 
     def __post_init__(self) -> None:
         self.env = worker_env(
@@ -346,6 +362,8 @@ class Phase:
     done_s: float | None = None
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
+    machine_busy: float | None = None  # share of all cores busy (any process) until done
+    broker_cpu_s: float | None = None  # the local broker's CPU until done (if started here)
 
     def figures(self) -> dict[str, Any]:
         first_in = next((t for t, p in self.series_in if p > 0), None)
@@ -383,6 +401,10 @@ class Phase:
             "cpu_s": {str(k): round(v, 1) for k, v in self.cpu_s.items()},
             # worker CPU (all processes) per comment event: steadier than rates on a shared box
             "cpu_ms_per_comment": _round(1000 * sum(self.cpu_s.values()) / self.total_in, 2),
+            "machine_cpu_busy_percent": _round(
+                100 * self.machine_busy if self.machine_busy is not None else None
+            ),
+            "broker_cpu_s": _round(self.broker_cpu_s) if self.broker_cpu_s else None,
             "cpu_percent_while_busy": {
                 str(k): round(100 * v / busy, 0) for k, v in self.cpu_s.items() if busy
             },
@@ -409,6 +431,8 @@ async def follow(
     """Sample the group's progress until every input and internal record is processed."""
     started = time.monotonic()
     cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
+    broker0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.broker_pids}
+    busy0, total0 = machine_jiffies()
     settled = 0
     while time.monotonic() - started < within_s:
         committed = await watch.committed(service.group, [inputs, *internal])
@@ -428,6 +452,12 @@ async def follow(
         settled = settled + 1 if consumed >= phase.total_in and lag <= 0 else 0
         if settled == 1:
             phase.done_s = now
+            busy, total = machine_jiffies()
+            if total > total0:
+                phase.machine_busy = (busy - busy0) / (total - total0)
+            phase.broker_cpu_s = sum(
+                (cpu_seconds(pid) or 0.0) - broker0[pid] for pid in service.broker_pids
+            )
         if settled >= 3:
             return
         await asyncio.sleep(interval)
@@ -531,8 +561,41 @@ async def measure_latency(
     }
 
 
+async def read_since(
+    bootstrap: str, start: dict[TopicPartition, int]
+) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
+    """Every record appended to these partitions since ``start`` (up to their current end)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = list(start)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, start[tp])
+        records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        todo = {tp for tp in tps if ends[tp] > start[tp]}
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=500)
+            for tp, recs in batch.items():
+                records.extend((r.key, r.value or b"", list(r.headers)) for r in recs)
+                if recs and recs[-1].offset + 1 >= ends[tp]:
+                    todo.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
 def run_limit(
-    bootstrap: str, source: str, sink: str, expect: int, timeout: float
+    bootstrap: str,
+    source: str,
+    sink: str,
+    expect: int,
+    timeout: float,
+    *,
+    outputs: Path | None = None,
 ) -> dict[str, Any]:
     """Run ``bench/limit.py`` as its own process; return its figures."""
     command = [
@@ -547,8 +610,10 @@ def run_limit(
         "--expect",
         str(expect),
         "--group",
-        f"{source}-limit",
+        f"{sink}-limit",
     ]
+    if outputs is not None:
+        command += ["--outputs", str(outputs)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"limit failed: {result.stderr[-2000:]}")
@@ -582,6 +647,7 @@ class Run:
             "notifications": t.name(t.notifications),
             "limit_in": f"{self.service.prefix}bench.limit-in",
             "limit_out": f"{self.service.prefix}bench.limit-out",
+            "limit_notify": f"{self.service.prefix}bench.limit-notifications",
         }
 
     @property
@@ -647,6 +713,7 @@ async def make_topics(run: Run) -> None:
         layout[name]["message.timestamp.type"] = "LogAppendTime"
     layout[topics["limit_in"]] = dict(layout[topics["comments"]])
     layout[topics["limit_out"]] = dict(layout[topics["notifications"]])
+    layout[topics["limit_notify"]] = dict(layout[topics["notifications"]])
     await create_topics(run.bootstrap, layout, run.sizes.partitions)
 
 
@@ -677,6 +744,7 @@ async def bench(
 ) -> dict[str, Any]:
     started = time.monotonic()
     run, workload_figures = prepare(bootstrap, sizes, tmp, args.seed)
+    run.service.broker_pids = args.broker_pids
     result: dict[str, Any] = {
         "sizes": sizes.__dict__,
         "bootstrap": bootstrap,
@@ -706,8 +774,25 @@ async def bench(
             )
             print(f"limit: {result['limit']['rate']} records/s")
 
+            base = await watch.offsets([topics["notifications"]])
             result["one_worker"] = await throughput_phase(
                 name="1 worker", workers=1, records=one, **phase_args
+            )
+            # the limit again, now writing what the service wrote for the same inputs
+            produced = await read_since(bootstrap, base)
+            outputs = tmp / "limit-outputs.pickle"
+            outputs.write_bytes(pickle.dumps(produced))
+            result["limit_with_outputs"] = run_limit(
+                bootstrap,
+                topics["limit_in"],
+                topics["limit_notify"],
+                len(one),
+                args.timeout,
+                outputs=outputs,
+            )
+            print(
+                f"limit with the service's outputs: {result['limit_with_outputs']['rate']} "
+                f"records/s in, {result['limit_with_outputs']['written_per_s']} out"
             )
             if "two" in args.phases:
                 result["two_workers"] = await throughput_phase(
@@ -823,8 +908,10 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
     one = result.get("one_worker", {}).get("input_per_s")
     two = result.get("two_workers", {}).get("input_per_s")
     limit = result.get("limit", {}).get("rate")
+    limit_out = result.get("limit_with_outputs", {}).get("rate")
     return {
         "service_over_limit": round(one / limit, 3) if one and limit else None,
+        "service_over_limit_with_outputs": round(one / limit_out, 3) if one and limit_out else None,
         "two_over_one": round(two / one, 3) if one and two else None,
     }
 
@@ -835,6 +922,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
 def table(result: dict[str, Any]) -> str:
     one, two = result.get("one_worker", {}), result.get("two_workers", {})
     limit, lat = result.get("limit", {}), result.get("latency", {})
+    lw = result.get("limit_with_outputs", {})
     state, ratio = result.get("state", {}), result.get("ratios", {})
 
     def fmt(value: Any, unit: str = "") -> str:
@@ -857,9 +945,25 @@ def table(result: dict[str, Any]) -> str:
         ("1 worker: notifications/s (sustained)", fmt(one.get("notifications_per_s_sustained"))),
         ("1 worker: CPU ms per comment event", fmt(one.get("cpu_ms_per_comment"))),
         ("1 worker / limit", pct(ratio.get("service_over_limit"))),
+        (
+            "limit writing the service's outputs: in / out",
+            f"{fmt(lw.get('rate'))} / {fmt(lw.get('written_per_s'))} rec/s",
+        ),
+        ("1 worker / limit writing the outputs", pct(ratio.get("service_over_limit_with_outputs"))),
         ("2 workers: comment events/s, all stages done", fmt(two.get("input_per_s"))),
         ("2 workers: notifications/s (sustained)", fmt(two.get("notifications_per_s_sustained"))),
         ("2 workers: CPU ms per comment event", fmt(two.get("cpu_ms_per_comment"))),
+        (
+            "machine CPU busy (all cores), 1 / 2 workers",
+            f"{fmt(one.get('machine_cpu_busy_percent'), ' %')} / "
+            f"{fmt(two.get('machine_cpu_busy_percent'), ' %')}",
+        ),
+        (
+            "broker CPU s, 1 / 2 workers (worker CPU s)",
+            f"{fmt(one.get('broker_cpu_s'))} / {fmt(two.get('broker_cpu_s'))} "
+            f"({fmt(sum(one.get('cpu_s', {}).values()) or None)} / "
+            f"{fmt(sum(two.get('cpu_s', {}).values()) or None)})",
+        ),
         ("2 workers / 1 worker", pct(ratio.get("two_over_one"))),
         (
             f"latency at {lat.get('rate_target', 0):.0f}/s: p50 / p99 / max",
@@ -953,6 +1057,7 @@ def main() -> int:
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     cluster: LocalKafka | None = None
     args.broker_dir = None
+    args.broker_pids = []
     try:
         if configured:
             bootstrap = configured
@@ -962,6 +1067,7 @@ def main() -> int:
             cluster.start()
             bootstrap = cluster.bootstrap_servers
             args.broker_dir = tmp / "kafka"
+            args.broker_pids = [n.pid for n in cluster.nodes if n.pid is not None]
             print(f"started a local Kafka at {bootstrap}")
         result = asyncio.run(bench(bootstrap, sizes, tmp, args))
     finally:

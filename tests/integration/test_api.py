@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
 GEOFF_ID = guest_subscriber_id("geoff.roach@example.org")
 ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro")
+
+
+def now_comment(cid: str, author: dict[str, Any], text: str, parent: str) -> ev.CommentPosted:
+    """A comment posted now: after the subscriptions the API just took (on the real clock)."""
+    return comment(cid, author, text, parent=parent, at=datetime.now(UTC))
 
 
 def member_token(sub: str, key: str = IDENTITY_KEY, ttl: int = 600) -> str:
@@ -177,7 +183,10 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
     publish_events(
         kafka_bootstrap,
         prefix,
-        [comment("c3", BEN, "To Geoff", parent="c1"), comment("c4", BEN, "To Ana", parent="c2")],
+        [
+            now_comment("c3", BEN, "To Geoff", parent="c1"),
+            now_comment("c4", BEN, "To Ana", parent="c2"),
+        ],
     )
     got = notifications(kafka_bootstrap, prefix, 3)
     replies = {n.data.recipient.id: n for n in got if n.data.reason == "reply"}
@@ -202,8 +211,8 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
         kafka_bootstrap,
         prefix,
         [
-            comment("c5", BEN, "Again Geoff", parent="c1"),
-            comment("c6", BEN, "Again Ana", parent="c2"),
+            now_comment("c5", BEN, "Again Geoff", parent="c1"),
+            now_comment("c6", BEN, "Again Ana", parent="c2"),
         ],
     )
     time.sleep(3)

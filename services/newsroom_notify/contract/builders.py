@@ -68,7 +68,10 @@ def comment(
     parent: str | None = None,
     status: str = "approved",
     notify: str | None = None,
+    at: datetime | None = None,
 ) -> ev.CommentPosted:
+    """A comment event; ``at`` (default: a step after ``T0``) is its time and posting time.
+    A test that subscribes through the API (on the service's real clock) posts at now."""
     data = {
         "comment_id": cid,
         "article_id": aid,
@@ -79,7 +82,7 @@ def comment(
         "posted_at": T0.isoformat(),
         "notify": notify,
     }
-    return ev.CommentPosted.model_validate(_envelope("newsroom.comment.posted", data))
+    return ev.CommentPosted.model_validate(_envelope("newsroom.comment.posted", data, at))
 
 
 def moderate(cid: str, status: str, aid: str = "a-1") -> ev.CommentModerated:
