@@ -676,6 +676,7 @@ def prepare(bootstrap: str, sizes: Sizes, tmp: Path, seed: int) -> tuple[Run, di
     batches = {
         "one": records_of(workload.comments(sizes.comments), prefix),
         "two": records_of(workload.comments(sizes.comments), prefix),
+        "moderate": records_of(workload.comments(int(sizes.rate * sizes.duration)), prefix),
         "latency": records_of(workload.comments(int(sizes.rate * sizes.duration)), prefix),
     }
     run = Run(
@@ -804,13 +805,34 @@ async def bench(
             # latency at a fixed rate, one worker (ready: it recovered what the other did)
             service.start(1)
             await service.ready()
-            print(f"latency: {sizes.rate:.0f} comments/s for {sizes.duration:.0f}s")
 
             async def caught_up() -> bool:
                 ends = await watch.end(run.consumed)
                 committed = await watch.committed(service.group, run.consumed)
                 return all(committed[t] >= ends[t] for t in run.consumed)
 
+            # first at half of what one worker sustained (not overloaded), then at --rate
+            capacity = result["one_worker"].get("input_per_s") or sizes.rate
+            moderate = max(1.0, round(capacity / 2))
+            print(
+                f"latency: {moderate:.0f} comments/s (half of 1 worker's) for {sizes.duration:.0f}s"
+            )
+            result["latency_moderate"] = await measure_latency(
+                caught_up=caught_up,
+                bootstrap=bootstrap,
+                records=run.batches["moderate"][: int(moderate * sizes.duration)],
+                comments_topic=topics["comments"],
+                notifications_topic=topics["notifications"],
+                partitions=sizes.partitions,
+                rate=moderate,
+                max_drain_s=args.max_drain,
+            )
+            result["latency_moderate"].pop("samples_s")
+            print(
+                f"latency: p50 {result['latency_moderate']['p50_ms']} ms, "
+                f"p99 {result['latency_moderate']['p99_ms']} ms"
+            )
+            print(f"latency: {sizes.rate:.0f} comments/s for {sizes.duration:.0f}s")
             latency = await measure_latency(
                 caught_up=caught_up,
                 bootstrap=bootstrap,
@@ -922,7 +944,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float | None]:
 def table(result: dict[str, Any]) -> str:
     one, two = result.get("one_worker", {}), result.get("two_workers", {})
     limit, lat = result.get("limit", {}), result.get("latency", {})
-    lw = result.get("limit_with_outputs", {})
+    lw, mod = result.get("limit_with_outputs", {}), result.get("latency_moderate", {})
     state, ratio = result.get("state", {}), result.get("ratios", {})
 
     def fmt(value: Any, unit: str = "") -> str:
@@ -970,6 +992,10 @@ def table(result: dict[str, Any]) -> str:
             f"{fmt(lat.get('p50_ms'))} / {fmt(lat.get('p99_ms'))} / {fmt(lat.get('max_ms'))} ms",
         ),
         ("latency: notifications measured", fmt(lat.get("count"))),
+        (
+            f"latency at {mod.get('rate_target', 0):.0f}/s (half of 1 worker's): p50 / p99 / max",
+            f"{fmt(mod.get('p50_ms'))} / {fmt(mod.get('p99_ms'))} / {fmt(mod.get('max_ms'))} ms",
+        ),
         ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
         ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
         ("state: changelog bytes / subscr.", fmt(state.get("changelog_bytes_per_subscription"))),
