@@ -46,6 +46,8 @@ COUNTERS = {
     "newsroom_deadletters_total",
     "newsroom_notifications_total",
     "newsroom_digests_total",
+    "newsroom_consumer_rewinds_total",
+    "newsroom_undelivered_records_total",
 }
 GAUGES = {"newsroom_table_keys", "newsroom_consumer_lag"}
 HISTOGRAMS = {"newsroom_notification_latency_seconds"}
