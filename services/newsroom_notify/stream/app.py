@@ -24,8 +24,8 @@ from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
-from newsroom_notify.stream.tables import ModelTable
-from newsroom_notify.stream.transport import Transport
+from newsroom_notify.stream.tables import DirectChangelogTable, ModelTable
+from newsroom_notify.stream.transport import ChangelogWriter, Transport
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +34,7 @@ class NotifyApp(faust.App):
     """A Faust app whose producers are idempotent (see ``stream.transport``)."""
 
     pipeline: Pipeline  # set by ``create_app``; tests and timers reach the stages through it
+    changelog_writer: ChangelogWriter  # set by ``create_app``; used by the tables
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
@@ -82,7 +83,9 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_in_thread=False,
+        Table=DirectChangelogTable,
     )
+    app.changelog_writer = ChangelogWriter(app)
     topics = settings.topics
     dead_letters = DeadLetterer(
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id

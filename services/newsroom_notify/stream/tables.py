@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any, TypeVar
 
+import faust
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,3 +46,28 @@ class ModelTable(MutableMapping[str, M]):
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+class DirectChangelogTable(faust.Table[bytes, bytes]):
+    """A Faust table whose changelog records go through the app's ``ChangelogWriter``
+    (``stream.transport``) instead of a ``FutureMessage`` each. Keys and values are bytes."""
+
+    @property
+    def _writer(self) -> Any:
+        return getattr(self.app, "changelog_writer")  # noqa: B009 - set by create_app
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        partition = self.partition_for_key(key)
+        if partition is None:
+            raise RuntimeError(f"table {self.name} written outside of a stream")
+        self._writer.put(self, partition, key, value)
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+    def on_key_del(self, key: Any) -> None:
+        partition = self.partition_for_key(key)
+        if partition is None:
+            raise RuntimeError(f"table {self.name} written outside of a stream")
+        self._writer.put(self, partition, key, None)
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)

@@ -8,7 +8,10 @@ the order of records across rebalances (see ``stream.continuity``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import structlog
@@ -25,10 +28,27 @@ log = structlog.get_logger(__name__)
 
 
 class IdempotentProducer(faust_aiokafka.Producer):
-    """acks=all and enable_idempotence on every producer Faust creates."""
+    """acks=all and enable_idempotence on every producer Faust creates; a flush (before every
+    commit) first sends the app's queued changelog records (``ChangelogWriter``)."""
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
+
+    async def flush(self) -> None:
+        writer: ChangelogWriter | None = getattr(self.app, "changelog_writer", None)
+        if writer is not None:
+            await writer.drain()
+        await super().flush()
+        if writer is not None:
+            writer.store_offsets()
+
+    async def on_stop(self) -> None:
+        writer: ChangelogWriter | None = getattr(self.app, "changelog_writer", None)
+        if writer is not None:
+            await writer.stop()
+            await super().flush()
+            writer.store_offsets()
+        await super().on_stop()
 
 
 class ContinuousConsumer(faust_aiokafka.Consumer):
@@ -137,16 +157,95 @@ class Sender:
             if isinstance(exc.__cause__, KafkaError):
                 raise exc.__cause__ from None
             raise
-        delivery.add_done_callback(self._check_delivery)
+        delivery.add_done_callback(partial(check_delivery, self.app))
 
-    def _check_delivery(self, delivery: asyncio.Future[Any]) -> None:
-        if delivery.cancelled():
-            return
-        exc = delivery.exception()
-        if exc is None:
-            return
-        UNDELIVERED.inc()
-        log.error("the producer gave up on a record; stopping", error=repr(exc))
-        if getattr(self.app, "undelivered", None) is None:
-            self.app.undelivered = exc
-            self._crash = asyncio.ensure_future(self.app.crash(exc))
+
+def check_delivery(app: Any, delivery: asyncio.Future[Any]) -> bool:
+    """True if the record was delivered. Otherwise the producer gave up on it: count it, stop
+    committing (``ContinuousConsumer._commit``) and crash the app."""
+    if delivery.cancelled():
+        return False
+    exc = delivery.exception()
+    if exc is None:
+        return True
+    UNDELIVERED.inc()
+    log.error("the producer gave up on a record; stopping", error=repr(exc))
+    if getattr(app, "undelivered", None) is None:
+        app.undelivered = exc
+        app.crashing = asyncio.ensure_future(app.crash(exc))
+    return False
+
+
+class ChangelogWriter:
+    """Table changelog records straight to the producer, in the order the tables were written.
+
+    Faust sends each table write through ``Topic.send_soon`` (a ``FutureMessage``, its producer
+    buffer, two callbacks) and stores the changelog offset in RocksDB after every record. This
+    writer queues ``(table, partition, key, value)``, one task hands them to the producer in
+    order, and the latest offset per changelog partition is stored once per flush. A flush
+    (Faust flushes the producer before every commit, see ``IdempotentProducer``) sends the queue
+    first, so no offset is committed before the state changes it caused are in the changelog.
+    A stored offset that lags only makes a recovery re-read records it already has.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._queue: deque[tuple[Any, int, bytes, bytes | None]] = deque()
+        self._lock = asyncio.Lock()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._offsets: dict[tuple[str, TP], tuple[Any, int]] = {}
+
+    def put(self, table: Any, partition: int, key: bytes, value: bytes | None) -> None:
+        """Queue a write (``value`` None: a deletion) for ``table``'s changelog."""
+        self._queue.append((table, partition, key, value))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Hand every queued record to the producer (retrying a producer error)."""
+        async with self._lock:
+            while self._queue:
+                table, partition, key, value = self._queue[0]
+                topic = table.changelog_topic.get_topic_name()
+                try:
+                    delivery = await self.app.producer.send(
+                        topic, key, value, partition, None, None
+                    )
+                except (KafkaError, ProducerSendError) as exc:
+                    log.warning("changelog send failed; retrying", error=repr(exc))
+                    await asyncio.sleep(0.5)
+                    continue
+                self._queue.popleft()
+                delivery.add_done_callback(partial(self._delivered, table))
+
+    def _delivered(self, table: Any, delivery: asyncio.Future[Any]) -> None:
+        if check_delivery(self.app, delivery):
+            result = delivery.result()
+            tp = result.topic_partition
+            self._offsets[(table.name, tp)] = (table, result.offset)
+
+    def store_offsets(self) -> None:
+        """Remember in each table's store how far its changelog partitions are written."""
+        offsets, self._offsets = self._offsets, {}
+        for (_, tp), (table, offset) in offsets.items():
+            try:
+                table.data.set_persisted_offset(tp, offset)
+            except Exception:  # a partition closed by a rebalance meanwhile: recovery re-reads
+                log.debug("changelog offset not stored", topic=tp.topic, partition=tp.partition)
+
+    async def stop(self) -> None:
+        """Send what is queued and stop the task."""
+        await self.drain()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
