@@ -1,16 +1,19 @@
 """ChangelogWriter: table writes reach the changelog in the order they were made, a producer
 error delays them but loses none, and a table remembers how far its changelog is written only
-once the records were delivered."""
+once the records were delivered. The tables' RocksDB writes no write-ahead log of its own."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import rocksdict
 from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
+from newsroom_notify.stream.tables import without_wal
 from newsroom_notify.stream.transport import ChangelogWriter
 
 
@@ -129,3 +132,26 @@ async def test_the_background_task_sends_without_a_flush() -> None:
         await asyncio.sleep(0)
     assert len(producer.sent) == 1
     await writer.stop()
+
+
+def _rdict(path: Path, **_: Any) -> rocksdict.Rdict:
+    return rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+
+
+def _wal_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob("*.log"))
+
+
+def test_table_stores_skip_rocksdbs_write_ahead_log_and_keep_data_on_close(tmp_path: Path) -> None:
+    plain = _rdict(tmp_path / "plain")
+    state = without_wal(_rdict)(tmp_path / "state")
+    for db in (plain, state):
+        for i in range(200):
+            db[b"key-%d" % i] = b"v" * 100
+    assert _wal_bytes(tmp_path / "plain") > 20_000  # the control: a log write per put
+    assert _wal_bytes(tmp_path / "state") == 0  # the changelog topic is the log
+    state.close()
+    plain.close()
+    reopened = _rdict(tmp_path / "state")
+    assert reopened[b"key-199"] == b"v" * 100  # closing flushed the memtable
+    reopened.close()

@@ -10,6 +10,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, TypeVar
 
 import faust
+import rocksdict
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,6 +53,13 @@ class DirectChangelogTable(faust.Table[bytes, bytes]):
     """A Faust table whose changelog records go through the app's ``ChangelogWriter``
     (``stream.transport``) instead of a ``FutureMessage`` each. Keys and values are bytes."""
 
+    def _new_store(self) -> Any:
+        store = super()._new_store()
+        options = getattr(store, "rocksdb_options", None)
+        if options is not None:
+            options.open = without_wal(options.open)
+        return store
+
     @property
     def _writer(self) -> Any:
         return getattr(self.app, "changelog_writer")  # noqa: B009 - set by create_app
@@ -71,3 +79,19 @@ class DirectChangelogTable(faust.Table[bytes, bytes]):
         self._writer.put(self, partition, key, None)
         self._maybe_del_key_ttl(key, partition)
         self._sensor_on_del(self, key)
+
+
+def without_wal(open_db: Any) -> Any:
+    """RocksDB's write-ahead log off, as Kafka Streams does: the changelog topic is the state's
+    log. A crash loses at most the writes since the last memtable flush, together with the
+    changelog offset stored among them, so recovery replays exactly those from the changelog."""
+
+    def openwithout_wal(path: Any, **kwargs: Any) -> Any:
+        db = open_db(path, **kwargs)
+        if hasattr(db, "set_write_options"):  # rocksdict
+            write = rocksdict.WriteOptions()
+            setattr(write, "disable_wal", True)  # noqa: B010 - a property; the stub says method
+            db.set_write_options(write)
+        return db
+
+    return openwithout_wal
