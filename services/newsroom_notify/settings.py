@@ -268,6 +268,12 @@ class Settings(BaseSettings):
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )
     data_dir: str = Field(".run/worker-data", description="Worker data dir (RocksDB tables).")
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition kept by other workers (fast "
+        "take-over; each costs a worker the other's changelog writes).",
+    )
     web_port: int = Field(6066, description="Port of the worker's web server.")
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
     web_enabled: bool = Field(True, description="Serve the worker's web endpoints.")

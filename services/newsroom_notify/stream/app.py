@@ -68,6 +68,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         broker_credentials=_credentials(settings),
         store=settings.store,
         datadir=settings.data_dir,
+        table_standby_replicas=settings.standby_replicas,
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         topic_allow_declare=True,
