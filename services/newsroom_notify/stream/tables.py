@@ -86,7 +86,7 @@ def without_wal(open_db: Any) -> Any:
     log. A crash loses at most the writes since the last memtable flush, together with the
     changelog offset stored among them, so recovery replays exactly those from the changelog."""
 
-    def openwithout_wal(path: Any, **kwargs: Any) -> Any:
+    def open_db_without_wal(path: Any, **kwargs: Any) -> Any:
         db = open_db(path, **kwargs)
         if hasattr(db, "set_write_options"):  # rocksdict
             write = rocksdict.WriteOptions()
@@ -94,4 +94,4 @@ def without_wal(open_db: Any) -> Any:
             db.set_write_options(write)
         return db
 
-    return openwithout_wal
+    return open_db_without_wal
