@@ -67,7 +67,8 @@ def test_a_fan_out_is_one_record_per_partition_and_splits_back_exactly() -> None
     assert batches is not None
     assert len(batches) == PARTITIONS  # 40 records become 4
     received: list[Candidacy] = []
-    for partition, (first, batch) in batches.items():
+    for partition, batch in batches.items():
+        first = next(iter(batch.bases))  # the record's key
         assert partition_of(first) == partition
         decoded = decode_stage_message(first.encode(), batch.model_dump_json().encode())
         assert isinstance(decoded, Candidacies)

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import faust
 import structlog
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from newsroom_notify.contract import codec
@@ -143,9 +143,9 @@ class Pipeline:
         batches = fan_out_batches(outbound, self.inbox_partition)
         if batches is not None:
             topic = self.destinations[Destination.INBOX]
-            for partition, (first, batch) in batches.items():
-                value = batch.model_dump_json().encode("utf-8")
-                await send(topic, first.encode("utf-8"), value, partition=partition)
+            for partition, batch in batches.items():
+                key = next(iter(batch.bases)).encode("utf-8")  # its first recipient
+                await send(topic, key, batch.model_dump_json().encode("utf-8"), partition=partition)
             return
         for item in outbound:
             topic = self.destinations[item.to]
@@ -204,17 +204,18 @@ class Pipeline:
 
 
 def key_partition(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2, as aiokafka and the Java client
-    compute it) gives ``key`` in a topic of ``partitions`` partitions."""
-    hashed: int = murmur2(key.encode("utf-8"))
-    return (hashed & 0x7FFFFFFF) % partitions
+    """The partition the producer's default partitioner (murmur2, as the Java client) gives
+    ``key`` in a topic of ``partitions`` partitions."""
+    every = range(partitions)
+    partition: int = DefaultPartitioner()(key.encode("utf-8"), every, every)
+    return partition
 
 
 def fan_out_batches(
     outbound: list[Outbound], partition_of: Callable[[str], int]
-) -> dict[int, tuple[str, Candidacies]] | None:
+) -> dict[int, Candidacies] | None:
     """A fan-out (two or more candidacies of one activity, nothing else) as one ``Candidacies``
-    record per inbox partition, keyed by its first recipient; None for anything else.
+    record per inbox partition (sent keyed by its first recipient); None for anything else.
 
     Each recipient's candidacy still lands in the partition of its recipient's key, so the
     inbox handles it with that recipient's table partition, in order with their other records.
@@ -235,7 +236,7 @@ def fan_out_batches(
         ):
             return None
         groups.setdefault(partition_of(message.recipient_id), []).append(message)
-    return {p: (group[0].recipient_id, Candidacies.of(group)) for p, group in groups.items()}
+    return {p: Candidacies.of(group) for p, group in groups.items()}
 
 
 def count_output(event: CloudEvent) -> None:

@@ -43,11 +43,10 @@ class IdempotentProducer(faust_aiokafka.Producer):
             writer.store_offsets()
 
     async def on_stop(self) -> None:
+        await self.flush()
         writer: ChangelogWriter | None = getattr(self.app, "changelog_writer", None)
         if writer is not None:
             await writer.stop()
-            await super().flush()
-            writer.store_offsets()
         await super().on_stop()
 
 
@@ -147,33 +146,36 @@ class Sender:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,  # None: a tombstone
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
-    ) -> None:
+    ) -> asyncio.Future[Any]:
+        """Hand the record to the producer; returns its delivery (already checked)."""
         try:
-            delivery = await self.app.producer.send(topic, key, value, partition, None, headers)
+            delivery: asyncio.Future[Any] = await self.app.producer.send(
+                topic, key, value, partition, None, headers
+            )
         except ProducerSendError as exc:
             if isinstance(exc.__cause__, KafkaError):
                 raise exc.__cause__ from None
             raise
         delivery.add_done_callback(partial(check_delivery, self.app))
+        return delivery
 
 
-def check_delivery(app: Any, delivery: asyncio.Future[Any]) -> bool:
-    """True if the record was delivered. Otherwise the producer gave up on it: count it, stop
-    committing (``ContinuousConsumer._commit``) and crash the app."""
+def check_delivery(app: Any, delivery: asyncio.Future[Any]) -> None:
+    """If the producer gave up on the record: count it, stop committing
+    (``ContinuousConsumer._commit``) and crash the app."""
     if delivery.cancelled():
-        return False
+        return
     exc = delivery.exception()
     if exc is None:
-        return True
+        return
     UNDELIVERED.inc()
     log.error("the producer gave up on a record; stopping", error=repr(exc))
     if getattr(app, "undelivered", None) is None:
         app.undelivered = exc
         app.crashing = asyncio.ensure_future(app.crash(exc))
-    return False
 
 
 class ChangelogWriter:
@@ -189,7 +191,7 @@ class ChangelogWriter:
     """
 
     def __init__(self, app: Any) -> None:
-        self.app = app
+        self.sender = Sender(app)
         self._queue: deque[tuple[Any, int, bytes, bytes | None]] = deque()
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -216,9 +218,7 @@ class ChangelogWriter:
                 table, partition, key, value = self._queue[0]
                 topic = table.changelog_topic.get_topic_name()
                 try:
-                    delivery = await self.app.producer.send(
-                        topic, key, value, partition, None, None
-                    )
+                    delivery = await self.sender.send(topic, key, value, partition=partition)
                 except (KafkaError, ProducerSendError) as exc:
                     log.warning("changelog send failed; retrying", error=repr(exc))
                     await asyncio.sleep(0.5)
@@ -227,7 +227,8 @@ class ChangelogWriter:
                 delivery.add_done_callback(partial(self._delivered, table))
 
     def _delivered(self, table: Any, delivery: asyncio.Future[Any]) -> None:
-        if check_delivery(self.app, delivery):
+        # A failed delivery is handled by the Sender's own check (count, stop commits, crash).
+        if not delivery.cancelled() and delivery.exception() is None:
             result = delivery.result()
             tp = result.topic_partition
             self._offsets[(table.name, tp)] = (table, result.offset)
