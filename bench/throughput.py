@@ -18,11 +18,16 @@ One run, in this order (``--quick`` shrinks every size):
    published at full speed: comment events/s fully processed (every stage done: the group's
    committed offsets on the comments and internal topics reach their ends) and notifications/s
    (end offsets of the notifications topic), sampled every 0.25 s;
-6. the same with two workers (separate data dirs and web ports, one group, both ready before
-   the batch): throughput of two;
-7. latency: one worker, ready (it recovered what the other did), gets ``--rate`` comments/s for
-   ``--duration`` s; latency of each notification = its append time - the append time of its
-   comment's input record (both LogAppendTime).
+6. the limit again on the same copy topic, writing the notifications the service produced in
+   step 5 for those comments instead of copies (the records the service moves, no logic);
+7. the same as 5 with two workers (separate data dirs and web ports, one group, both ready
+   before the batch): throughput of two;
+8. latency: one worker, ready (it recovered what the other did), gets half the comment rate
+   one worker sustained in step 5, then ``--rate`` comments/s, each for ``--duration`` s;
+   latency of each notification = its append time - the append time of its comment's input
+   record (both LogAppendTime).
+
+``--phases`` skips steps 7 and/or 8.
 
 Prints a table and writes every figure to ``bench/results/throughput-<time>.json``;
 ``--plot out.png`` draws the latency distribution and the throughput over time.
@@ -197,9 +202,9 @@ class Watch:
         return ends
 
     async def end(self, topics: Iterable[str]) -> dict[str, int]:
-        offsets = await self.consumer.end_offsets(self._tps(topics))
+        """The end offsets of ``topics``, summed over their partitions."""
         out: dict[str, int] = {}
-        for tp, offset in offsets.items():
+        for tp, offset in (await self.offsets(topics)).items():
             out[tp.topic] = out.get(tp.topic, 0) + offset
         return out
 
@@ -811,44 +816,36 @@ async def bench(
                 committed = await watch.committed(service.group, run.consumed)
                 return all(committed[t] >= ends[t] for t in run.consumed)
 
+            async def latency_at(rate: float, label: str, records: list[Record]) -> dict[str, Any]:
+                print(f"latency: {rate:.0f} comments/s{label} for {sizes.duration:.0f}s")
+                figures = await measure_latency(
+                    caught_up=caught_up,
+                    bootstrap=bootstrap,
+                    records=records,
+                    comments_topic=topics["comments"],
+                    notifications_topic=topics["notifications"],
+                    partitions=sizes.partitions,
+                    rate=rate,
+                    max_drain_s=args.max_drain,
+                )
+                print(
+                    f"latency: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms "
+                    f"({figures['count']} notifications)"
+                )
+                return figures
+
             # first at half of what one worker sustained (not overloaded), then at --rate
             capacity = result["one_worker"].get("input_per_s") or sizes.rate
             moderate = max(1.0, round(capacity / 2))
-            print(
-                f"latency: {moderate:.0f} comments/s (half of 1 worker's) for {sizes.duration:.0f}s"
-            )
-            result["latency_moderate"] = await measure_latency(
-                caught_up=caught_up,
-                bootstrap=bootstrap,
-                records=run.batches["moderate"][: int(moderate * sizes.duration)],
-                comments_topic=topics["comments"],
-                notifications_topic=topics["notifications"],
-                partitions=sizes.partitions,
-                rate=moderate,
-                max_drain_s=args.max_drain,
+            result["latency_moderate"] = await latency_at(
+                moderate,
+                " (half of 1 worker's)",
+                run.batches["moderate"][: int(moderate * sizes.duration)],
             )
             result["latency_moderate"].pop("samples_s")
-            print(
-                f"latency: p50 {result['latency_moderate']['p50_ms']} ms, "
-                f"p99 {result['latency_moderate']['p99_ms']} ms"
-            )
-            print(f"latency: {sizes.rate:.0f} comments/s for {sizes.duration:.0f}s")
-            latency = await measure_latency(
-                caught_up=caught_up,
-                bootstrap=bootstrap,
-                records=run.batches["latency"],
-                comments_topic=topics["comments"],
-                notifications_topic=topics["notifications"],
-                partitions=sizes.partitions,
-                rate=sizes.rate,
-                max_drain_s=args.max_drain,
-            )
+            latency = await latency_at(sizes.rate, "", run.batches["latency"])
             result["latency_samples_s"] = latency.pop("samples_s")
             result["latency"] = latency
-            print(
-                f"latency: p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms "
-                f"({latency['count']} notifications)"
-            )
         finally:
             service.stop()
     return finish(result, started)
