@@ -89,26 +89,32 @@ def build_app(
 
     async def forward(request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        try:
-            # As received, under the internal prefix of the worker's internal port.
-            target = URL(worker + INTERNAL_PREFIX + request.rel_url.raw_path_qs, encoded=True)
-            async with http.get(target, headers=headers) as upstream:
-                body = await upstream.read()
-                return web.Response(
-                    body=body,
-                    status=upstream.status,
-                    headers={
-                        name: upstream.headers[name]
-                        for name in PASSED_BACK_HEADERS
-                        if name in upstream.headers
-                    },
-                )
-        except (aiohttp.ClientError, TimeoutError):
-            log.warning("worker unreachable for a profile read", worker=worker)
-            problem = ApiResponse(
-                503, Health(status="unavailable", checks={"worker_reachable": False})
-            )
-            return _response(problem)
+        # As received, under the internal prefix of the worker's internal port.
+        target = URL(worker + INTERNAL_PREFIX + request.rel_url.raw_path_qs, encoded=True)
+        for attempt in (1, 2):
+            try:
+                async with http.get(target, headers=headers) as upstream:
+                    body = await upstream.read()
+                    return web.Response(
+                        body=body,
+                        status=upstream.status,
+                        headers={
+                            name: upstream.headers[name]
+                            for name in PASSED_BACK_HEADERS
+                            if name in upstream.headers
+                        },
+                    )
+            except aiohttp.ClientConnectionError as exc:
+                # A pooled keep-alive connection the worker had just closed: a read is
+                # idempotent, so it is tried once more on a fresh connection.
+                if attempt == 1 and not isinstance(exc, aiohttp.ServerTimeoutError):
+                    continue
+                log.warning("worker unreachable for a profile read", error=type(exc).__name__)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("worker unreachable for a profile read", error=type(exc).__name__)
+            break
+        problem = ApiResponse(503, Health(status="unavailable", checks={"worker_reachable": False}))
+        return _response(problem)
 
     for path, methods in ROUTES.items():
         for method, route in methods.items():
