@@ -11,10 +11,11 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
+# constraints.txt is the lock (`make lock`): the image gets the versions the tests ran with.
 RUN /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install .
+ && /opt/venv/bin/pip install -c constraints.txt .
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed, non-root uid/gid so volume ownership (compose volumes, Kubernetes fsGroup) is stable.
@@ -34,7 +35,8 @@ USER 10001:10001
 WORKDIR /home/notify
 # The worker's RocksDB tables: keep them across restarts (recovery from the changelogs is slow).
 VOLUME ["/data"]
-EXPOSE 6066 8080
+# 8080: the public API (`api`); 6066 (worker) and 9464 (API /metrics) are internal ports.
+EXPOSE 6066 8080 9464
 # Liveness of the worker's web server; `api` containers override it (port 8080) in compose.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=6 \
   CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('NEWSROOM_WEB_PORT', '6066'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2).status != 200)"]

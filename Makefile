@@ -23,16 +23,34 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak
+.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak lock audit
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+LOCK_VENV := .run/lock-venv
+
+lock: ## regenerate constraints.txt from a clean venv (after changing pyproject.toml's dependencies)
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
+
+# Not part of `make test`: pip-audit needs PyPI's JSON API (or OSV) for vulnerability data, which
+# this build environment cannot reach (see README "Security"). --strict fails when a dependency
+# could not be audited, so an unreachable data source is never read as "no vulnerabilities".
+audit: $(STAMP) ## audit the locked dependencies for known vulnerabilities (pip-audit; needs PyPI's JSON API)
+	$(BIN)/python -m pip install --quiet -c constraints.txt 'pip-audit>=2.7'
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 $(TOOLS_STAMP): $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
@@ -100,12 +118,13 @@ BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real broker, fan-out cost (BENCH_ARGS=--quick)
 	$(BIN)/python bench/throughput.py --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python bench/fanout_cost.py
+	$(BIN)/python bench/ratelimit_memory.py
 
 soak: install ## fault scenarios with a larger workload; prints the figures
 	$(BIN)/python -m tests.faults.soak

@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).parts
         if "unit" in parts:
             item.add_marker(pytest.mark.unit)
-        elif "integration" in parts or "e2e" in parts:
+        elif "integration" in parts or "e2e" in parts or "security" in parts:
             item.add_marker(pytest.mark.integration)
 
 

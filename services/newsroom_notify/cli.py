@@ -12,7 +12,7 @@ import structlog
 
 from newsroom_notify import __version__
 from newsroom_notify.logs import configure_logging
-from newsroom_notify.settings import Settings
+from newsroom_notify.settings import DevKeysRefused, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the stream worker (consumes inputs, emits notifications and digests)",
         description="Run the Faust stream worker. Creates missing topics first.",
     )
-    worker.set_defaults(func=_worker)
+    worker.set_defaults(func=_worker, signs_tokens=True)
     api = sub.add_parser(
         "api",
         help="run the stand-alone subscription HTTP API (stateless; scale it freely)",
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
             "NEWSROOM_API__WORKER_URL. Every worker also serves the same API on its web port."
         ),
     )
-    api.set_defaults(func=_api)
+    api.set_defaults(func=_api, signs_tokens=True)
     demo = sub.add_parser(
         "demo",
         help="see it work: start Kafka (if none is configured), a worker and the API, publish "
@@ -276,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``newsroom-notify`` console script."""
     args = build_parser().parse_args(argv)
     settings = Settings()
+    if getattr(args, "signs_tokens", False):
+        try:
+            settings.refuse_dev_keys()
+        except DevKeysRefused as refused:
+            print(f"newsroom-notify {args.command}: refusing to start: {refused}", file=sys.stderr)
+            return 2
     return int(args.func(settings, args))
 
 

@@ -401,7 +401,12 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
                 "NEWSROOM_DATA_DIR": str(run_dir / "worker-data"),
                 "NEWSROOM_API__PORT": env.get("NEWSROOM_API__PORT", str(free_port())),
                 "NEWSROOM_WEB_PORT": env.get("NEWSROOM_WEB_PORT", str(free_port())),
+                "NEWSROOM_API__METRICS_PORT": env.get(
+                    "NEWSROOM_API__METRICS_PORT", str(free_port())
+                ),
                 "NEWSROOM_LOG_FORMAT": "json",
+                # A local demo: the built-in dev-only keys are fine (they are refused otherwise).
+                "NEWSROOM_DEV_MODE": env.get("NEWSROOM_DEV_MODE", "true"),
             }
         )
         env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"

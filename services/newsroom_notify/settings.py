@@ -234,6 +234,12 @@ class ApiSettings(BaseModel):
         3, ge=1, description="Confirmation requests a guest address can trigger per day."
     )
     max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
+    rate_limit_max_keys: int = Field(
+        100_000,
+        ge=1,
+        description="Most client addresses (IPv6: /64 networks) each in-process rate limiter "
+        "remembers; beyond it the least recently seen is forgotten (bounds memory).",
+    )
     trusted_proxy_hops: int = Field(
         0,
         ge=0,
@@ -244,10 +250,18 @@ class ApiSettings(BaseModel):
         "127.0.0.1", description="Bind address of the stand-alone API (`newsroom-notify api`)."
     )
     port: int = Field(8080, description="Port of the stand-alone API (`newsroom-notify api`).")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the stand-alone API's internal port (/metrics); never "
+        "published to readers.",
+    )
+    metrics_port: int = Field(
+        9464, description="Internal port of the stand-alone API serving /metrics to Prometheus."
+    )
     worker_url: str = Field(
         "http://127.0.0.1:6066",
-        description="Base URL of any worker's web server; the stand-alone API forwards profile "
-        "reads there (the worker routes them to the partition's owner).",
+        description="Base URL of any worker's internal web port; the stand-alone API forwards "
+        "profile reads there (the worker routes them to the partition's owner).",
     )
 
 
@@ -274,8 +288,14 @@ class Settings(BaseSettings):
         description="Standby copies of each table partition kept by other workers (fast "
         "take-over; each costs a worker the other's changelog writes).",
     )
-    web_port: int = Field(6066, description="Port of the worker's web server.")
-    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
+    web_port: int = Field(
+        6066,
+        description="The worker's internal port (worker-to-worker profile reads, /metrics, "
+        "probes); reachable by workers, the API and Prometheus only, never by readers.",
+    )
+    web_host: str = Field(
+        "127.0.0.1", description="Bind address of the worker's internal port (pod network)."
+    )
     web_enabled: bool = Field(True, description="Serve the worker's web endpoints.")
     source: str = Field(
         "urn:newsroom-notify", description="CloudEvents 'source' of events this service emits."
@@ -297,3 +317,44 @@ class Settings(BaseSettings):
     log_format: str = Field(
         "auto", description="'json', 'console', or 'auto' (console on a TTY, JSON otherwise)."
     )
+    dev_mode: bool = Field(
+        False,
+        description="Development mode: allows the built-in dev-only keys. Set by `make run`, "
+        "the tests and docker compose; never in production.",
+    )
+
+    def dev_key_settings(self) -> list[str]:
+        """The variables still holding a development key (``dev-only-…``, as the built-in
+        defaults do): anyone who reads this repository could mint tokens with them."""
+        found = []
+        if any(_is_dev_key(k) for k in self.tokens.secret_keys):
+            found.append("NEWSROOM_TOKENS__SECRET_KEYS")
+        if any(_is_dev_key(k) for k in self.api.jwt_keys):
+            found.append("NEWSROOM_API__JWT_KEYS")
+        return found
+
+    def refuse_dev_keys(self) -> None:
+        """Raise ``DevKeysRefused`` if a development key is configured outside dev mode."""
+        found = self.dev_key_settings()
+        if found and not self.dev_mode:
+            raise DevKeysRefused(found)
+
+
+DEV_KEY_PREFIX = "dev-only"
+
+
+def _is_dev_key(key: SecretStr) -> bool:
+    return key.get_secret_value().startswith(DEV_KEY_PREFIX)
+
+
+class DevKeysRefused(Exception):
+    """A process would start with a publicly known signing key."""
+
+    def __init__(self, variables: list[str]) -> None:
+        self.variables = variables
+        names = " and ".join(variables)
+        super().__init__(
+            f"{names} still holds a development key ({DEV_KEY_PREFIX}-...), which anyone can "
+            f"read in this repository and use to forge tokens. Set {names} to a secret of your "
+            "own (newest first), or set NEWSROOM_DEV_MODE=true for local development only."
+        )

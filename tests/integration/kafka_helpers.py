@@ -214,7 +214,9 @@ def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None
         "NEWSROOM_APP_ID": prefix + "notify",
         "NEWSROOM_DATA_DIR": str(tmp / "worker-data"),
         "NEWSROOM_WEB_PORT": str(free_port()),
+        "NEWSROOM_API__METRICS_PORT": str(free_port()),
         "NEWSROOM_LOG_FORMAT": "json",
+        "NEWSROOM_DEV_MODE": "true",  # tests may use the built-in dev-only keys
         "NEWSROOM_LOG_LEVEL": "INFO",
     }
     env.update(extra or {})

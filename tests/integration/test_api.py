@@ -82,11 +82,10 @@ class Client:
         return status, payload.decode()
 
 
-@pytest.fixture(params=["worker", "standalone"])
-def service(
-    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path: Path
-) -> Iterator[tuple[WorkerProcess, Client]]:
-    """A worker, and the API as users reach it: on the worker, or the stand-alone process."""
+@pytest.fixture
+def service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProcess, Client]]:
+    """A worker, and the API as users reach it: the stand-alone process (a worker's own web port
+    is internal: it serves no public route)."""
     env = worker_env(
         kafka_bootstrap,
         tmp_path,
@@ -101,18 +100,13 @@ def service(
     worker.start()
     worker.wait_ready()
     worker_url = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
-    front: WorkerProcess | None = None
-    url = worker_url
-    if request.param == "standalone":
-        api_port = str(free_port())
-        api_env = {**env, "NEWSROOM_API__PORT": api_port, "NEWSROOM_API__WORKER_URL": worker_url}
-        front = WorkerProcess(api_env, tmp_path / "api.log", "api", "api listening")
-        front.start()
-        front.wait_ready()
-        url = f"http://127.0.0.1:{api_port}"
-    yield worker, Client(url)
-    if front is not None:
-        assert front.stop() == 0, "the stand-alone API stops cleanly on SIGTERM"
+    api_port = str(free_port())
+    api_env = {**env, "NEWSROOM_API__PORT": api_port, "NEWSROOM_API__WORKER_URL": worker_url}
+    front = WorkerProcess(api_env, tmp_path / "api.log", "api", "api listening")
+    front.start()
+    front.wait_ready()
+    yield worker, Client(f"http://127.0.0.1:{api_port}")
+    assert front.stop() == 0, "the stand-alone API stops cleanly on SIGTERM"
     assert worker.stop() == 0
 
 

@@ -256,6 +256,9 @@ def test_client_ip_behind_trusted_proxies() -> None:
     assert client_ip("10.0.0.7", "6.6.6.6, 203.0.113.9", 1) == "203.0.113.9"
     # Two proxies (load balancer + ingress).
     assert client_ip("10.0.0.7", "6.6.6.6, 203.0.113.9, 10.1.0.2", 2) == "203.0.113.9"
-    # Fewer entries than hops: the leftmost.
-    assert client_ip("10.0.0.7", "203.0.113.9", 3) == "203.0.113.9"
+    # Fewer entries than hops: the entry may be the client's own writing; never trusted.
+    assert client_ip("10.0.0.7", "203.0.113.9", 3) == "10.0.0.7"
+    assert client_ip("10.0.0.7", "6.6.6.6", 2) == "10.0.0.7"
+    # An entry that is not an address: the connection's address.
+    assert client_ip("10.0.0.7", "not-an-ip, 10.1.0.2", 2) == "10.0.0.7"
     assert client_ip(None, None, 1) == "unknown"

@@ -272,6 +272,27 @@ def test_compose_api_reaches_a_worker_and_publishes_its_port(
     assert (worker.web_host, worker.web_port) == ("0.0.0.0", int(port))
 
 
+def test_compose_publishes_only_the_api_to_readers(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 item 1: the workers' internal port and every /metrics stay on the compose
+    network; what is published beyond the host's loopback is the API port alone."""
+    published = {}
+    for name, service in compose["services"].items():
+        for mapping in service.get("ports", []):
+            host_side = str(mapping).rsplit(":", 1)[0]
+            if not host_side.startswith("127.0.0.1:"):
+                published[name] = mapping
+    api = settings_from_env(compose["services"]["api"]["environment"], monkeypatch)
+    assert published == {"api": f"{api.api.port}:{api.api.port}"}
+    assert api.api.metrics_port != api.api.port
+    for service in _project_services(compose).values():
+        settings = settings_from_env(service["environment"], monkeypatch)
+        # A development stack, with dev-only keys: it must say so or the service refuses them.
+        assert settings.dev_mode
+        assert settings.dev_key_settings()
+
+
 def test_prometheus_scrapes_every_worker_and_the_api(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,7 +310,7 @@ def test_prometheus_scrapes_every_worker_and_the_api(
         if service["command"] == ["worker"]:
             expected.add(f"{name}:{settings.web_port}")
         elif service["command"] == ["api"]:
-            expected.add(f"{name}:{settings.api.port}")
+            expected.add(f"{name}:{settings.api.metrics_port}")  # internal, not the API port
     assert targets == expected
     mounted = [v.split(":")[0] for v in compose["services"]["prometheus"]["volumes"]]
     assert {(ROOT / m).resolve() for m in mounted} == {PROMETHEUS_FILE, ALERTS_FILE}
@@ -502,7 +523,8 @@ def test_api_deployment_serves_its_port_and_reaches_the_workers(
         assert container[probe]["httpGet"]["path"] == "/healthz"
         assert _port(container, container[probe]["httpGet"]["port"]) == settings.api.port
     annotations = api["spec"]["template"]["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) == settings.api.port
+    assert int(annotations["prometheus.io/port"]) == settings.api.metrics_port
+    assert _port(container, "metrics") == settings.api.metrics_port != settings.api.port
     service = _one(docs, "Service", "newsroom-notify-api")
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -510,6 +532,31 @@ def test_api_deployment_serves_its_port_and_reaches_the_workers(
     worker_service = _one(docs, "Service", host)
     assert int(port) in {p["port"] for p in worker_service["spec"]["ports"]}
     assert "clusterIP" not in worker_service["spec"]  # ready workers only, load-balanced
+
+
+def test_network_policies_keep_internal_ports_from_readers(rendered: dict[str, Path]) -> None:
+    """Issue 15 item 1: a worker's port accepts only workers, the API and Prometheus; the
+    API's metrics port only Prometheus; the API's own port anyone (the ingress)."""
+    docs = _docs(rendered["deploy/k8s/overlays/example"])
+    worker = _one(docs, "NetworkPolicy", "newsroom-notify-worker-internal")["spec"]
+    assert worker["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "worker"
+    assert worker["policyTypes"] == ["Ingress"]
+    (rule,) = worker["ingress"]
+    sources = [
+        (("namespaceSelector" in peer), peer["podSelector"]["matchLabels"]) for peer in rule["from"]
+    ]
+    assert sources == [
+        (False, {"app.kubernetes.io/name": "newsroom-notify", "app.kubernetes.io/component": c})
+        for c in ("worker", "api")
+    ] + [(True, {"app.kubernetes.io/name": "prometheus"})]
+    api = _one(docs, "NetworkPolicy", "newsroom-notify-api")["spec"]
+    public, metrics = api["ingress"]
+    assert [p["port"] for p in public["ports"]] == ["http"]
+    assert "from" not in public
+    assert [p["port"] for p in metrics["ports"]] == ["metrics"]
+    assert [p["podSelector"]["matchLabels"] for p in metrics["from"]] == [
+        {"app.kubernetes.io/name": "prometheus"}
+    ]
 
 
 def test_every_container_has_requests_limits_and_runs_as_non_root(

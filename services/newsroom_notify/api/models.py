@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from newsroom_notify.contract.events import Delivery, Frequency, QuietHours, Scope
+
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def plain_text(value: str) -> str:
+    """A name or an id as it may appear in a mail header or subject: no control characters
+    (CR, LF, NUL... would let a value write its own mail headers) and no bidirectional
+    overrides (which make "moc.elpmaxe" read as "example.com")."""
+    for char in value:
+        if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
+            raise ValueError("control and bidirectional-override characters are not allowed")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 class Body(BaseModel):
@@ -18,7 +36,7 @@ class Body(BaseModel):
 class GuestIdentity(Body):
     """Who a guest is: a display name and an e-mail address."""
 
-    name: str = Field(min_length=1, max_length=200, examples=["Geoff Roach"])
+    name: PlainText = Field(min_length=1, max_length=200, examples=["Geoff Roach"])
     email: EmailStr = Field(examples=["geoff.roach@example.org"])
 
 
@@ -27,7 +45,9 @@ class SubscribeRequest(Body):
     and receive a confirmation request first."""
 
     scope: Scope = Field(examples=["article"])
-    target: str | None = Field(None, min_length=1, max_length=200, examples=["a-20261128-council"])
+    target: PlainText | None = Field(
+        None, min_length=1, max_length=200, examples=["a-20261128-council"]
+    )
     delivery: Delivery | None = Field(None, examples=["digest"])
     guest: GuestIdentity | None = None
 

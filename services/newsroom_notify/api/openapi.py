@@ -48,6 +48,7 @@ def _problems(*codes: int) -> dict[str, Any]:
         403: "Not your data",
         404: "Nothing here",
         413: "Body too large",
+        415: "Body is not JSON (or, for one-click unsubscribe, not a form)",
         422: "Invalid fields",
         429: "Rate limit reached",
     }
@@ -99,7 +100,7 @@ def document() -> dict[str, Any]:
                 "summary": "Subscribe (member with a bearer token, or guest with 'guest')",
                 "security": SECURED,
                 "requestBody": _body(SubscribeRequest),
-                "responses": {"202": accepted, **_problems(400, 401, 413, 422, 429)},
+                "responses": {"202": accepted, **_problems(400, 401, 413, 415, 422, 429)},
             }
         },
         "/v1/subscribers/{subscriber_id}/subscriptions": {
@@ -155,7 +156,7 @@ def document() -> dict[str, Any]:
                 "security": SECURED,
                 "parameters": [SUBSCRIBER, MANAGE],
                 "requestBody": _body(PreferencesRequest),
-                "responses": {"202": accepted, **_problems(400, 401, 403, 413, 422)},
+                "responses": {"202": accepted, **_problems(400, 401, 403, 413, 415, 422)},
             }
         },
         "/v1/subscribers/{subscriber_id}": {
@@ -172,7 +173,7 @@ def document() -> dict[str, Any]:
                 "operationId": "confirm",
                 "summary": "Confirm a guest address with its confirmation token",
                 "requestBody": _body(ConfirmRequest),
-                "responses": {"202": accepted, **_problems(400, 413, 422, 429)},
+                "responses": {"202": accepted, **_problems(400, 413, 415, 422, 429)},
             }
         },
         "/v1/unsubscribe": {
@@ -206,7 +207,7 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"200": _json(Accepted, "Unsubscribed"), **_problems(400, 413)},
+                "responses": {"200": _json(Accepted, "Unsubscribed"), **_problems(400, 413, 415)},
             },
         },
         "/healthz": {
@@ -235,7 +236,7 @@ def document() -> dict[str, Any]:
             "description": "Subscribe, confirm, one-click unsubscribe, preferences, erasure. "
             "Errors are RFC 9457 problem details.",
         },
-        "servers": [{"url": "http://127.0.0.1:6066"}],
+        "servers": [{"url": "http://127.0.0.1:8080"}],
         "paths": paths,
         "components": {
             "schemas": defs["$defs"],

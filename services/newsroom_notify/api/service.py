@@ -7,10 +7,12 @@ servers: handlers take the request's parts and return an ``ApiResponse``.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import html
+import ipaddress
 import time
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,11 +21,12 @@ from typing import Any, TypeVar
 
 import jwt
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 
 from newsroom_notify.api.models import (
     Accepted,
     ConfirmRequest,
+    PlainText,
     PreferencesRequest,
     Problem,
     SubscribeRequest,
@@ -31,13 +34,23 @@ from newsroom_notify.api.models import (
     SubscriptionView,
 )
 from newsroom_notify.contract import events as ev
-from newsroom_notify.contract.identity import guest_subscriber_id
+from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
 from newsroom_notify.domain.model import Profile
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.settings import ApiSettings
 
 PROBLEM_JSON = "application/problem+json"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+SECURITY_HEADERS = {
+    # Answers carry personal data and tokens: no cache (browser, proxy) keeps a copy.
+    "Cache-Control": "no-store",
+    # No page of another site may frame ours (click-jacking of the unsubscribe button).
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # the unsubscribe page's URL holds a token
+}
+"""Headers on every API response (both servers add them, to errors and 404s too)."""
 
 
 @dataclass
@@ -73,25 +86,73 @@ class ApiError(Exception):
 
 
 class SlidingWindow:
-    """At most ``limit`` events per ``window`` seconds per key (in this process)."""
+    """At most ``limit`` events per ``window`` seconds per key (in this process), remembering
+    at most ``max_keys`` keys.
 
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self.hits: dict[str, deque[float]] = {}
+    Keys are kept in least-recently-hit order: a key whose last hit is older than the window
+    holds nothing worth keeping and is dropped when it reaches the front, and when more than
+    ``max_keys`` keys are live the least recently hit is forgotten (it starts afresh if it comes
+    back). Memory is therefore bounded by ``max_keys * limit`` timestamps whatever the number of
+    distinct keys, and each call costs O(limit) at most. A key's hits are a plain sorted list
+    (a deque costs ~600 bytes even when it holds one timestamp).
+    """
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ):
+        self.limit, self.window, self.clock, self.max_keys = limit, window, clock, max_keys
+        self.hits: OrderedDict[str, list[float]] = OrderedDict()
 
     def allow(self, key: str) -> bool:
         """Record a hit for ``key``; False if it is over the limit."""
         now = self.clock()
-        hits = self.hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
+        horizon = now - self.window
+        while self.hits:  # expire idle keys from the least recently hit end
+            oldest = next(iter(self.hits.values()))
+            if oldest and oldest[-1] > horizon:
+                break
+            self.hits.popitem(last=False)
+        hits = self.hits.get(key)
+        if hits is None:
+            hits = self.hits[key] = []
+        else:
+            self.hits.move_to_end(key)
+            del hits[: bisect.bisect_right(hits, horizon)]
         if len(hits) >= self.limit:
             return False
         hits.append(now)
-        if len(self.hits) > 100_000:  # bound memory: forget idle keys
-            for idle in [k for k, v in self.hits.items() if not v][:50_000]:
-                del self.hits[idle]
+        while len(self.hits) > self.max_keys:
+            self.hits.popitem(last=False)
         return True
+
+
+def rate_key(ip: str) -> str:
+    """The rate-limit key of a client address: an IPv6 client is its /64 (one subscriber line
+    or host gets a whole /64, so per-address keys would give it 2^64 quotas); an IPv4-mapped
+    IPv6 address is its IPv4 address; anything unparsable is one shared key."""
+    try:
+        address = ipaddress.ip_address(ip.strip().split("%", 1)[0])
+    except ValueError:
+        return "unparsable"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class MemberClaims(BaseModel):
+    """The claims of a member token this service uses, checked like any other input."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sub: PlainText = Field(min_length=1, max_length=200)
+    name: PlainText | None = Field(None, min_length=1, max_length=200)
+    email: EmailStr | None = None
 
 
 def _event_id(*parts: str) -> str:
@@ -132,15 +193,22 @@ class SubscriptionApi:
     monotonic: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        self.per_ip = SlidingWindow(self.settings.per_ip_per_minute, 60, self.monotonic)
+        self.per_ip = SlidingWindow(
+            self.settings.per_ip_per_minute, 60, self.monotonic, self.settings.rate_limit_max_keys
+        )
         self.per_address = SlidingWindow(
-            self.settings.confirmations_per_address_per_day, 86_400, self.monotonic
+            self.settings.confirmations_per_address_per_day,
+            86_400,
+            self.monotonic,
+            self.settings.rate_limit_max_keys,
         )
 
     # ------------------------------------------------------------------ helpers
 
-    def member_id(self, headers: Mapping[str, str]) -> tuple[str, dict[str, Any]] | None:
-        """The member id of a valid bearer token, None without one; 401 if it is bad."""
+    def member_id(self, headers: Mapping[str, str]) -> tuple[str, MemberClaims] | None:
+        """The member id of a valid bearer token, None without one; 401 if it is bad (a bad
+        signature, an expired token, or claims that are not a member's: a ``sub`` of the guest
+        form, a name with control characters, an e-mail claim that is not an address)."""
         header = headers.get("Authorization") or headers.get("authorization")
         if not header:
             return None
@@ -164,7 +232,13 @@ class SubscriptionApi:
                 continue  # maybe signed with another (rotated) key
             except jwt.PyJWTError as exc:
                 raise ApiError(401, "Unauthorized", "invalid or expired token") from exc
-            return str(claims["sub"]), claims
+            try:
+                member = MemberClaims.model_validate(claims)
+            except ValidationError as exc:
+                raise ApiError(401, "Unauthorized", "the token's claims are not valid") from exc
+            if is_guest_id(member.sub):
+                raise ApiError(401, "Unauthorized", "a member id cannot have the guest form")
+            return member.sub, member
         raise ApiError(401, "Unauthorized", "invalid or expired token")
 
     def authorize(
@@ -187,7 +261,7 @@ class SubscriptionApi:
             raise ApiError(403, "Forbidden", "this token is for another subscriber")
 
     def _limit_ip(self, ip: str) -> None:
-        if not self.per_ip.allow(ip or "unknown"):
+        if not self.per_ip.allow(rate_key(ip)):
             raise ApiError(429, "Too Many Requests", "too many requests from this address")
 
     def _envelope(self, event_type: str, event_id: str) -> dict[str, Any]:
@@ -204,9 +278,7 @@ class SubscriptionApi:
         member = self.member_id(headers)
         if member is not None:
             sid, claims = member
-            subscriber = ev.Subscriber(
-                id=sid, name=str(claims.get("name") or sid), email=claims.get("email")
-            )
+            subscriber = ev.Subscriber(id=sid, name=claims.name or sid, email=claims.email)
             status = "accepted"
         elif request.guest is not None:
             sid = guest_subscriber_id(request.guest.email)

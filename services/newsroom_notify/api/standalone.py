@@ -1,9 +1,10 @@
-"""The stand-alone, stateless subscription API (``newsroom-notify api``).
+"""The stand-alone, stateless subscription API (``newsroom-notify api``): the reader-facing port.
 
-Serves the same routes as every worker (``api.web.ROUTES``) on its own port, so it can be scaled
-and exposed apart from the stateful workers: commands are published to the subscriptions topic
-by its own idempotent producer; a profile read (GET .../subscriptions) is forwarded to
-``api.worker_url``, whose worker routes it to the partition's owner.
+Serves the API routes (``api.web.ROUTES``) on ``api.port``, apart from the stateful workers:
+commands are published to the subscriptions topic by its own idempotent producer; a profile read
+(GET .../subscriptions) is forwarded to the internal route of ``api.worker_url``, whose worker
+routes it to the partition's owner. ``/metrics`` is on a second, internal port
+(``api.metrics_port``) that readers never reach; the public port serves nothing else.
 """
 
 from __future__ import annotations
@@ -21,8 +22,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from newsroom_notify.api.models import Health
-from newsroom_notify.api.service import ApiResponse, SubscriptionApi
-from newsroom_notify.api.web import PROFILE_READ, ROUTES, Route, answer, broker_reachable, readiness
+from newsroom_notify.api.service import SECURITY_HEADERS, ApiResponse, SubscriptionApi
+from newsroom_notify.api.web import (
+    INTERNAL_PREFIX,
+    PROFILE_READ,
+    ROUTES,
+    Route,
+    answer,
+    broker_reachable,
+    readiness,
+)
 from newsroom_notify.clock import Clock
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
@@ -32,7 +41,13 @@ from newsroom_notify.stream.stages import build_tokens
 log = structlog.get_logger(__name__)
 
 FORWARDED_HEADERS = ("Authorization", "Accept")
-PASSED_BACK_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate", "Cache-Control")
+PASSED_BACK_HEADERS = ("Content-Type", "Retry-After", "WWW-Authenticate")
+
+
+async def _security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    """Every answer, the router's own 404 and 405 included, carries ``SECURITY_HEADERS``."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def _response(result: ApiResponse) -> web.Response:
@@ -60,10 +75,11 @@ def kafka_publisher(
 def build_app(
     settings: Settings, api: SubscriptionApi, http: aiohttp.ClientSession
 ) -> web.Application:
-    """The aiohttp application: every API route, profile reads forwarded, health, metrics."""
+    """The public aiohttp application: every API route, profile reads forwarded, health."""
     limit = settings.api.max_body_bytes
     worker = settings.api.worker_url.rstrip("/")
     app = web.Application(client_max_size=limit + 1)
+    app.on_response_prepare.append(_security_headers)
 
     def handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -73,25 +89,32 @@ def build_app(
 
     async def forward(request: web.Request) -> web.StreamResponse:
         headers = {h: request.headers[h] for h in FORWARDED_HEADERS if h in request.headers}
-        try:
-            target = URL(worker + request.rel_url.raw_path_qs, encoded=True)  # as received
-            async with http.get(target, headers=headers) as upstream:
-                body = await upstream.read()
-                return web.Response(
-                    body=body,
-                    status=upstream.status,
-                    headers={
-                        name: upstream.headers[name]
-                        for name in PASSED_BACK_HEADERS
-                        if name in upstream.headers
-                    },
-                )
-        except (aiohttp.ClientError, TimeoutError):
-            log.warning("worker unreachable for a profile read", worker=worker)
-            problem = ApiResponse(
-                503, Health(status="unavailable", checks={"worker_reachable": False})
-            )
-            return _response(problem)
+        # As received, under the internal prefix of the worker's internal port.
+        target = URL(worker + INTERNAL_PREFIX + request.rel_url.raw_path_qs, encoded=True)
+        for attempt in (1, 2):
+            try:
+                async with http.get(target, headers=headers) as upstream:
+                    body = await upstream.read()
+                    return web.Response(
+                        body=body,
+                        status=upstream.status,
+                        headers={
+                            name: upstream.headers[name]
+                            for name in PASSED_BACK_HEADERS
+                            if name in upstream.headers
+                        },
+                    )
+            except aiohttp.ClientConnectionError as exc:
+                # A pooled keep-alive connection the worker had just closed: a read is
+                # idempotent, so it is tried once more on a fresh connection.
+                if attempt == 1 and not isinstance(exc, aiohttp.ServerTimeoutError):
+                    continue
+                log.warning("worker unreachable for a profile read", error=type(exc).__name__)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("worker unreachable for a profile read", error=type(exc).__name__)
+            break
+        problem = ApiResponse(503, Health(status="unavailable", checks={"worker_reachable": False}))
+        return _response(problem)
 
     for path, methods in ROUTES.items():
         for method, route in methods.items():
@@ -104,11 +127,18 @@ def build_app(
     async def readyz(_: web.Request) -> web.StreamResponse:
         return _response(readiness({"broker_reachable": await broker_reachable(settings)}))
 
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+def build_internal_app() -> web.Application:
+    """The internal aiohttp application (``api.metrics_port``): /metrics for Prometheus."""
+
     async def metrics(_: web.Request) -> web.StreamResponse:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app = web.Application()
     app.router.add_get("/metrics", metrics)
     return app
 
@@ -136,15 +166,25 @@ async def serve(settings: Settings) -> None:
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             runner = web.AppRunner(build_app(settings, api, http), access_log=None)
+            internal = web.AppRunner(build_internal_app(), access_log=None)
             await runner.setup()
+            await internal.setup()
             try:
-                site = web.TCPSite(runner, settings.api.host, settings.api.port)
-                await site.start()
-                log.info("api listening", host=settings.api.host, port=settings.api.port)
+                conf = settings.api
+                await web.TCPSite(internal, conf.metrics_host, conf.metrics_port).start()
+                await web.TCPSite(runner, conf.host, conf.port).start()
+                log.info(
+                    "api listening",
+                    host=conf.host,
+                    port=conf.port,
+                    metrics_host=conf.metrics_host,
+                    metrics_port=conf.metrics_port,
+                )
                 await stop.wait()
                 log.info("api stopping")
             finally:
                 await runner.cleanup()
+                await internal.cleanup()
     finally:
         await producer.stop()
 

@@ -1,9 +1,12 @@
-"""Mounting the API on the worker's Faust web server.
+"""The API's routes, and the worker's internal port.
 
-Views only translate HTTP to ``SubscriptionApi`` calls. Reads of a subscriber's state are
-routed with ``app.table_route`` to the worker that owns the subscriber's partition of the
-profiles table (Faust proxies the request there); writes are published to Kafka from whichever
-worker received them.
+Views only translate HTTP to ``SubscriptionApi`` calls. Readers reach the API on the
+stand-alone process (``api.standalone``), never on a worker. A worker's Faust web server is its
+*internal* port: probes, ``/metrics`` and ``INTERNAL_PROFILE_READ``, the one route through which
+a profile read reaches the worker owning the subscriber's partition of the profiles table
+(``app.table_route``: Faust proxies it worker to worker). The reader's credential travels with
+the read and is checked by the owner, so even a caller on the internal network learns nothing
+without one. Faust's own pages (``/table/``, ``/router/``) are not served at all.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import ipaddress
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -21,7 +25,7 @@ import structlog
 from faust.web import Request, Response, View
 
 from newsroom_notify.api.models import Health
-from newsroom_notify.api.service import ApiError, ApiResponse, SubscriptionApi
+from newsroom_notify.api.service import SECURITY_HEADERS, ApiError, ApiResponse, SubscriptionApi
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.settings import Settings
@@ -31,9 +35,31 @@ log = structlog.get_logger(__name__)
 
 def _to_response(view: View, result: ApiResponse) -> Response:
     response = view.bytes(result.payload(), content_type=result.content_type, status=result.status)
-    for name, value in result.headers.items():
+    for name, value in {**SECURITY_HEADERS, **result.headers}.items():
         response.headers[name] = value
     return response
+
+
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type header, lower-case, without parameters."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def require_media_type(content_type: str | None, accepted: tuple[str, ...]) -> None:
+    """415 unless the body is one of ``accepted``. A JSON API that also took ``text/plain``
+    or a form would let any web page post to it from its visitors' browsers (a "simple"
+    cross-site request needs no CORS preflight); ``application/json`` does need one."""
+    kind = media_type(content_type)
+    if kind not in accepted:
+        raise ApiError(
+            415,
+            "Unsupported Media Type",
+            f"send the body as {' or '.join(accepted)}",
+        )
 
 
 async def _body(request: Any, limit: int) -> bytes:
@@ -72,19 +98,32 @@ def parse_form(content_type: str, body: bytes) -> dict[str, str]:
 
 
 def client_ip(remote: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
-    """The client's address for rate limits: behind ``trusted_hops`` proxies (a Kubernetes
-    ingress, a load balancer) it is the entry that many hops from the end of X-Forwarded-For;
-    anything further left was written by the client and is not trusted."""
-    if trusted_hops > 0 and forwarded_for:
-        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-        if hops:
-            return hops[max(len(hops) - trusted_hops, 0)]
+    """The client's address for rate limits.
+
+    Behind ``trusted_hops`` proxies (a Kubernetes ingress, a load balancer), each appending the
+    address it received the request from, the client is the entry ``trusted_hops`` from the
+    right end of X-Forwarded-For; everything further left was written by the client and is not
+    trusted. With fewer entries than hops the request did not come through every proxy (or a
+    proxy does not append): no entry can be trusted, so the connection's own address is used,
+    and so it is when the entry is not an IP address."""
+    if trusted_hops > 0:
+        # Several X-Forwarded-For headers are one list (RFC 9110 5.3), joined by the caller.
+        hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
+        if len(hops) >= trusted_hops:
+            entry = hops[len(hops) - trusted_hops]
+            with contextlib.suppress(ValueError):
+                return str(ipaddress.ip_address(entry))
     return remote or "unknown"
 
 
 def _ip(api: SubscriptionApi, request: Any) -> str:
-    forwarded = request.headers.get("X-Forwarded-For")
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", []))
     return client_ip(request.remote, forwarded, api.settings.trusted_proxy_hops)
+
+
+async def _json_body(request: Any, limit: int) -> bytes:
+    require_media_type(request.headers.get("Content-Type"), JSON_TYPES)
+    return await _body(request, limit)
 
 
 async def broker_reachable(settings: Settings) -> bool:
@@ -104,7 +143,7 @@ Route = Callable[[SubscriptionApi, Any, Mapping[str, str], int], Awaitable[ApiRe
 async def _subscribe(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    return await api.subscribe(request.headers, await _body(request, limit), _ip(api, request))
+    return await api.subscribe(request.headers, await _json_body(request, limit), _ip(api, request))
 
 
 async def _list(
@@ -123,7 +162,7 @@ async def _cancel(
 async def _preferences(
     api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    body = await _body(request, limit)
+    body = await _json_body(request, limit)
     return await api.preferences(match["subscriber_id"], request.headers, request.query, body)
 
 
@@ -136,7 +175,7 @@ async def _erase(
 async def _confirm(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    return await api.confirm(await _body(request, limit), _ip(api, request))
+    return await api.confirm(await _json_body(request, limit), _ip(api, request))
 
 
 async def _unsubscribe_page(
@@ -148,11 +187,17 @@ async def _unsubscribe_page(
 async def _unsubscribe(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
-    form = parse_form(request.headers.get("Content-Type", ""), await _body(request, limit))
+    content_type = request.headers.get("Content-Type", "")
+    require_media_type(content_type, FORM_TYPES)  # RFC 8058: the mail client posts a form
+    form = parse_form(content_type, await _body(request, limit))
     return await api.unsubscribe(request.query, form)
 
 
 PROFILE_READ = "/v1/subscribers/{subscriber_id}/subscriptions"
+INTERNAL_PREFIX = "/internal"
+INTERNAL_PROFILE_READ = INTERNAL_PREFIX + PROFILE_READ
+"""The profile read on a worker's internal port: the stand-alone API forwards a reader's
+``PROFILE_READ`` here (same query, same credential), and workers proxy it to the owner."""
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/subscriptions": {"post": _subscribe},
     PROFILE_READ: {"get": _list},
@@ -162,7 +207,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/confirm": {"post": _confirm},
     "/v1/unsubscribe": {"get": _unsubscribe_page, "post": _unsubscribe},
 }
-"""Every API route: path -> HTTP method -> handler. Both servers mount this one table."""
+"""Every public API route: path -> HTTP method -> handler, served by ``api.standalone``."""
 
 
 async def answer(
@@ -178,28 +223,21 @@ async def answer(
         return ApiError(500, "Internal Server Error", "something went wrong").response()
 
 
-def _faust_view(
-    api: SubscriptionApi, methods: dict[str, Route], limit: int, route_get: Any = None
-) -> type[View]:
-    def method(route: Route) -> Callable[..., Awaitable[Response]]:
-        async def handle(self: View, request: Request, **match: str) -> Response:
-            return _to_response(self, await answer(api, route, request, match, limit))
+def _faust_view(api: SubscriptionApi, route: Route, limit: int, route_get: Any) -> type[View]:
+    async def get(self: View, request: Request, **match: str) -> Response:
+        return _to_response(self, await answer(api, route, request, match, limit))
 
-        return handle
-
-    handlers = {name: method(route) for name, route in methods.items()}
-    if route_get is not None:
-        handlers["get"] = route_get(handlers["get"])
-    return type("ApiView", (View,), handlers)
+    return type("InternalProfileView", (View,), {"get": route_get(get)})
 
 
 def mount(app: faust.App, settings: Settings, api: SubscriptionApi, profiles_table: Any) -> None:
-    """Register the API's routes, /healthz and /readyz on ``app``'s web server."""
+    """Register the worker's internal routes: the routed profile read, /healthz, /readyz.
+
+    The app must be built with Faust's table and router pages disabled (``stream.app``)."""
     limit = settings.api.max_body_bytes
     # A profile is read on the worker that owns the subscriber's partition (Faust proxies).
     owner = app.table_route(table=profiles_table, match_info="subscriber_id")
-    for path, methods in ROUTES.items():
-        app.page(path)(_faust_view(api, methods, limit, owner if path == PROFILE_READ else None))
+    app.page(INTERNAL_PROFILE_READ)(_faust_view(api, _list, limit, owner))
 
     @app.page("/healthz")
     class Liveness(View):

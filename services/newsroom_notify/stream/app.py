@@ -84,6 +84,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         web_port=settings.web_port,
         web_bind=settings.web_host,
         web_in_thread=False,
+        # The web port is internal (see api.web), and still: Faust's own pages list the tables
+        # and print any record (e-mail addresses, tokens) to whoever asks. Not served.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         Table=DirectChangelogTable,
     )
     app.changelog_writer = ChangelogWriter(app)
