@@ -685,19 +685,22 @@ class InboxStage:
         return self._gate(profile.email, event)
 
     def _gate(self, email: str | None, event: ev.NotificationCreated) -> list[Outbound]:
-        """A confirmation mail goes to its mailbox's quota key first (the per-address limit)."""
+        """A confirmation mail goes to its mailbox's quota key first (the per-address limit).
+        The quota of an address without a ``+tag`` is its owner's own key: no extra hop."""
         if email is None:
             return []
-        return [
-            Outbound(
-                Destination.INBOX, mailbox_key(email), Gated(notification=event.model_dump_json())
-            )
-        ]
+        key = mailbox_key(email)
+        if key == event.data.recipient.id:
+            return self._within_quota(key, event)
+        return [Outbound(Destination.INBOX, key, Gated(notification=event.model_dump_json()))]
 
     def on_gated(self, key: str, msg: Gated) -> list[Outbound]:
+        """A confirmation mail for a ``+tag`` address, at its mailbox's quota key."""
+        return self._within_quota(key, ev.NotificationCreated.model_validate_json(msg.notification))
+
+    def _within_quota(self, key: str, event: ev.NotificationCreated) -> list[Outbound]:
         """Send a confirmation mail if its mailbox is under the per-address limit (the same
         mail again, a replay, is sent again without counting twice)."""
-        event = ev.NotificationCreated.model_validate_json(msg.notification)
         if self.quotas is None:
             return [self._emit(event)]
         nid = event.data.notification_id
