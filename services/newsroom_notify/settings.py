@@ -172,7 +172,13 @@ class TokenSettings(BaseModel):
         90 * 24 * 3600, description="Lifetime of an unsubscribe token in seconds."
     )
     confirm_max_age_s: int = Field(
-        7 * 24 * 3600, description="Lifetime of a guest confirmation token in seconds."
+        7 * 24 * 3600,
+        description="Lifetime of a confirmation token (subscription or erasure) in seconds.",
+    )
+    manage_max_age_s: int = Field(
+        14 * 24 * 3600,
+        description="Lifetime of the manage token in each notification in seconds (it can read "
+        "and change preferences and ask for erasure; signing out everywhere revokes it).",
     )
 
 
@@ -231,7 +237,10 @@ class ApiSettings(BaseModel):
         30, ge=1, description="Subscribe/confirm requests per client IP per minute."
     )
     confirmations_per_address_per_day: int = Field(
-        3, ge=1, description="Confirmation requests a guest address can trigger per day."
+        3,
+        ge=1,
+        description="Confirmation mails (subscription or erasure) one mailbox gets per day; "
+        "kept by the worker owning the address (aliases with a +tag share it).",
     )
     max_body_bytes: int = Field(16 * 1024, ge=256, description="Largest accepted request body.")
     rate_limit_max_keys: int = Field(

@@ -70,10 +70,16 @@ class ConfirmRequest(Body):
     token: str = Field(min_length=1, max_length=2000)
 
 
+class ErasureRequest(Body):
+    """A guest asks for the erasure of the data kept about an address (confirmed by mail)."""
+
+    email: EmailStr = Field(examples=["geoff.roach@example.org"])
+
+
 class Accepted(BaseModel):
     """The request was accepted and will take effect within moments."""
 
-    status: Literal["accepted", "confirmation_requested", "unsubscribed"]
+    status: Literal["accepted", "confirmation_requested", "unsubscribed", "signed_out"]
     subscriber_id: str
 
 

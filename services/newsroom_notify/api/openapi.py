@@ -14,6 +14,7 @@ from newsroom_notify import __version__
 from newsroom_notify.api.models import (
     Accepted,
     ConfirmRequest,
+    ErasureRequest,
     Health,
     PreferencesRequest,
     Problem,
@@ -25,6 +26,7 @@ REF = "#/components/schemas/{model}"
 MODELS: list[type[BaseModel]] = [
     Accepted,
     ConfirmRequest,
+    ErasureRequest,
     Health,
     PreferencesRequest,
     Problem,
@@ -162,10 +164,37 @@ def document() -> dict[str, Any]:
         "/v1/subscribers/{subscriber_id}": {
             "delete": {
                 "operationId": "eraseSubscriber",
-                "summary": "Erase me (right to erasure)",
+                "summary": "Erase me (right to erasure): at once with a member's bearer token; "
+                "with a manage token the address is first asked to confirm by mail",
                 "security": SECURED,
                 "parameters": [SUBSCRIBER, MANAGE],
                 "responses": {"202": accepted, **_problems(401, 403)},
+            }
+        },
+        "/v1/subscribers/{subscriber_id}/sign-out": {
+            "post": {
+                "operationId": "signOutEverywhere",
+                "summary": "Sign me out everywhere: every link minted for me so far stops working",
+                "security": SECURED,
+                "parameters": [SUBSCRIBER, MANAGE],
+                "responses": {"202": accepted, **_problems(401, 403)},
+            }
+        },
+        "/v1/erasure": {
+            "post": {
+                "operationId": "requestErasure",
+                "summary": "A guest asks, by address, for erasure; the address gets a mail to "
+                "confirm it (the same answer whether or not the address is known)",
+                "requestBody": _body(ErasureRequest),
+                "responses": {"202": accepted, **_problems(400, 413, 422, 429)},
+            }
+        },
+        "/v1/erasure/confirm": {
+            "post": {
+                "operationId": "confirmErasure",
+                "summary": "Confirm an erasure with the token of the confirm_erasure mail",
+                "requestBody": _body(ConfirmRequest),
+                "responses": {"202": accepted, **_problems(400, 413, 422, 429)},
             }
         },
         "/v1/confirm": {

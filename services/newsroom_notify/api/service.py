@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from newsroom_notify.api.models import (
     Accepted,
     ConfirmRequest,
+    ErasureRequest,
     PlainText,
     PreferencesRequest,
     Problem,
@@ -35,7 +36,7 @@ from newsroom_notify.api.models import (
 )
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
-from newsroom_notify.domain.model import Profile
+from newsroom_notify.domain.model import DEFAULT_DELIVERY, Profile
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.settings import ApiSettings
 
@@ -196,12 +197,8 @@ class SubscriptionApi:
         self.per_ip = SlidingWindow(
             self.settings.per_ip_per_minute, 60, self.monotonic, self.settings.rate_limit_max_keys
         )
-        self.per_address = SlidingWindow(
-            self.settings.confirmations_per_address_per_day,
-            86_400,
-            self.monotonic,
-            self.settings.rate_limit_max_keys,
-        )
+        # The per-address limit is not here: the worker owning the address keeps it (inbox
+        # stage, ``quotas`` table), so it holds across API replicas, restarts and +tags.
 
     # ------------------------------------------------------------------ helpers
 
@@ -243,22 +240,24 @@ class SubscriptionApi:
 
     def authorize(
         self, subscriber_id: str, headers: Mapping[str, str], query: Mapping[str, str]
-    ) -> None:
-        """The caller must be this subscriber: their member token, or their manage token."""
+    ) -> int | None:
+        """The caller must be this subscriber: their member token (None), or their manage
+        token (its token version: the inbox ignores the command if it has been revoked)."""
         member = self.member_id(headers)
         if member is not None:
             if member[0] != subscriber_id:
                 raise ApiError(403, "Forbidden", "a member may only act on their own data")
-            return
+            return None
         token = query.get("token")
         if not token:
             raise ApiError(401, "Unauthorized", "a bearer token or a manage token is required")
         try:
-            owner = self.tokens.read_manage(token)
+            claims = self.tokens.read_manage(token)
         except InvalidToken as exc:
             raise ApiError(401, "Unauthorized", "invalid or expired manage token") from exc
-        if owner != subscriber_id:
+        if claims.subscriber_id != subscriber_id:
             raise ApiError(403, "Forbidden", "this token is for another subscriber")
+        return claims.version
 
     def _limit_ip(self, ip: str) -> None:
         if not self.per_ip.allow(rate_key(ip)):
@@ -281,11 +280,9 @@ class SubscriptionApi:
             subscriber = ev.Subscriber(id=sid, name=claims.name or sid, email=claims.email)
             status = "accepted"
         elif request.guest is not None:
+            # Anybody can type an address: the owner is asked to confirm this very request
+            # (under the per-address limit); it changes nothing until then.
             sid = guest_subscriber_id(request.guest.email)
-            if not self.per_address.allow(sid):
-                raise ApiError(
-                    429, "Too Many Requests", "too many confirmation requests for this address"
-                )
             subscriber = ev.Subscriber(id=None, name=request.guest.name, email=request.guest.email)
             status = "confirmation_requested"
         else:
@@ -312,8 +309,10 @@ class SubscriptionApi:
         self, sid: str, headers: Mapping[str, str], query: Mapping[str, str]
     ) -> ApiResponse:
         """GET /v1/subscribers/{sid}/subscriptions."""
-        self.authorize(sid, headers, query)
+        version = self.authorize(sid, headers, query)
         profile = await self.read_profile(sid)
+        if version is not None and (profile is None or profile.token_version != version):
+            raise ApiError(401, "Unauthorized", "this link has been revoked")
         if profile is None:
             raise ApiError(404, "Not Found", "no subscriptions for this subscriber")
         prefs = profile.preferences
@@ -325,6 +324,15 @@ class SubscriptionApi:
                     scope=s.scope, target=s.target, delivery=s.delivery, active=s.active
                 )
                 for _, s in sorted(profile.subscriptions.items())
+            ]
+            + [
+                SubscriptionView(
+                    scope=p.scope,
+                    target=p.target,
+                    delivery=p.delivery or DEFAULT_DELIVERY[p.scope],
+                    active=False,
+                )
+                for p in sorted(profile.pending.values(), key=lambda p: p.at)
             ],
             preferences=PreferencesRequest(
                 digest=prefs.digest,
@@ -349,10 +357,12 @@ class SubscriptionApi:
         self, sid: str, scope: str, headers: Mapping[str, str], query: Mapping[str, str]
     ) -> ApiResponse:
         """DELETE /v1/subscribers/{sid}/subscriptions/{scope}?target=..."""
-        self.authorize(sid, headers, query)
+        version = self.authorize(sid, headers, query)
         target = query.get("target") or None
         try:
-            data = ev.SubscriptionCancelledData(subscriber_id=sid, scope=scope, target=target)
+            data = ev.SubscriptionCancelledData(
+                subscriber_id=sid, scope=scope, target=target, token_version=version
+            )
         except ValidationError as exc:
             raise ApiError(422, "Unprocessable Content", f"unknown scope {scope!r}") from exc
         await self._cancel(data)
@@ -370,10 +380,12 @@ class SubscriptionApi:
         self, sid: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes
     ) -> ApiResponse:
         """PUT /v1/subscribers/{sid}/preferences."""
-        self.authorize(sid, headers, query)
+        version = self.authorize(sid, headers, query)
         request = _parse(PreferencesRequest, body, self.settings.max_body_bytes)
         try:
-            data = ev.PreferencesUpdatedData(subscriber_id=sid, **request.model_dump())
+            data = ev.PreferencesUpdatedData(
+                subscriber_id=sid, token_version=version, **request.model_dump()
+            )
         except ValidationError as exc:
             raise ApiError(
                 422, "Unprocessable Content", "timezone: unknown IANA time zone"
@@ -389,8 +401,12 @@ class SubscriptionApi:
     async def erase(
         self, sid: str, headers: Mapping[str, str], query: Mapping[str, str]
     ) -> ApiResponse:
-        """DELETE /v1/subscribers/{sid}: right to erasure."""
-        self.authorize(sid, headers, query)
+        """DELETE /v1/subscribers/{sid}: right to erasure. A member's login erases at once; a
+        manage link only asks: the address gets a mail to confirm (an erase token)."""
+        version = self.authorize(sid, headers, query)
+        if version is not None:
+            await self._request_erasure(sid, None, version)
+            return ApiResponse(202, Accepted(status="confirmation_requested", subscriber_id=sid))
         await self.publish(
             ev.SubscriberErased(
                 **self._envelope("newsroom.subscriber.erased", _event_id("erase", sid)),
@@ -398,6 +414,62 @@ class SubscriptionApi:
             )
         )
         return ApiResponse(202, Accepted(status="accepted", subscriber_id=sid))
+
+    async def sign_out(
+        self, sid: str, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> ApiResponse:
+        """POST /v1/subscribers/{sid}/sign-out: every link minted so far stops working."""
+        version = self.authorize(sid, headers, query)
+        await self.publish(
+            ev.SubscriberSignedOut(
+                **self._envelope(
+                    "newsroom.subscriber.signed_out",
+                    _event_id("sign-out", sid, str(version), self.clock().isoformat()),
+                ),
+                data=ev.SubscriberSignedOutData(subscriber_id=sid, token_version=version),
+            )
+        )
+        return ApiResponse(202, Accepted(status="signed_out", subscriber_id=sid))
+
+    async def _request_erasure(self, sid: str, email: str | None, version: int | None) -> None:
+        day = self.clock().date().isoformat()
+        await self.publish(
+            ev.ErasureRequested(
+                **self._envelope(
+                    "newsroom.erasure.requested", _event_id("erase-request", sid, day)
+                ),
+                data=ev.ErasureRequestedData(subscriber_id=sid, email=email, token_version=version),
+            )
+        )
+
+    async def request_erasure(self, body: bytes, ip: str) -> ApiResponse:
+        """POST /v1/erasure: a guest asks, by address, for erasure; the address is asked to
+        confirm by mail (per-IP and per-address limits). The answer is the same whether or
+        not anything is known about the address."""
+        self._limit_ip(ip)
+        request = _parse(ErasureRequest, body, self.settings.max_body_bytes)
+        sid = guest_subscriber_id(request.email)
+        await self._request_erasure(sid, request.email, None)
+        return ApiResponse(202, Accepted(status="confirmation_requested", subscriber_id=sid))
+
+    async def confirm_erasure(self, body: bytes, ip: str) -> ApiResponse:
+        """POST /v1/erasure/confirm: the address's owner confirms an erasure."""
+        self._limit_ip(ip)
+        request = _parse(ConfirmRequest, body, self.settings.max_body_bytes)
+        try:
+            claims = self.tokens.read_erase(request.token)
+        except InvalidToken as exc:
+            raise ApiError(400, "Bad Request", "invalid or expired erasure token") from exc
+        await self.publish(
+            ev.ErasureConfirmed(
+                **self._envelope(
+                    "newsroom.erasure.confirmed",
+                    _event_id("erase-confirm", claims.subscriber_id, str(claims.version)),
+                ),
+                data=ev.ErasureConfirmedData(token=request.token),
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=claims.subscriber_id))
 
     async def confirm(self, body: bytes, ip: str) -> ApiResponse:
         """POST /v1/confirm: a guest confirms their address."""
@@ -407,7 +479,9 @@ class SubscriptionApi:
             claims = self.tokens.read_confirm(request.token)
         except InvalidToken as exc:
             raise ApiError(400, "Bad Request", "invalid or expired confirmation token") from exc
-        event_id = _event_id("confirm", claims.subscriber_id, claims.scope, claims.target or "")
+        event_id = _event_id(
+            "confirm", claims.subscriber_id, claims.scope, claims.target or "", claims.request or ""
+        )
         await self.publish(
             ev.SubscriptionConfirmed(
                 **self._envelope("newsroom.subscription.confirmed", event_id),
@@ -449,6 +523,7 @@ class SubscriptionApi:
                 subscriber_id=claims.subscriber_id,
                 scope=claims.scope,
                 target=claims.target,
+                token_version=claims.version,
             )
         )
         return ApiResponse(200, Accepted(status="unsubscribed", subscriber_id=claims.subscriber_id))

@@ -172,6 +172,24 @@ async def _erase(
     return await api.erase(match["subscriber_id"], request.headers, request.query)
 
 
+async def _sign_out(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    return await api.sign_out(match["subscriber_id"], request.headers, request.query)
+
+
+async def _request_erasure(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    return await api.request_erasure(await _body(request, limit), _ip(api, request))
+
+
+async def _confirm_erasure(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    return await api.confirm_erasure(await _body(request, limit), _ip(api, request))
+
+
 async def _confirm(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
@@ -204,6 +222,9 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {"delete": _cancel},
     "/v1/subscribers/{subscriber_id}/preferences": {"put": _preferences},
     "/v1/subscribers/{subscriber_id}": {"delete": _erase},
+    "/v1/subscribers/{subscriber_id}/sign-out": {"post": _sign_out},
+    "/v1/erasure": {"post": _request_erasure},
+    "/v1/erasure/confirm": {"post": _confirm_erasure},
     "/v1/confirm": {"post": _confirm},
     "/v1/unsubscribe": {"get": _unsubscribe_page, "post": _unsubscribe},
 }

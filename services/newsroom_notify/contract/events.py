@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from newsroom_notify.contract.identity import guest_subscriber_id
+from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
 
 SPECVERSION: Literal["1.0"] = "1.0"
 DATACONTENTTYPE: Literal["application/json"] = "application/json"
@@ -50,7 +50,13 @@ Scope = Literal["article", "replies", "commenter", "journalist", "section"]
 Delivery = Literal["instant", "digest"]
 Frequency = Literal["hourly", "daily", "weekly"]
 Reason = Literal[
-    "reply", "mention", "followed_commenter", "follow_up", "new_article", "confirm_subscription"
+    "reply",
+    "mention",
+    "followed_commenter",
+    "follow_up",
+    "new_article",
+    "confirm_subscription",
+    "confirm_erasure",
 ]
 
 
@@ -121,6 +127,8 @@ class CommentAuthor(InputData):
             raise ValueError("a guest author has no id (id must be null)")
         if not self.guest and self.id is None:
             raise ValueError("a member author needs an id")
+        if self.id is not None and is_guest_id(self.id):
+            raise ValueError("a member id cannot have the form of a guest id")
         return self
 
     @property
@@ -201,6 +209,8 @@ class Subscriber(InputData):
     def _has_identity(self) -> Self:
         if self.id is None and self.email is None:
             raise ValueError("a subscriber needs an id (member) or an email (guest)")
+        if self.id is not None and is_guest_id(self.id):
+            raise ValueError("a member id cannot have the form of a guest id")
         return self
 
     @property
@@ -257,6 +267,13 @@ class SubscriptionCancelledData(InputData):
         examples=["article"],
     )
     target: Id | None = Field(description="Its target.", examples=["a-20261128-council"])
+    token_version: int | None = Field(
+        None,
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    )
 
 
 class SubscriptionConfirmedData(InputData):
@@ -294,6 +311,13 @@ class PreferencesUpdatedData(InputData):
         description="Articles to deliver nothing from.",
         examples=[["a-20261101-budget"]],
     )
+    token_version: int | None = Field(
+        None,
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -309,6 +333,50 @@ class SubscriberErasedData(InputData):
     """Right to erasure: forget this subscriber."""
 
     subscriber_id: Id = Field(description="Subscriber id.", examples=["guest_k3v7..."])
+
+
+class SubscriberSignedOutData(InputData):
+    """Sign me out everywhere: every token minted for this subscriber so far stops working."""
+
+    subscriber_id: Id = Field(description="Subscriber id.", examples=["guest_k3v7..."])
+    token_version: int | None = Field(
+        None,
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    )
+
+
+class ErasureRequestedData(InputData):
+    """Somebody asked for this subscriber's erasure without proving they own the address (a
+    manage link, or a guest's address typed in): the address is asked to confirm by mail."""
+
+    subscriber_id: Id = Field(description="Subscriber id.", examples=["guest_k3v7..."])
+    email: EmailStr | None = Field(
+        None,
+        description="The address typed in (guests asking by address). Used only if the "
+        "subscriber has no stored address and its guest id is this subscriber id.",
+        examples=["ana@example.org"],
+    )
+    token_version: int | None = Field(
+        None,
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    )
+
+
+class ErasureConfirmedData(InputData):
+    """The owner of the address clicked the erasure confirmation link."""
+
+    token: str = Field(
+        min_length=1,
+        max_length=2000,
+        description="The erase token from the confirm_erasure notification.",
+        examples=["eyJzIjoiZ3Vlc3RfIn0.Z2Fh.c2lnbmF0dXJl"],
+    )
 
 
 # -------------------------------------------------------------------------- output payloads
@@ -364,7 +432,10 @@ class NotificationCreatedData(OutputData):
         examples=["eyJzIjoibS0zMzgxIn0.Z2Fh.c2ln"],
     )
     confirm_token: str | None = Field(
-        None, description="Only for confirm_subscription: the double opt-in token."
+        None,
+        description="Only for confirm_subscription: the double opt-in token (POST /v1/confirm), "
+        "which confirms exactly the request it was sent for; for confirm_erasure: the erasure "
+        "token (POST /v1/erasure/confirm). Its unsubscribe_token is then empty.",
     )
     manage_token: str | None = Field(
         None,
@@ -571,6 +642,33 @@ class SubscriberErased(_KeyedBySubscriber):
     data: SubscriberErasedData
 
 
+class SubscriberSignedOut(_KeyedBySubscriber):
+    """newsroom.subscriber.signed_out (topic newsroom.subscriptions, key subscriber id)."""
+
+    topic_role: ClassVar[str] = "subscriptions"
+    type: Literal["newsroom.subscriber.signed_out"] = Field(description="Event type.")
+    data: SubscriberSignedOutData
+
+
+class ErasureRequested(_KeyedBySubscriber):
+    """newsroom.erasure.requested (topic newsroom.subscriptions, key subscriber id)."""
+
+    topic_role: ClassVar[str] = "subscriptions"
+    type: Literal["newsroom.erasure.requested"] = Field(description="Event type.")
+    data: ErasureRequestedData
+
+
+class ErasureConfirmed(CloudEvent):
+    """newsroom.erasure.confirmed (topic newsroom.subscriptions, key subscriber id).
+
+    The subscriber id is inside the signed token; the key is not checked against it.
+    """
+
+    topic_role: ClassVar[str] = "subscriptions"
+    type: Literal["newsroom.erasure.confirmed"] = Field(description="Event type.")
+    data: ErasureConfirmedData
+
+
 class OutputEvent(CloudEvent):
     """Base of the events this service emits (no unknown attributes)."""
 
@@ -626,7 +724,10 @@ SubscriptionEvent = Annotated[
     | SubscriptionCancelled
     | SubscriptionConfirmed
     | PreferencesUpdated
-    | SubscriberErased,
+    | SubscriberErased
+    | SubscriberSignedOut
+    | ErasureRequested
+    | ErasureConfirmed,
     Field(discriminator="type"),
 ]
 
@@ -642,6 +743,9 @@ INPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     SubscriptionConfirmed,
     PreferencesUpdated,
     SubscriberErased,
+    SubscriberSignedOut,
+    ErasureRequested,
+    ErasureConfirmed,
 )
 OUTPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     NotificationCreated,

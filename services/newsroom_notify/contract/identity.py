@@ -36,6 +36,16 @@ def guest_subscriber_id(email: str) -> str:
     return GUEST_PREFIX + base64.b32encode(digest).decode("ascii").lower()[:26]
 
 
+def mailbox_key(email: str) -> str:
+    """The key of the mailbox an address delivers to, for per-address limits: the guest id of
+    the normalised address without its ``+tag`` (``Ana+1@x.org`` and ``ana+2@x.org`` share
+    one), so the limit lives in the partition that owns the untagged address."""
+    local, at, domain = normalise_email(email).rpartition("@")
+    if not at:
+        return guest_subscriber_id(email)
+    return guest_subscriber_id(f"{local.split('+', 1)[0] or local}@{domain}")
+
+
 def is_guest_id(subscriber_id: str) -> bool:
     """Whether a subscriber id belongs to a guest (derived from an e-mail address)."""
     return subscriber_id.startswith(GUEST_PREFIX)

@@ -131,6 +131,19 @@ def sample_events() -> dict[str, dict[str, Any]]:
             },
         ),
         _envelope("newsroom.subscriber.erased", "evt-s-5", web, {"subscriber_id": GUEST_ID}),
+        _envelope("newsroom.subscriber.signed_out", "evt-s-6", web, {"subscriber_id": GUEST_ID}),
+        _envelope(
+            "newsroom.erasure.requested",
+            "evt-s-7",
+            web,
+            {"subscriber_id": GUEST_ID, "email": "geoff.roach@example.org"},
+        ),
+        _envelope(
+            "newsroom.erasure.confirmed",
+            "evt-s-8",
+            web,
+            {"token": "eyJzIjoiZ3Vlc3RfcWY2YjRrdjMifQ.aGVsbG8.c2lnbmF0dXJl"},
+        ),
         _envelope(
             "newsroom.notification.created",
             "n-5d1c0a6f9b2e4c7a8f3e",

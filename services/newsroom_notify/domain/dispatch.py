@@ -18,6 +18,7 @@ from newsroom_notify.domain.model import (
     Erase,
     FollowChange,
     FormChoice,
+    Gated,
     Participated,
     Release,
     Retraction,
@@ -74,6 +75,8 @@ def inbox_handle(
         return stage.on_form_choice(message)
     if isinstance(message, Participated):
         return stage.on_participated(message)
+    if isinstance(message, Gated):
+        return stage.on_gated(key, message)
     if isinstance(message, Release):
         return stage.on_release(message)
     if isinstance(message, Contribution):
@@ -90,11 +93,13 @@ def inbox_handle(
 def command_key(event: ev.CloudEvent, tokens: Tokens) -> str:
     """The subscriber id a subscription command belongs to (the inbox key).
 
-    For a confirmation it is inside the signed token, whatever key the record had; raises
-    ``InvalidToken`` for a forged or expired one.
+    For a confirmation (of a subscription or an erasure) it is inside the signed token,
+    whatever key the record had; raises ``InvalidToken`` for a forged or expired one.
     """
     if isinstance(event, ev.SubscriptionConfirmed):
         return tokens.read_confirm(event.data.token).subscriber_id
+    if isinstance(event, ev.ErasureConfirmed):
+        return tokens.read_erase(event.data.token).subscriber_id
     key = event.partition_key()
     if key is None:
         raise ValueError(f"{event.type} has no subscriber key")

@@ -18,6 +18,7 @@ _FAMILY = {
     Reason.FOLLOW_UP: "comment",
     Reason.NEW_ARTICLE: "article",
     Reason.CONFIRM_SUBSCRIPTION: "confirm",
+    Reason.CONFIRM_ERASURE: "erase",
 }
 
 

@@ -5,9 +5,14 @@ It turns candidacies into notifications: the recipient must exist and (guests) b
 must not be paused or have muted the article, must not have had this subject already (rule 1,
 3); the strongest basis whose condition holds wins (rules 3-6); instant notifications inside
 quiet hours are held until they end (rule 10); digest-mode ones go to the digest buffer. It
-also owns subscription commands: a guest's first subscription only yields a confirmation
-request (rule 8); an active subscription is announced to the stage that needs it (threads for
-article follows, follows for commenter/journalist/section); erasure removes every trace (11).
+also owns subscription commands and consent (rule 8): a request without authentication (a
+guest's) never changes a subscription, a name or an address; it is kept pending and its address
+is asked to confirm exactly that request, and the confirm token activates only it. Every
+confirmation mail passes the per-address limit, kept in the ``quotas`` table under the
+mailbox's key (the untagged address's guest id), so aliases share it and it survives restarts
+and holds across replicas. An active subscription is announced to the stage that needs it
+(threads for article follows, follows for commenter/journalist/section); erasure removes every
+trace (11), and through a link or by address only once the address confirmed it by mail.
 
 Replays are idempotent: a candidacy for a subject already sent instantly re-emits the same
 notification (same id), so an output lost in a crash is not lost for good; consumers drop ids
@@ -24,6 +29,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id, mailbox_key
 from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
 from newsroom_notify.domain.model import (
@@ -38,10 +44,13 @@ from newsroom_notify.domain.model import (
     Erase,
     FollowChange,
     FormChoice,
+    Gated,
     Participated,
+    PendingRequest,
     Preferences,
     Profile,
     QuietHours,
+    Quota,
     Reason,
     Release,
     Retraction,
@@ -63,6 +72,14 @@ from newsroom_notify.domain.schedule import (
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 
 DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest-mode follows
+MAX_PENDING = 10  # unconfirmed requests kept per subscriber (the oldest is dropped)
+QUOTA_WINDOW = timedelta(days=1)
+
+
+def version_at(at: datetime) -> int:
+    """The token version of a profile created (or signed out) at ``at``: milliseconds since
+    the epoch, so a profile created again after erasure never accepts the old one's tokens."""
+    return int(at.timestamp() * 1000)
 
 
 class Held(BaseModel):
@@ -175,6 +192,8 @@ class InboxStage:
     traces: MutableMapping[str, Traces]
     tokens: Tokens
     clock: Callable[[], datetime]
+    quotas: MutableMapping[str, Quota] | None = None  # mailbox key -> confirmation mails sent
+    confirmations_per_day: int = 3  # per mailbox (the per-address limit)
     source: str = "urn:newsroom-notify"
     digest_grace: timedelta = timedelta(minutes=2)  # late contributions still make it
     items_per_article: int = 5
@@ -254,7 +273,10 @@ class InboxStage:
         nid: str,
     ) -> ev.NotificationCreated:
         claims = TokenClaims(
-            profile.id, sub.scope if sub else basis.scope, sub.target if sub else basis.target
+            profile.id,
+            sub.scope if sub else basis.scope,
+            sub.target if sub else basis.target,
+            profile.token_version,
         )
         article = subject.article
         return ev.NotificationCreated(
@@ -270,7 +292,7 @@ class InboxStage:
                 comment=_comment_ref(subject.comment),
                 parent=_comment_ref(subject.parent),
                 unsubscribe_token=self.tokens.unsubscribe(claims),
-                manage_token=self.tokens.manage(profile.id),
+                manage_token=self.tokens.manage(profile.id, profile.token_version),
             ),
         )
 
@@ -449,7 +471,7 @@ class InboxStage:
                     items=part.ordered(self.items_per_article),
                     new_article=part.new_article,
                     unsubscribe_token=self.tokens.unsubscribe(
-                        TokenClaims(profile.id, scope, target)
+                        TokenClaims(profile.id, scope, target, profile.token_version)
                     ),
                 )
             )
@@ -468,7 +490,7 @@ class InboxStage:
                 articles=parts,
                 total_comments=sum(p.new_comments for p in parts),
                 unsubscribe_token=self.tokens.unsubscribe(
-                    TokenClaims(profile.id, DIGEST_SCOPE, period.frequency)
+                    TokenClaims(profile.id, DIGEST_SCOPE, period.frequency, profile.token_version)
                 ),
             ),
         )
@@ -540,14 +562,23 @@ class InboxStage:
                 request_id=event.id,
                 at=event.time,
             )
+        version = getattr(event.data, "token_version", None)
+        if version is not None and not self.token_current(subscriber_id, version):
+            return []  # authorised by a link minted before a sign-out (or an erasure)
         if isinstance(event, ev.SubscriptionCancelled):
             return self.cancel(subscriber_id, event.data.scope, event.data.target)
         if isinstance(event, ev.SubscriptionConfirmed):
             return self.confirm(event.data.token, event.time)
         if isinstance(event, ev.PreferencesUpdated):
-            return self._preferences(event.data)
+            return self._preferences(event.data, event.time)
         if isinstance(event, ev.SubscriberErased):
             return self.erase(subscriber_id)
+        if isinstance(event, ev.SubscriberSignedOut):
+            return self.sign_out(subscriber_id, event.time)
+        if isinstance(event, ev.ErasureRequested):
+            return self.request_erasure(subscriber_id, event.data.email, event.id)
+        if isinstance(event, ev.ErasureConfirmed):
+            return self.confirm_erasure(event.data.token)
         raise TypeError(f"not a subscription command: {event.type}")
 
     def _subscribe(
@@ -563,38 +594,75 @@ class InboxStage:
         request_id: str,
         at: datetime,
     ) -> list[Outbound]:
-        profile = self.profiles.get(sid) or Profile(id=sid, name=name, guest=guest)
+        """A subscription request. A member's (authenticated by the newsroom) applies at once
+        and keeps their name and address up to date; a guest's (anybody can type an address)
+        changes nothing but a pending request, and asks the address to confirm it."""
+        if guest != is_guest_id(sid):
+            return []  # a member id of the guest form, or a guest without one: never mixed
+        profile = self.profiles.get(sid)
+        if profile is None:
+            profile = Profile(id=sid, name=name, guest=guest, token_version=version_at(at))
+        elif profile.guest != guest:
+            return []
+        key = subscription_key(scope, target)
+        sub = profile.subscriptions.get(key)
+        if guest:
+            if profile.email is None:
+                profile.email = email
+            if sub is not None and sub.active and delivery in (None, sub.delivery):
+                return []  # they have it already: nothing to ask
+            profile.pending[request_id] = PendingRequest(
+                request=request_id,
+                scope=scope,
+                target=target,
+                delivery=delivery,
+                at=at,
+            )
+            while len(profile.pending) > MAX_PENDING:
+                oldest = min(profile.pending.values(), key=lambda p: p.at)
+                del profile.pending[oldest.request]
+            self.profiles[sid] = profile
+            return self._confirm_request(profile, scope, target, request_id)
         profile.name = name
         if email is not None:
             profile.email = email
-        if not guest:
-            profile.confirmed = True  # members are authenticated by the newsroom
+        profile.confirmed = True  # members are authenticated by the newsroom
+        sub = self._activate(profile, scope, target, delivery, at)
+        self.profiles[sid] = profile
+        return self._announce(profile, sub, active=True)
+
+    def _activate(
+        self,
+        profile: Profile,
+        scope: str,
+        target: str | None,
+        delivery: Delivery | None,
+        at: datetime,
+    ) -> Subscription:
+        """Make a subscription active with this delivery (None: keep the one chosen before, so
+        the order of a form tick and an explicit choice does not matter)."""
         key = subscription_key(scope, target)
         sub = profile.subscriptions.get(key)
-        # No delivery asked (e.g. the comment form's "Notify of" tick): keep the one chosen
-        # before, so the order of a tick and an explicit choice does not matter.
         wanted = delivery or (sub.delivery if sub is not None else DEFAULT_DELIVERY[scope])
-        if sub is None or sub.delivery != wanted:
+        if sub is None or sub.delivery != wanted or not sub.active:
             sub = Subscription(
                 scope=scope,
                 target=target,
                 delivery=wanted,
-                active=profile.confirmed,
+                active=True,
                 # A delivery change keeps the date the subscription began.
                 since=sub.since if sub is not None and sub.active else at,
             )
             profile.subscriptions[key] = sub
-        self.profiles[sid] = profile
-        if not profile.confirmed:
-            return [self._confirm_request(profile, scope, target, request_id)]
-        return self._announce(profile, sub, active=True)
+        return sub
 
     def _confirm_request(
         self, profile: Profile, scope: str, target: str | None, request_id: str
-    ) -> Outbound:
+    ) -> list[Outbound]:
         subject_key = f"confirm:{subscription_key(scope, target)}:{request_id}"
         nid = notification_id(profile.id, subject_key, Reason.CONFIRM_SUBSCRIPTION)
-        claims = TokenClaims(profile.id, scope, target)
+        version = profile.token_version
+        claims = TokenClaims(profile.id, scope, target, version)
         event = ev.NotificationCreated(
             id=nid,
             source=self.source,
@@ -608,32 +676,80 @@ class InboxStage:
                 comment=None,
                 parent=None,
                 unsubscribe_token=self.tokens.unsubscribe(claims),
-                confirm_token=self.tokens.confirm(claims),
-                manage_token=self.tokens.manage(profile.id),
+                confirm_token=self.tokens.confirm(
+                    TokenClaims(profile.id, scope, target, version, request_id)
+                ),
+                manage_token=self.tokens.manage(profile.id, version),
             ),
         )
-        return self._emit(event)
+        return self._gate(profile.email, event)
+
+    def _gate(self, email: str | None, event: ev.NotificationCreated) -> list[Outbound]:
+        """A confirmation mail goes to its mailbox's quota key first (the per-address limit).
+        The quota of an address without a ``+tag`` is its owner's own key: no extra hop."""
+        if email is None:
+            return []
+        key = mailbox_key(email)
+        if key == event.data.recipient.id:
+            return self._within_quota(key, event)
+        return [Outbound(Destination.INBOX, key, Gated(notification=event.model_dump_json()))]
+
+    def on_gated(self, key: str, msg: Gated) -> list[Outbound]:
+        """A confirmation mail for a ``+tag`` address, at its mailbox's quota key."""
+        return self._within_quota(key, ev.NotificationCreated.model_validate_json(msg.notification))
+
+    def _within_quota(self, key: str, event: ev.NotificationCreated) -> list[Outbound]:
+        """Send a confirmation mail if its mailbox is under the per-address limit (the same
+        mail again, a replay, is sent again without counting twice)."""
+        if self.quotas is None:
+            return [self._emit(event)]
+        nid = event.data.notification_id
+        quota = self.quotas.get(key) or Quota()
+        if nid not in quota.sent:
+            since = event.time - QUOTA_WINDOW
+            quota.sent = {n: t for n, t in quota.sent.items() if t > since}
+            if len(quota.sent) >= self.confirmations_per_day:
+                self.quotas[key] = quota
+                return []
+            quota.sent[nid] = event.time
+            self.quotas[key] = quota
+        return [self._emit(event)]
 
     def confirm(self, token: str, at: datetime | None = None) -> list[Outbound]:
-        """Double opt-in: the token's owner is confirmed; their pending subscriptions start
-        (from ``at``, the confirmation's time)."""
+        """Double opt-in: the token confirms the address and exactly the request it was sent
+        for, which starts (from ``at``, the confirmation's time). Tokens of an older token
+        version (signed out, or a profile since erased) confirm nothing."""
         try:
             claims = self.tokens.read_confirm(token)
         except InvalidToken:
             return []
         profile = self.profiles.get(claims.subscriber_id)
-        if profile is None:
+        if profile is None or claims.version != profile.token_version:
             return []
-        profile.confirmed = True
-        out: list[Outbound] = []
-        for sub in profile.subscriptions.values():
-            if not sub.active:
+        key = subscription_key(claims.scope, claims.target)
+        pending = profile.pending.pop(claims.request, None) if claims.request else None
+        if pending is not None:
+            if pending.scope != claims.scope or pending.target != claims.target:
+                return []
+            sub = self._activate(
+                profile, pending.scope, pending.target, pending.delivery, at or pending.at
+            )
+        else:
+            found = profile.subscriptions.get(key)
+            if found is None:
+                return []  # superseded, dropped, or cancelled since
+            sub = found
+            if claims.request is None and not sub.active:
+                # A token minted before requests were kept apart: this subscription only.
                 sub.active = True
                 if at is not None and (sub.since is None or sub.since < at):
                     sub.since = at
-            out.extend(self._announce(profile, sub, active=True))
+            elif not sub.active:
+                return []
+            # else: the same confirmation again (a replay): announce it again below.
+        profile.confirmed = True
         self.profiles[profile.id] = profile
-        return out
+        return self._announce(profile, sub, active=True)
 
     def cancel(self, sid: str, scope: str, target: str | None) -> list[Outbound]:
         """End one subscription (also what an unsubscribe token does). The scope ``digest``
@@ -656,9 +772,12 @@ class InboxStage:
         claims = self.tokens.read_unsubscribe(token)
         return self.cancel(claims.subscriber_id, claims.scope, claims.target)
 
-    def _preferences(self, data: ev.PreferencesUpdatedData) -> list[Outbound]:
+    def _preferences(self, data: ev.PreferencesUpdatedData, at: datetime) -> list[Outbound]:
         profile = self.profiles.get(data.subscriber_id) or Profile(
-            id=data.subscriber_id, name=data.subscriber_id
+            id=data.subscriber_id,
+            name=data.subscriber_id,
+            guest=is_guest_id(data.subscriber_id),
+            token_version=version_at(at),
         )
         quiet = (
             QuietHours(
@@ -686,12 +805,75 @@ class InboxStage:
             for out in self._announce(profile, sub, active=True)
         ]
 
+    def token_current(self, sid: str, version: int) -> bool:
+        """Whether a token of this version still speaks for this subscriber (no sign-out or
+        erasure since it was minted). With no profile only version 0 does: the version of an
+        erase token mailed to a commenter who never subscribed."""
+        profile = self.profiles.get(sid)
+        return version == (profile.token_version if profile is not None else 0)
+
+    def sign_out(self, sid: str, at: datetime) -> list[Outbound]:
+        """Sign me out everywhere: every token minted for this subscriber so far stops working
+        (notifications sent from now on carry tokens of the new version)."""
+        profile = self.profiles.get(sid)
+        if profile is None:
+            return []
+        profile.token_version = max(profile.token_version + 1, version_at(at))
+        self.profiles[sid] = profile
+        return []
+
+    def request_erasure(self, sid: str, email: str | None, request_id: str) -> list[Outbound]:
+        """Erasure asked for without proof of the address (a manage link, or an address typed
+        in): mail the address an erase token. The stored address if there is one; else the one
+        typed in, if it is this guest's (a commenter who never subscribed)."""
+        profile = self.profiles.get(sid)
+        if profile is not None and profile.email is not None:
+            address, name, version = profile.email, profile.name, profile.token_version
+        elif email is not None and is_guest_id(sid) and guest_subscriber_id(email) == sid:
+            address, name = email, profile.name if profile else "reader"
+            version = profile.token_version if profile else 0
+        else:
+            return []
+        subject_key = f"erase:{request_id}"
+        nid = notification_id(sid, subject_key, Reason.CONFIRM_ERASURE)
+        event = ev.NotificationCreated(
+            id=nid,
+            source=self.source,
+            time=self.clock(),
+            subject=subject_key,
+            data=ev.NotificationCreatedData(
+                notification_id=nid,
+                recipient=ev.Recipient(id=sid, name=name, email=address),
+                reason="confirm_erasure",
+                article=ev.ArticleRef(id="", title="Confirm the erasure of your data", url=""),
+                comment=None,
+                parent=None,
+                unsubscribe_token="",
+                confirm_token=self.tokens.erase(sid, version),
+                manage_token=None,
+            ),
+        )
+        return self._gate(address, event)
+
+    def confirm_erasure(self, token: str) -> list[Outbound]:
+        """The address confirmed an erasure: erase, unless the token is of an older token
+        version (signed out since, or a profile created since the mail was sent)."""
+        try:
+            claims = self.tokens.read_erase(token)
+        except InvalidToken:
+            return []
+        if not self.token_current(claims.subscriber_id, claims.version):
+            return []
+        return self.erase(claims.subscriber_id)
+
     def erase(self, sid: str) -> list[Outbound]:
         """Right to erasure: every table forgets the subscriber; other stages are told."""
         profile = self.profiles.pop(sid, None)
         traces = self.traces.pop(sid, None)
         for table in (self.held, self.digests):
             table.pop(sid, None)
+        if self.quotas is not None:
+            self.quotas.pop(sid, None)  # its mailbox's limit, kept here if it has no +tag
         prefix = sent_prefix(sid)
         for key in [k for k in self.sent if k.startswith(prefix)]:  # rare: a scan is fine
             del self.sent[key]

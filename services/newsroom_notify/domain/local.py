@@ -45,6 +45,7 @@ TABLES = (
     "held",
     "digests",
     "traces",
+    "quotas",
 )  # every table of the three stages
 
 
@@ -84,6 +85,7 @@ class LocalPipeline:
             t["traces"],
             tokens=self.tokens,
             clock=self.clock,
+            quotas=t["quotas"],
         )
 
     def feed(self, events: Iterable[ev.CloudEvent]) -> list[ev.CloudEvent]:

@@ -28,6 +28,7 @@ class Reason(StrEnum):
     FOLLOW_UP = "follow_up"
     NEW_ARTICLE = "new_article"
     CONFIRM_SUBSCRIPTION = "confirm_subscription"
+    CONFIRM_ERASURE = "confirm_erasure"
 
 
 # Rule 3: when several reasons apply to one (recipient, comment), the strongest wins.
@@ -38,6 +39,7 @@ PRIORITY: dict[Reason, int] = {
     Reason.FOLLOW_UP: 3,
     Reason.NEW_ARTICLE: 4,
     Reason.CONFIRM_SUBSCRIPTION: 5,
+    Reason.CONFIRM_ERASURE: 6,
 }
 
 
@@ -139,6 +141,9 @@ class CommentInfo(State):
     notified: bool = False  # it has been fanned out (it was approved once)
     notified_by: str | None = None  # id of the input event that fanned it out
     slot: str | None = None  # activity slot it was counted in, for article digests
+    # The author's "Notify of" choice, until the comment is first approved (it takes effect
+    # then; a comment that is spam, trash or deleted before that subscribes nobody).
+    notify: FormChoice | None = None
 
 
 class Thread(State):
@@ -225,8 +230,25 @@ class Preferences(State):
     muted_articles: list[str] = Field(default_factory=list)
 
 
+class PendingRequest(State):
+    """A subscription asked for without authentication, waiting for the address's owner to
+    confirm exactly this request (its id is in the confirm token)."""
+
+    request: str  # the id of the request (input event) that asked for it
+    scope: Scope
+    target: str | None
+    delivery: Delivery | None  # None: keep the existing subscription's, or the default
+    at: datetime
+
+
 class Profile(State):
-    """A subscriber as the inbox knows them."""
+    """A subscriber as the inbox knows them.
+
+    ``subscriptions`` holds what the subscriber has (``active`` False only in records stored
+    before requests were kept apart); ``pending`` what somebody asked for in their name and the
+    address's owner has not confirmed yet. ``token_version`` is in every token minted for them:
+    signing out everywhere changes it, so older tokens stop working; a profile created (again,
+    after erasure) starts at its creation time in milliseconds, never at an earlier one's."""
 
     id: str
     name: str
@@ -234,7 +256,16 @@ class Profile(State):
     guest: bool = False
     confirmed: bool = False
     subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+    pending: dict[str, PendingRequest] = Field(default_factory=dict)
     preferences: Preferences = Field(default_factory=Preferences)
+    token_version: int = 0
+
+
+class Quota(State):
+    """Confirmation mails recently sent to one mailbox (key: the guest id of the normalised
+    address without its ``+tag``), by notification id: the per-address limit."""
+
+    sent: dict[str, datetime] = Field(default_factory=dict)
 
 
 class Sent(State):
@@ -362,6 +393,14 @@ class Command(Message):
     subscriber_id: str
     event_json: str  # the validated input event, re-encoded
     at: datetime
+
+
+class Gated(Message):
+    """inbox -> inbox (key: the mailbox's quota key): a confirmation mail, sent only if the
+    mailbox is under its per-address limit."""
+
+    kind: Literal["gated"] = "gated"
+    notification: str  # the NotificationCreated event, JSON
 
 
 class Release(Message):

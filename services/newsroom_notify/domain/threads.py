@@ -207,22 +207,19 @@ class ThreadsStage:
             changed = True
         if changed:
             self.threads[aid] = thread
-        if data.notify is not None:
-            out.append(
-                Outbound(
-                    Destination.INBOX,
-                    sid,
-                    FormChoice(
-                        subscriber_id=sid,
-                        name=data.author.name,
-                        email=data.author.email,
-                        guest=data.author.guest,
-                        article_id=aid,
-                        choice=data.notify,
-                        at=event.time,
-                    ),
-                )
+        choice = (
+            FormChoice(
+                subscriber_id=sid,
+                name=data.author.name,
+                email=data.author.email,
+                guest=data.author.guest,
+                article_id=aid,
+                choice=data.notify,
+                at=event.time,
             )
+            if data.notify is not None
+            else None
+        )
         key = comment_key(aid, data.comment_id)
         comment = self.comments.get(key)
         if comment is None:  # a replay finds it stored and only re-emits
@@ -238,9 +235,13 @@ class ThreadsStage:
                 status=data.status,
                 text=data.text,
                 posted_at=data.posted_at,
+                # "Notify of" takes effect when the comment is first approved (rule 8).
+                notify=choice if data.status == "pending" else None,
             )
         if comment.status == "approved" and comment.notified_by in (None, event.id):
             # First time, or this very event again (a replay): the same messages again.
+            if choice is not None:
+                out.append(Outbound(Destination.INBOX, sid, choice))
             out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
@@ -290,8 +291,14 @@ class ThreadsStage:
         if status == "approved" and comment.notified_by in (None, event.id):
             # The first approval notifies, and so does the same event replayed (same ids).
             # Another approval later (again, or after a removal) does not: rule 1.
-            out = self._fan_out(thread, comment, event)
+            choice, comment.notify = comment.notify, None
+            if choice is not None:
+                # The form's "Notify of" starts now, with the comment (at its approval).
+                choice = choice.model_copy(update={"at": event.time})
+                out.append(Outbound(Destination.INBOX, choice.subscriber_id, choice))
+            out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
+            comment.notify = None
             activity = Activity(
                 event="retract",
                 subject=self._subject(thread, comment),
@@ -301,6 +308,8 @@ class ThreadsStage:
             )
             out = [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
             out += self._forget_activity(thread, comment, status)
+        if status in RETRACTING:
+            comment.notify = None  # spam, trash or deleted before approval: subscribes nobody
         self.comments[key] = comment
         return out
 
@@ -517,6 +526,7 @@ class ThreadsStage:
                     comment.author_id = f"erased:{comment_id}"
                     comment.author_name = ERASED_NAME
                     comment.text = ""
+                    comment.notify = None
                     self.comments[key] = comment
             member = self.digest_members.get(f"{article_id}|{sid}")
             if member is not None:

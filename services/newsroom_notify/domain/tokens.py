@@ -1,11 +1,24 @@
-"""Signed, expiring, key-rotatable tokens: unsubscribe (one subscription), confirm (double
-opt-in) and manage (a guest's access to their own subscriptions). itsdangerous signs with the
-newest key and verifies with any configured key, with a salt per purpose so one kind of token
-can never be used as another.
+"""Signed, expiring, key-rotatable, revocable tokens.
 
-Minting is memoised for a few seconds: every notification carries an unsubscribe and a manage
-token, and a recipient of many notifications would otherwise cost two HMAC signatures each.
-A reused token is at most ``REUSE_S`` seconds older than a fresh one, nothing else differs.
+Purposes (a salt each, so one kind of token can never be used as another):
+
+* **unsubscribe** — cancels exactly one subscription (the link in every notification);
+* **confirm** — confirms exactly the pending subscription request that minted it (double
+  opt-in): its claims name the request, so confirming one request never confirms another;
+* **manage** — lets a guest (no account) read and change their own subscriptions and
+  preferences, sign out everywhere, and *ask* for erasure (which then needs an erase token);
+* **erase** — confirms an erasure asked for through a manage link or by address; mailed to
+  the address, so only its owner can confirm.
+
+Every token carries the subscriber's *token version* (``Profile.token_version``). The inbox
+bumps it when the subscriber signs out everywhere, and a profile re-created after erasure starts
+at a new one, so every token minted before stops working. Tokens minted before versions
+existed (three claims) read as version 0, the version of profiles stored before then.
+
+itsdangerous signs with the newest key and verifies with any configured key. Minting is
+memoised for a few seconds: every notification carries an unsubscribe and a manage token, and a
+recipient of many notifications would otherwise cost two HMAC signatures each. A reused token
+is at most ``REUSE_S`` seconds older than a fresh one, nothing else differs.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
 CONFIRM = "newsroom-notify/confirm/v1"
 MANAGE = "newsroom-notify/manage/v1"
+ERASE = "newsroom-notify/erase/v1"
 REUSE_S = 10.0  # how long a minted token is handed out again for the same claims
 _MEMO_LIMIT = 100_000  # entries before the memo is emptied
 
@@ -29,82 +43,118 @@ class InvalidToken(Exception):
 
 @dataclass(frozen=True)
 class TokenClaims:
-    """What a token says: whose subscription, which one."""
+    """What a token says: whose subscription, which one, which token version, and (confirm
+    tokens) which request."""
 
     subscriber_id: str
     scope: str
     target: str | None
+    version: int = 0
+    request: str | None = None
 
 
 class Tokens:
     """Mints and verifies the service's tokens."""
 
     def __init__(
-        self, keys_newest_first: list[str], unsubscribe_max_age: int, confirm_max_age: int
+        self,
+        keys_newest_first: list[str],
+        unsubscribe_max_age: int,
+        confirm_max_age: int,
+        manage_max_age: int | None = None,
     ):
         if not keys_newest_first:
             raise ValueError("at least one token key is needed")
         # itsdangerous signs with the *last* key of the list and tries all when verifying.
         keys = list(reversed(keys_newest_first))
-        self._unsubscribe = URLSafeTimedSerializer(keys, salt=UNSUBSCRIBE)
-        self._confirm = URLSafeTimedSerializer(keys, salt=CONFIRM)
-        self._manage = URLSafeTimedSerializer(keys, salt=MANAGE)
-        self._minted: dict[tuple[str, str, str, str | None], tuple[float, str]] = {}
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(keys, salt=purpose)
+            for purpose in (UNSUBSCRIBE, CONFIRM, MANAGE, ERASE)
+        }
+        self._minted: dict[tuple[str, str, str, str | None, int], tuple[float, str]] = {}
         self._max_age = {
             UNSUBSCRIBE: unsubscribe_max_age,
             CONFIRM: confirm_max_age,
-            MANAGE: unsubscribe_max_age,
+            MANAGE: manage_max_age if manage_max_age is not None else unsubscribe_max_age,
+            ERASE: confirm_max_age,
         }
 
     def unsubscribe(self, claims: TokenClaims) -> str:
         """A token that cancels exactly this subscription."""
-        return self._mint(self._unsubscribe, UNSUBSCRIBE, claims)
+        return self._mint(UNSUBSCRIBE, claims)
 
     def confirm(self, claims: TokenClaims) -> str:
-        """A token that confirms a guest's address (and this pending subscription)."""
-        return str(self._confirm.dumps(_payload(claims)))
+        """A token that confirms exactly the request ``claims.request`` (never memoised)."""
+        return str(self._serializers[CONFIRM].dumps(_payload(claims)))
 
-    def manage(self, subscriber_id: str) -> str:
+    def manage(self, subscriber_id: str, version: int = 0) -> str:
         """A token that lets its holder read and change this subscriber's subscriptions (the
         'manage my subscriptions' link of guests, who have no account)."""
-        return self._mint(self._manage, MANAGE, TokenClaims(subscriber_id, "manage", None))
+        return self._mint(MANAGE, TokenClaims(subscriber_id, "manage", None, version))
 
-    def _mint(self, serializer: URLSafeTimedSerializer, purpose: str, claims: TokenClaims) -> str:
-        key = (purpose, claims.subscriber_id, claims.scope, claims.target)
+    def erase(self, subscriber_id: str, version: int = 0) -> str:
+        """A token that confirms the erasure of this subscriber (mailed to their address)."""
+        claims = TokenClaims(subscriber_id, "erase", None, version)
+        return str(self._serializers[ERASE].dumps(_payload(claims)))
+
+    def _mint(self, purpose: str, claims: TokenClaims) -> str:
+        key = (purpose, claims.subscriber_id, claims.scope, claims.target, claims.version)
         now = time.monotonic()
         minted = self._minted.get(key)
         if minted is not None and now - minted[0] < REUSE_S:
             return minted[1]
         if len(self._minted) >= _MEMO_LIMIT:
             self._minted.clear()
-        token = str(serializer.dumps(_payload(claims)))
+        token = str(self._serializers[purpose].dumps(_payload(claims)))
         self._minted[key] = (now, token)
         return token
 
-    def read_manage(self, token: str) -> str:
-        """The subscriber id of a valid manage token; ``InvalidToken`` otherwise."""
-        return _read(self._manage, token, self._max_age[MANAGE]).subscriber_id
+    def read_manage(self, token: str) -> TokenClaims:
+        """The claims of a valid manage token; ``InvalidToken`` otherwise."""
+        return self._read(MANAGE, token)
 
     def read_unsubscribe(self, token: str) -> TokenClaims:
         """The claims of a valid unsubscribe token; ``InvalidToken`` otherwise."""
-        return _read(self._unsubscribe, token, self._max_age[UNSUBSCRIBE])
+        return self._read(UNSUBSCRIBE, token)
 
     def read_confirm(self, token: str) -> TokenClaims:
         """The claims of a valid confirm token; ``InvalidToken`` otherwise."""
-        return _read(self._confirm, token, self._max_age[CONFIRM])
+        return self._read(CONFIRM, token)
+
+    def read_erase(self, token: str) -> TokenClaims:
+        """The claims of a valid erase token; ``InvalidToken`` otherwise."""
+        return self._read(ERASE, token)
+
+    def _read(self, purpose: str, token: str) -> TokenClaims:
+        try:
+            payload = self._serializers[purpose].loads(token, max_age=self._max_age[purpose])
+        except SignatureExpired as exc:
+            raise InvalidToken("token expired") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise InvalidToken("token invalid") from exc
+        return _claims(payload)
 
 
 def _payload(claims: TokenClaims) -> list[Any]:
-    return [claims.subscriber_id, claims.scope, claims.target]
+    return [claims.subscriber_id, claims.scope, claims.target, claims.version, claims.request]
 
 
-def _read(serializer: URLSafeTimedSerializer, token: str, max_age: int) -> TokenClaims:
-    try:
-        sid, scope, target = serializer.loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise InvalidToken("token expired") from exc
-    except (BadSignature, ValueError, TypeError) as exc:
-        raise InvalidToken("token invalid") from exc
-    if not isinstance(sid, str) or not isinstance(scope, str):
+def _claims(payload: Any) -> TokenClaims:
+    if not isinstance(payload, list) or len(payload) not in (3, 5):
         raise InvalidToken("token invalid")
-    return TokenClaims(sid, scope, target if isinstance(target, str) else None)
+    sid, scope, target, *rest = payload
+    version, request = rest if rest else (0, None)
+    if (
+        not isinstance(sid, str)
+        or not isinstance(scope, str)
+        or not isinstance(version, int)
+        or isinstance(version, bool)
+    ):
+        raise InvalidToken("token invalid")
+    return TokenClaims(
+        sid,
+        scope,
+        target if isinstance(target, str) else None,
+        version,
+        request if isinstance(request, str) else None,
+    )

@@ -55,8 +55,10 @@ from newsroom_notify.domain.model import (
     FollowChange,
     Followers,
     FormChoice,
+    Gated,
     Participated,
     Profile,
+    Quota,
     Release,
     Retraction,
     Sent,
@@ -88,6 +90,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | Erase
         | FollowChange
         | FormChoice
+        | Gated
         | Participated
         | Release
         | Retraction,
@@ -263,6 +266,7 @@ def build_tokens(settings: Settings) -> Tokens:
         [k.get_secret_value() for k in settings.tokens.secret_keys],
         settings.tokens.unsubscribe_max_age_s,
         settings.tokens.confirm_max_age_s,
+        settings.tokens.manage_max_age_s,
     )
 
 
@@ -311,6 +315,8 @@ def install(
             table("traces", Traces),
             tokens=tokens,
             clock=clock,
+            quotas=table("quotas", Quota),
+            confirmations_per_day=settings.api.confirmations_per_address_per_day,
             source=settings.source,
             digest_grace=timedelta(seconds=settings.digest.grace_s),
             items_per_article=settings.digest.items_per_article,
