@@ -153,6 +153,45 @@ class TopicSettings(BaseModel):
         ),
     )
 
+    changelog_max_compaction_lag_ms: int = Field(
+        24 * 3600 * 1000,
+        gt=0,
+        description=(
+            "max.compaction.lag.ms of the tables' changelog topics: an overwritten or erased "
+            "value becomes eligible for compaction at most this long after it was written "
+            "(Kafka also rolls the active segment by then, on the partition's next write)."
+        ),
+    )
+    changelog_segment_ms: int = Field(
+        24 * 3600 * 1000,
+        gt=0,
+        description="segment.ms of the changelog topics (the roll time of a segment).",
+    )
+    changelog_min_cleanable_dirty_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="min.cleanable.dirty.ratio of the changelog topics.",
+    )
+    changelog_delete_retention_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=0,
+        description=(
+            "delete.retention.ms of the changelog topics: how long a tombstone (a key "
+            "without value) stays after compaction."
+        ),
+    )
+
+    def changelog_configs(self) -> dict[str, str]:
+        """The compaction configs of every changelog topic (created by the service or by
+        Faust): a bounded time from an erasure to the old values leaving the log."""
+        return {
+            "max.compaction.lag.ms": str(self.changelog_max_compaction_lag_ms),
+            "segment.ms": str(self.changelog_segment_ms),
+            "min.cleanable.dirty.ratio": str(self.changelog_min_cleanable_dirty_ratio),
+            "delete.retention.ms": str(self.changelog_delete_retention_ms),
+        }
+
     def name(self, base: str) -> str:
         """The full name of a topic, with the configured prefix."""
         return f"{self.prefix}{base}"

@@ -28,6 +28,7 @@ from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
 from newsroom_notify.domain.model import (
     DEFAULT_DELIVERY,
+    ERASED_NAME,
     Basis,
     Candidacy,
     CommentSummary,
@@ -37,6 +38,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     FollowChange,
+    Forget,
     FormChoice,
     Participated,
     Preferences,
@@ -49,6 +51,7 @@ from newsroom_notify.domain.model import (
     Subject,
     Subscription,
     Traces,
+    anonymised,
     sent_key,
     sent_prefix,
     subscription_key,
@@ -66,9 +69,11 @@ DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest
 
 
 class Held(BaseModel):
-    """Instant notifications held during a recipient's quiet hours."""
+    """Instant notifications held during a recipient's quiet hours, and who wrote the comment
+    (and its parent) each one quotes, so an erasure of that author reaches them."""
 
     notifications: list[ev.NotificationCreated] = []
+    authors: dict[str, list[str | None]] = {}  # notification id -> [comment's, parent's]
 
 
 class DigestEntry(BaseModel):
@@ -164,6 +169,10 @@ def _active(profile: Profile, key: str, at: datetime | None = None) -> Subscript
     return sub
 
 
+def _everywhere(_: str, __: int | None) -> bool:
+    return True
+
+
 @dataclass
 class InboxStage:
     """Handlers of the inbox stage over its tables."""
@@ -178,6 +187,9 @@ class InboxStage:
     source: str = "urn:newsroom-notify"
     digest_grace: timedelta = timedelta(minutes=2)  # late contributions still make it
     items_per_article: int = 5
+    # Whether a recipient's state lives in the given partition of the inbox topic (the stream
+    # shell's partitioner; None: the in-process pipeline, one partition holds everyone).
+    owns: Callable[[str, int | None], bool] = _everywhere
 
     # --------------------------------------------------------------- candidacies
 
@@ -220,6 +232,10 @@ class InboxStage:
             if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
                 held = self.held.get(rid) or Held()
                 held.notifications.append(notification)
+                held.authors[nid] = [
+                    subject.comment.author_id if subject.comment else None,
+                    subject.parent.author_id if subject.parent else None,
+                ]
                 self.held[rid] = held
                 mode, out = "held", []
             else:
@@ -311,6 +327,7 @@ class InboxStage:
                 held.notifications = [
                     n for n in held.notifications if n.data.notification_id != sent.notification_id
                 ]
+                held.authors.pop(sent.notification_id, None)
                 self._store_held(rid, held)
         else:
             buffer = self.digests.get(rid)
@@ -702,7 +719,31 @@ class InboxStage:
                 keys.add(owner)
         keys.add((Destination.FOLLOWS.value, f"commenter:{sid}"))
         erase = Erase(subscriber_id=sid)
-        return [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+        out = [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+        # Other readers' pending digests and held notifications quoting them: every inbox
+        # partition looks (the stream shell sends it to each).
+        return [*out, Outbound(Destination.INBOX, sid, Forget(author_id=sid))]
+
+    def on_forget(self, msg: Forget) -> list[Outbound]:
+        """An erased author leaves what other readers of this partition have pending.
+
+        Digest items about their comments and held notifications of their comments are
+        dropped (the digest still counts the comment: it is on the site, anonymised); where
+        their comment is only quoted as the parent of a reply it is anonymised (``[erased]``,
+        no text). A scan of this partition's pending digests and held notifications: erasures
+        are rare, and nothing else knows every reader a comment reached."""
+        aid = msg.author_id
+        recipients = {*self.held, *self.digests}
+        for rid in sorted(r for r in recipients if self.owns(r, msg.partition)):
+            if rid == aid:
+                continue
+            buffer = self.digests.get(rid)
+            if buffer is not None and _forget_in_digest(buffer, aid):
+                self.digests[rid] = buffer
+            held = self.held.get(rid)
+            if held is not None and _forget_in_held(held, aid):
+                self._store_held(rid, held)
+        return []
 
     def _announce(self, profile: Profile, sub: Subscription, active: bool) -> list[Outbound]:
         owner = _owner(sub)
@@ -727,6 +768,52 @@ class InboxStage:
         if entry not in [tuple(k) for k in traces.keys]:
             traces.keys.append(entry)
             self.traces[sid] = traces
+
+
+def _forget_in_digest(buffer: DigestBuffer, author_id: str) -> bool:
+    """Drop an erased author's items from a digest buffer, anonymise them as a parent."""
+    changed = False
+    for key, entry in list(buffer.items.items()):
+        comment, parent = entry.subject.comment, entry.subject.parent
+        if comment is not None and comment.author_id == author_id:
+            del buffer.items[key]
+            changed = True
+        elif parent is not None and parent.author_id == author_id:
+            entry.subject = entry.subject.model_copy(update={"parent": anonymised(parent)})
+            changed = True
+    for key, contribution in list(buffer.contributions.items()):
+        items = [i for i in contribution.items if i.comment.author_id != author_id]
+        if len(items) != len(contribution.items):
+            buffer.contributions[key] = contribution.model_copy(update={"items": items})
+            changed = True
+    return changed
+
+
+def _forget_in_held(held: Held, author_id: str) -> bool:
+    """Drop held notifications of an erased author's comments, anonymise them as a parent."""
+    changed = False
+    kept: list[ev.NotificationCreated] = []
+    for notification in held.notifications:
+        nid = notification.data.notification_id
+        comment_author, parent_author = (held.authors.get(nid) or [None, None])[:2]
+        if comment_author == author_id:
+            held.authors.pop(nid, None)
+            changed = True
+            continue
+        if parent_author == author_id and notification.data.parent is not None:
+            parent = notification.data.parent
+            data = notification.data.model_copy(
+                update={
+                    "parent": parent.model_copy(update={"author_name": ERASED_NAME, "excerpt": ""})
+                }
+            )
+            held.authors[nid] = [comment_author, None]
+            changed = True
+            kept.append(notification.model_copy(update={"data": data}))
+        else:
+            kept.append(notification)
+    held.notifications = kept
+    return changed
 
 
 def _owner(sub: Subscription) -> tuple[str, str] | None:

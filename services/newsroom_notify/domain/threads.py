@@ -23,6 +23,7 @@ from newsroom_notify.domain.digest import (
 )
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.model import (
+    ERASED_NAME,
     Activity,
     ActivityItem,
     ActivitySlot,
@@ -48,7 +49,6 @@ from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import Schedule, last_closed_period
 
 RETRACTING = {"spam", "trash", "deleted"}
-ERASED_NAME = "[erased]"
 FOLLOWER_CHUNKS = 64  # digest followers of an article are split so one subscribe is O(N/64)
 
 
@@ -416,6 +416,7 @@ class ThreadsStage:
                 for cid in latest
                 if (c := self.comments.get(comment_key(article_id, cid))) is not None
                 and c.status == "approved"
+                and not c.author_id.startswith("erased:")  # counted, never quoted
             ]
             contribution = Contribution(
                 recipient_id="",

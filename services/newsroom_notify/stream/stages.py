@@ -54,6 +54,7 @@ from newsroom_notify.domain.model import (
     Fanout,
     FollowChange,
     Followers,
+    Forget,
     FormChoice,
     Participated,
     Profile,
@@ -87,6 +88,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | Edit
         | Erase
         | FollowChange
+        | Forget
         | FormChoice
         | Participated
         | Release
@@ -149,7 +151,12 @@ class Pipeline:
             return
         for item in outbound:
             topic = self.destinations[item.to]
-            if item.to.is_output:
+            if isinstance(item.message, Forget):  # every inbox partition, each told which
+                for partition in range(self.inbox_partitions):
+                    copy = item.message.model_copy(update={"partition": partition})
+                    encoded = copy.model_dump_json().encode("utf-8")
+                    await send(topic, item.key.encode("utf-8"), encoded, None, partition)
+            elif item.to.is_output:
                 assert isinstance(item.message, CloudEvent)
                 key, value = codec.encode(item.message, item.key)
                 await send(topic, key, value, [codec.CONTENT_TYPE_HEADER])
@@ -282,7 +289,13 @@ def install(
 
     def table(name: str, model: type[BaseModel]) -> ModelTable[Any]:
         # bytes key/value types make Faust store and changelog them raw (our JSON).
-        faust_table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
+        faust_table = app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
+        )
         return ModelTable(faust_table, model)
 
     tokens = build_tokens(settings)
@@ -314,6 +327,7 @@ def install(
             source=settings.source,
             digest_grace=timedelta(seconds=settings.digest.grace_s),
             items_per_article=settings.digest.items_per_article,
+            owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
         ),
         destinations={
             Destination.THREADS: internal["threads"].get_topic_name(),
