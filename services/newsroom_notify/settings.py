@@ -290,6 +290,44 @@ class ApiSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """Caps of the per-key state records, so no record outgrows what the broker accepts. What
+    happens beyond each cap is in the README (Security: bounded state)."""
+
+    state_record_bytes: int = Field(
+        900 * 1024,
+        ge=1024,
+        description=(
+            "Largest record (key + value) the service writes to any topic, changelogs "
+            "included; below the broker's default message.max.bytes (1 MiB). A larger one is "
+            "never sent: its input record is dead-lettered (StateTooLarge)."
+        ),
+    )
+    held_notifications: int = Field(
+        50, ge=1, description="Notifications held per recipient in quiet hours; more: digest."
+    )
+    digest_items: int = Field(
+        200, ge=1, description="Items waiting per recipient for the next digest; newest kept."
+    )
+    digest_contributions: int = Field(
+        200, ge=1, description="Article activities waiting per recipient; newest kept."
+    )
+    followers: int = Field(
+        10_000,
+        ge=1,
+        description="Followers per commenter/journalist/section and per digest-follower chunk.",
+    )
+    thread_participants: int = Field(
+        5_000, ge=1, description="Participants remembered per article (for mentions)."
+    )
+    thread_instant_followers: int = Field(
+        5_000, ge=1, description="Instant-mode followers per article."
+    )
+    fanout_batch_recipients: int = Field(
+        1_000, ge=1, description="Recipients per fan-out record to one inbox partition."
+    )
+
+
 class Settings(BaseSettings):
     """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
 
@@ -303,6 +341,7 @@ class Settings(BaseSettings):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     store: str = Field(
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )

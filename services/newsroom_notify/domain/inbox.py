@@ -94,6 +94,7 @@ class DigestBuffer(BaseModel):
     contributions: dict[str, Contribution] = {}
     emitted_until: datetime | None = None  # end of the last period a digest was cut for
     due_at: datetime | None = None  # when the timer should look again
+    omitted: int = 0  # items and comments left out by the caps since the last digest
 
 
 def schedule_of(prefs: Preferences) -> Schedule:
@@ -173,6 +174,10 @@ def _everywhere(_: str, __: int | None) -> bool:
     return True
 
 
+def _uncounted(_: str) -> None:
+    return None
+
+
 @dataclass
 class InboxStage:
     """Handlers of the inbox stage over its tables."""
@@ -190,6 +195,11 @@ class InboxStage:
     # Whether a recipient's state lives in the given partition of the inbox topic (the stream
     # shell's partitioner; None: the in-process pipeline, one partition holds everyone).
     owns: Callable[[str, int | None], bool] = _everywhere
+    # Caps of the per-recipient records (README, bounded state), and who hears of a cap hit.
+    held_max: int = 50
+    digest_items_max: int = 200
+    digest_contributions_max: int = 200
+    on_capped: Callable[[str], None] = _uncounted
 
     # --------------------------------------------------------------- candidacies
 
@@ -213,7 +223,16 @@ class InboxStage:
             return []
         basis, sub = chosen
         nid = notification_id(rid, subject.key, basis.reason)
-        if delivery_for(basis, sub) == "digest":
+        delivery = delivery_for(basis, sub)
+        quiet = delivery == "instant" and in_quiet_hours(
+            prefs.quiet_hours, prefs.timezone, self.clock()
+        )
+        held = (self.held.get(rid) or Held()) if quiet else None
+        if held is not None and len(held.notifications) >= self.held_max:
+            self.on_capped("held")  # the quiet night's overflow goes to the next digest
+            delivery, held = "digest", None
+        out: list[Outbound] = []
+        if delivery == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
             now = self.clock()
             buffer.items[subject.key] = DigestEntry(
@@ -223,14 +242,13 @@ class InboxStage:
                 target=basis.target,
                 at=now,
             )
+            self._cap_items(buffer)
             self._schedule_digest(buffer, period_containing(schedule_of(prefs), now).end)
             self.digests[rid] = buffer
             mode = "digest"
-            out: list[Outbound] = []
         else:
             notification = self._notification(profile, subject, basis, sub, nid)
-            if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
-                held = self.held.get(rid) or Held()
+            if held is not None:
                 held.notifications.append(notification)
                 held.authors[nid] = [
                     subject.comment.author_id if subject.comment else None,
@@ -368,6 +386,17 @@ class InboxStage:
 
     # ------------------------------------------------------------------ digests
 
+    def _cap_items(self, buffer: DigestBuffer) -> None:
+        """Keep the newest ``digest_items_max`` items; count the ones left out."""
+        excess = len(buffer.items) - self.digest_items_max
+        if excess <= 0:
+            return
+        self.on_capped("digest_items")
+        oldest = sorted(buffer.items.items(), key=lambda kv: (kv[1].at, kv[0]))
+        for key, _ in oldest[:excess]:
+            del buffer.items[key]
+        buffer.omitted += excess
+
     def _schedule_digest(self, buffer: DigestBuffer, period_end: datetime) -> None:
         due = period_end + self.digest_grace
         if buffer.due_at is None or due < buffer.due_at:
@@ -380,6 +409,13 @@ class InboxStage:
             return []
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
         buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
+        excess = len(buffer.contributions) - self.digest_contributions_max
+        if excess > 0:  # the oldest periods' activity goes; its comments are counted
+            self.on_capped("digest_contributions")
+            oldest = sorted(buffer.contributions.items(), key=lambda kv: (kv[1].period_end, kv[0]))
+            for key, dropped in oldest[:excess]:
+                del buffer.contributions[key]
+                buffer.omitted += dropped.new_comments
         self._schedule_digest(buffer, msg.period_end)
         self.digests[msg.recipient_id] = buffer
         return []
@@ -415,6 +451,7 @@ class InboxStage:
             for key in [k for k, c in buffer.contributions.items() if c.period_end <= period.end]:
                 del buffer.contributions[key]
             digest = None if prefs.paused else self._digest(profile, period, entries, contributions)
+            buffer.omitted = 0  # counted by the metric when they were left out
             if digest is not None:
                 out.append(self._emit(digest))
             buffer.emitted_until = period.end

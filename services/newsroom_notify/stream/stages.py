@@ -67,7 +67,7 @@ from newsroom_notify.domain.model import (
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import DIGESTS, LATENCY, NOTIFICATIONS
+from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
@@ -133,6 +133,7 @@ class Pipeline:
     tokens: Tokens
     sender: Sender
     inbox_partitions: int
+    batch_recipients: int = 1_000  # per fan-out record: its size stays far below the limit
 
     async def route(self, outbound: list[Outbound]) -> None:
         """Send every message to its topic under its key (a fan-out: see ``fan_out_batches``)."""
@@ -146,8 +147,14 @@ class Pipeline:
         if batches is not None:
             topic = self.destinations[Destination.INBOX]
             for partition, batch in batches.items():
-                key = next(iter(batch.bases)).encode("utf-8")  # its first recipient
-                await send(topic, key, batch.model_dump_json().encode("utf-8"), partition=partition)
+                pieces = [batch]
+                if len(batch.bases) > self.batch_recipients:
+                    split, n = batch.split(), self.batch_recipients
+                    pieces = [Candidacies.of(split[i : i + n]) for i in range(0, len(split), n)]
+                for piece in pieces:
+                    key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
+                    value = piece.model_dump_json().encode("utf-8")
+                    await send(topic, key, value, partition=partition)
             return
         for item in outbound:
             topic = self.destinations[item.to]
@@ -246,6 +253,12 @@ def fan_out_batches(
     return {p: Candidacies.of(group) for p, group in groups.items()}
 
 
+def count_capped(record: str) -> None:
+    """A per-key state record reached its cap (the consequence is the domain's, README)."""
+    CAPPED.labels(record=record).inc()
+    log.warning("state record at its cap", record=record)
+
+
 def count_output(event: CloudEvent) -> None:
     """Count a published notification, retraction or digest."""
     if isinstance(event, ev.DigestReady):
@@ -282,6 +295,7 @@ def install(
     """Create the internal topics, tables and agents of the pipeline on ``app``."""
     topics = settings.topics
     partitions = topics.partitions
+    limits = settings.limits
     internal = {
         stage: raw_topic(app, name, partitions=partitions)
         for stage, name in zip(INTERNAL_STAGES, internal_topic_names(settings), strict=True)
@@ -296,10 +310,11 @@ def install(
             partitions=partitions,
             extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
         )
-        return ModelTable(faust_table, model)
+        return ModelTable(faust_table, model, limits.state_record_bytes)
 
     tokens = build_tokens(settings)
     held = table("held", Held)
+    sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
     pipeline = Pipeline(
@@ -314,8 +329,17 @@ def install(
             clock=clock,
             slot_minutes=settings.digest.slot_minutes,
             items_per_article=settings.digest.items_per_article,
+            participants_max=limits.thread_participants,
+            instant_followers_max=limits.thread_instant_followers,
+            followers_max=limits.followers,
+            on_capped=count_capped,
         ),
-        follows=FollowsStage(table("followers", Followers), table("fanout", Fanout)),
+        follows=FollowsStage(
+            table("followers", Followers),
+            table("fanout", Fanout),
+            followers_max=limits.followers,
+            on_capped=count_capped,
+        ),
         inbox=InboxStage(
             table("profiles", Profile),
             table("sent", Sent),
@@ -328,6 +352,10 @@ def install(
             digest_grace=timedelta(seconds=settings.digest.grace_s),
             items_per_article=settings.digest.items_per_article,
             owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
+            held_max=limits.held_notifications,
+            digest_items_max=limits.digest_items,
+            digest_contributions_max=limits.digest_contributions,
+            on_capped=count_capped,
         ),
         destinations={
             Destination.THREADS: internal["threads"].get_topic_name(),
@@ -337,8 +365,9 @@ def install(
             Destination.DIGESTS: topics.name(topics.digests),
         },
         tokens=tokens,
-        sender=Sender(app),
+        sender=sender,
         inbox_partitions=partitions,
+        batch_recipients=limits.fanout_batch_recipients,
     )
     articles, comments = topics.name(topics.articles), topics.name(topics.comments)
     subscriptions = topics.name(topics.subscriptions)
