@@ -22,11 +22,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 # Any address pydantic's ``EmailStr`` accepts, internationalised ones included (``\w`` is
 # Unicode): a local part of word characters and the RFC 5322 atom symbols, an ``@`` (or the
 # full-width one a copy-paste can bring), a domain of two or more labels.
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+[@\uff20][\w-]+(?:\.[\w-]+)+")
+# Each pattern may start only where its run of characters starts (the look-behind), so a long
+# run is scanned once, not once per position: a multi-megabyte value costs linear time.
+_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_EMAIL = re.compile(rf"(?<!{_LOCAL}){_LOCAL}+[@\uff20][\w-]+(?:\.[\w-]+)+")
 # Signed tokens: JWTs (``eyJ...``), and itsdangerous tokens (unsubscribe, confirm, manage):
 # three base64url segments (the first may start with "." when compressed), the signature at
 # least 20 characters (HMAC-SHA1 is 27, HS256 43). Topic names have no segment that long.
-_TOKEN = re.compile(r"\.?[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{20,}")
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_.-])\.?[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{20,}+"
+)
 # What pydantic's ValidationError quotes of the input: ``input_value='...', input_type=``.
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.MULTILINE)
 # Keys whose values are never printed, at any depth (matched as substrings of the lower-cased
@@ -37,8 +42,14 @@ _MAX_DEPTH = 8
 _LEFT_AS_IS = {"exc_info", "stack_info", "timestamp", "level", "logger"}
 
 
+_MAX_TEXT = 8192  # longer log values are cut: a log line is no place for a record's value
+
+
 def redact_text(text: str) -> str:
-    """A string with e-mail addresses, signed tokens and quoted input values masked."""
+    """A string with e-mail addresses, signed tokens and quoted input values masked (and cut
+    to ``_MAX_TEXT`` characters)."""
+    if len(text) > _MAX_TEXT:
+        text = f"{text[:_MAX_TEXT]}...[{len(text) - _MAX_TEXT} more characters]"
     if "input_value=" in text:
         text = _INPUT_VALUE.sub("input_value=[redacted]", text)
     if "." in text:

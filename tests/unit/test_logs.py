@@ -152,3 +152,19 @@ def test_topic_names_and_ordinary_text_are_left_alone(capsys: pytest.CaptureFixt
     assert line["event"] == text
     assert line["topic"] == "staging.newsroom.deadletter"
     assert (line["n"], line["ratio"]) == (3, 0.5)
+
+
+def test_a_huge_value_is_cut_and_still_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    """A record's value in a log line (2 MB, say) is cut, and its head still redacted: before,
+    the token pattern rescanned such a run from every position and the worker hung."""
+    configure_logging("INFO", "json")
+    huge = "ana@example.org t-1.newsroom.comments " + "x" * 2_000_000
+    structlog.get_logger("t").warning("odd record", value=huge)
+    logging.getLogger("aiokafka").warning("record %s", huge)
+    lines = _lines(capsys.readouterr().err)
+    assert len(lines) == 2
+    for line in lines:
+        text = json.dumps(line)
+        assert len(text) < 20_000
+        assert "more characters]" in text
+        assert "ana@example.org" not in text
