@@ -19,17 +19,81 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_SECRET_KEYS = {"email", "token", "unsubscribe_token", "confirm_token", "password", "secret"}
+# Any address pydantic's ``EmailStr`` accepts, internationalised ones included (``\w`` is
+# Unicode): a local part of word characters and the RFC 5322 atom symbols, an ``@`` (or the
+# full-width one a copy-paste can bring), a domain of two or more labels.
+# Each pattern may start only where its run of characters starts (the look-behind), so a long
+# run is scanned once, not once per position: a multi-megabyte value costs linear time.
+_LOCAL = r"[\w.!#$%&'*+/=?^`{|}~-]"
+_EMAIL = re.compile(rf"(?<!{_LOCAL}){_LOCAL}+[@\uff20][\w-]+(?:\.[\w-]+)+")
+# Signed tokens: JWTs (``eyJ...``), and itsdangerous tokens (unsubscribe, confirm, manage):
+# three base64url segments (the first may start with "." when compressed), the signature at
+# least 20 characters (HMAC-SHA1 is 27, HS256 43). Topic names have no segment that long.
+_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9_.-])\.?[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{20,}+"
+)
+# What pydantic's ValidationError quotes of the input: ``input_value='...', input_type=``.
+_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.MULTILINE)
+# Keys whose values are never printed, at any depth (matched as substrings of the lower-cased
+# key: ``manage_token``, ``Authorization``, ``sasl_password``...).
+_SECRET_WORDS = ("email", "token", "password", "secret", "authorization", "cookie", "jwt")
+_MAX_DEPTH = 8
+# Formatted (then redacted) by the formatter, or structlog's own.
+_LEFT_AS_IS = {"exc_info", "stack_info", "timestamp", "level", "logger"}
+
+
+_MAX_TEXT = 8192  # longer log values are cut: a log line is no place for a record's value
+
+
+def redact_text(text: str) -> str:
+    """A string with e-mail addresses, signed tokens and quoted input values masked (and cut
+    to ``_MAX_TEXT`` characters)."""
+    if len(text) > _MAX_TEXT:
+        text = f"{text[:_MAX_TEXT]}...[{len(text) - _MAX_TEXT} more characters]"
+    if "input_value=" in text:
+        text = _INPUT_VALUE.sub("input_value=[redacted]", text)
+    if "." in text:
+        text = _TOKEN.sub("[token]", text)
+    if "@" in text or "\uff20" in text:
+        text = _EMAIL.sub("[email]", text)
+    return text
+
+
+def _secret_key(key: object) -> bool:
+    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """``value`` with secrets masked, inside dicts, lists, tuples and sets too. Other objects
+    are masked as their text if that text holds an address or a token."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[redacted: nested too deep]"
+    if isinstance(value, dict):
+        return {
+            k: "[redacted]" if _secret_key(k) else redact_value(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v, depth + 1) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return redact_text(bytes(value).decode("utf-8", "replace"))
+    text = str(value)
+    masked = redact_text(text)
+    return value if masked == text else masked
 
 
 def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """Mask e-mail addresses and values of secret-looking keys in a log event."""
+    """Mask e-mail addresses, tokens, quoted input values and values of secret-looking keys in
+    a log event, at any depth."""
     for key, value in list(event_dict.items()):
-        if key in _SECRET_KEYS:
+        if _secret_key(key):
             event_dict[key] = "[redacted]"
-        elif isinstance(value, str) and "@" in value:
-            event_dict[key] = _EMAIL.sub("[email]", value)
+        elif key not in _LEFT_AS_IS and not key.startswith("_"):  # "_record": stdlib's own
+            event_dict[key] = redact_value(value)
     return event_dict
 
 

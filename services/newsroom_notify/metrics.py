@@ -51,3 +51,17 @@ CONSUMER_LAG = Gauge(
     "Records between the committed offset and the end of each assigned partition (sampled).",
     ["topic", "partition"],
 )
+OVERSIZED = Counter(
+    "newsroom_oversized_records_total",
+    "Records the service did not write because they were larger than "
+    "NEWSROOM_LIMITS__STATE_RECORD_BYTES or the broker refused them as too large, by where "
+    "(table: a state write, its input dead-lettered; send: a message to a stage or output "
+    "topic, its input dead-lettered; changelog: a changelog record left out; delivery: a "
+    "record the broker refused after it was sent).",
+    ["where"],
+)
+CAPPED = Counter(
+    "newsroom_state_capped_total",
+    "Times a per-key state record reached its cap (see README, bounded state), by record.",
+    ["record"],
+)

@@ -153,6 +153,45 @@ class TopicSettings(BaseModel):
         ),
     )
 
+    changelog_max_compaction_lag_ms: int = Field(
+        24 * 3600 * 1000,
+        gt=0,
+        description=(
+            "max.compaction.lag.ms of the tables' changelog topics: an overwritten or erased "
+            "value becomes eligible for compaction at most this long after it was written "
+            "(Kafka also rolls the active segment by then, on the partition's next write)."
+        ),
+    )
+    changelog_segment_ms: int = Field(
+        24 * 3600 * 1000,
+        gt=0,
+        description="segment.ms of the changelog topics (the roll time of a segment).",
+    )
+    changelog_min_cleanable_dirty_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="min.cleanable.dirty.ratio of the changelog topics.",
+    )
+    changelog_delete_retention_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=0,
+        description=(
+            "delete.retention.ms of the changelog topics: how long a tombstone (a key "
+            "without value) stays after compaction."
+        ),
+    )
+
+    def changelog_configs(self) -> dict[str, str]:
+        """The compaction configs of every changelog topic (created by the service or by
+        Faust): a bounded time from an erasure to the old values leaving the log."""
+        return {
+            "max.compaction.lag.ms": str(self.changelog_max_compaction_lag_ms),
+            "segment.ms": str(self.changelog_segment_ms),
+            "min.cleanable.dirty.ratio": str(self.changelog_min_cleanable_dirty_ratio),
+            "delete.retention.ms": str(self.changelog_delete_retention_ms),
+        }
+
     def name(self, base: str) -> str:
         """The full name of a topic, with the configured prefix."""
         return f"{self.prefix}{base}"
@@ -274,6 +313,44 @@ class ApiSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """Caps of the per-key state records, so no record outgrows what the broker accepts. What
+    happens beyond each cap is in the README (Security: bounded state)."""
+
+    state_record_bytes: int = Field(
+        900 * 1024,
+        ge=1024,
+        description=(
+            "Largest record (key + value) the service writes to any topic, changelogs "
+            "included; below the broker's default message.max.bytes (1 MiB). A larger one is "
+            "never sent: its input record is dead-lettered (StateTooLarge)."
+        ),
+    )
+    held_notifications: int = Field(
+        50, ge=1, description="Notifications held per recipient in quiet hours; more: digest."
+    )
+    digest_items: int = Field(
+        200, ge=1, description="Items waiting per recipient for the next digest; newest kept."
+    )
+    digest_contributions: int = Field(
+        200, ge=1, description="Article activities waiting per recipient; newest kept."
+    )
+    followers: int = Field(
+        10_000,
+        ge=1,
+        description="Followers per commenter/journalist/section and per digest-follower chunk.",
+    )
+    thread_participants: int = Field(
+        5_000, ge=1, description="Participants remembered per article (for mentions)."
+    )
+    thread_instant_followers: int = Field(
+        5_000, ge=1, description="Instant-mode followers per article."
+    )
+    fanout_batch_recipients: int = Field(
+        1_000, ge=1, description="Recipients per fan-out record to one inbox partition."
+    )
+
+
 class Settings(BaseSettings):
     """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
 
@@ -287,6 +364,7 @@ class Settings(BaseSettings):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     digest: DigestSettings = Field(default_factory=DigestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     store: str = Field(
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )

@@ -48,6 +48,8 @@ COUNTERS = {
     "newsroom_digests_total",
     "newsroom_consumer_rewinds_total",
     "newsroom_undelivered_records_total",
+    "newsroom_oversized_records_total",
+    "newsroom_state_capped_total",
 }
 GAUGES = {"newsroom_table_keys", "newsroom_consumer_lag"}
 HISTOGRAMS = {"newsroom_notification_latency_seconds"}

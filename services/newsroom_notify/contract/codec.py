@@ -38,6 +38,7 @@ class ErrorClass(StrEnum):
     KEY_MISMATCH = "KeyMismatch"
     INVALID_TOKEN = "InvalidToken"  # noqa: S105 - an error class, not a secret
     PROCESSING_ERROR = "ProcessingError"
+    STATE_TOO_LARGE = "StateTooLarge"  # a record it caused would exceed the size limit
 
 
 class Rejected(Exception):

@@ -17,6 +17,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     FollowChange,
+    Forget,
     FormChoice,
     Gated,
     Participated,
@@ -83,6 +84,8 @@ def inbox_handle(
         return stage.on_contribution(message)
     if isinstance(message, DigestTick):
         return stage.on_digest_tick(key)
+    if isinstance(message, Forget):
+        return stage.on_forget(message)
     if isinstance(message, Command):
         if command is None:
             raise ValueError("a Command needs its decoded event")

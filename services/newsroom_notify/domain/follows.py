@@ -10,7 +10,7 @@ new article it hands it to the journalist's or section's followers (``new_articl
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
 from newsroom_notify.domain.model import (
@@ -67,6 +67,8 @@ class FollowsStage:
 
     followers: MutableMapping[str, Followers]
     fanout: MutableMapping[str, Fanout]  # "<entity>|<subject key>" -> recipients
+    followers_max: int = 10_000  # per entity (README, bounded state)
+    on_capped: Callable[[str], None] = lambda record: None
 
     def on_activity(self, entity: str, activity: Activity) -> list[Outbound]:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
@@ -125,6 +127,9 @@ class FollowsStage:
         followers = self.followers.get(entity) or Followers()
         sid = change.subscriber_id
         if change.active and followers.delivery.get(sid) != change.delivery:
+            if sid not in followers.delivery and len(followers.delivery) >= self.followers_max:
+                self.on_capped("followers")  # not recorded (README, bounded state)
+                return []
             followers.delivery[sid] = change.delivery
             self.followers[entity] = followers
         elif not change.active and followers.delivery.pop(sid, None) is not None:

@@ -34,6 +34,7 @@ from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
 from newsroom_notify.domain.model import (
     DEFAULT_DELIVERY,
+    ERASED_NAME,
     Basis,
     Candidacy,
     CommentSummary,
@@ -43,6 +44,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     FollowChange,
+    Forget,
     FormChoice,
     Gated,
     Participated,
@@ -58,6 +60,7 @@ from newsroom_notify.domain.model import (
     Subject,
     Subscription,
     Traces,
+    anonymised,
     sent_key,
     sent_prefix,
     subscription_key,
@@ -83,9 +86,11 @@ def version_at(at: datetime) -> int:
 
 
 class Held(BaseModel):
-    """Instant notifications held during a recipient's quiet hours."""
+    """Instant notifications held during a recipient's quiet hours, and who wrote the comment
+    (and its parent) each one quotes, so an erasure of that author reaches them."""
 
     notifications: list[ev.NotificationCreated] = []
+    authors: dict[str, list[str | None]] = {}  # notification id -> [comment's, parent's]
 
 
 class DigestEntry(BaseModel):
@@ -106,6 +111,7 @@ class DigestBuffer(BaseModel):
     contributions: dict[str, Contribution] = {}
     emitted_until: datetime | None = None  # end of the last period a digest was cut for
     due_at: datetime | None = None  # when the timer should look again
+    omitted: int = 0  # items and comments left out by the caps since the last digest
 
 
 def schedule_of(prefs: Preferences) -> Schedule:
@@ -181,6 +187,14 @@ def _active(profile: Profile, key: str, at: datetime | None = None) -> Subscript
     return sub
 
 
+def _everywhere(_: str, __: int | None) -> bool:
+    return True
+
+
+def _uncounted(_: str) -> None:
+    return None
+
+
 @dataclass
 class InboxStage:
     """Handlers of the inbox stage over its tables."""
@@ -197,6 +211,14 @@ class InboxStage:
     source: str = "urn:newsroom-notify"
     digest_grace: timedelta = timedelta(minutes=2)  # late contributions still make it
     items_per_article: int = 5
+    # Whether a recipient's state lives in the given partition of the inbox topic (the stream
+    # shell's partitioner; None: the in-process pipeline, one partition holds everyone).
+    owns: Callable[[str, int | None], bool] = _everywhere
+    # Caps of the per-recipient records (README, bounded state), and who hears of a cap hit.
+    held_max: int = 50
+    digest_items_max: int = 200
+    digest_contributions_max: int = 200
+    on_capped: Callable[[str], None] = _uncounted
 
     # --------------------------------------------------------------- candidacies
 
@@ -220,7 +242,16 @@ class InboxStage:
             return []
         basis, sub = chosen
         nid = notification_id(rid, subject.key, basis.reason)
-        if delivery_for(basis, sub) == "digest":
+        delivery = delivery_for(basis, sub)
+        quiet = delivery == "instant" and in_quiet_hours(
+            prefs.quiet_hours, prefs.timezone, self.clock()
+        )
+        held = (self.held.get(rid) or Held()) if quiet else None
+        if held is not None and len(held.notifications) >= self.held_max:
+            self.on_capped("held")  # the quiet night's overflow goes to the next digest
+            delivery, held = "digest", None
+        out: list[Outbound] = []
+        if delivery == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
             now = self.clock()
             buffer.items[subject.key] = DigestEntry(
@@ -230,15 +261,18 @@ class InboxStage:
                 target=basis.target,
                 at=now,
             )
+            self._cap_items(buffer)
             self._schedule_digest(buffer, period_containing(schedule_of(prefs), now).end)
             self.digests[rid] = buffer
             mode = "digest"
-            out: list[Outbound] = []
         else:
             notification = self._notification(profile, subject, basis, sub, nid)
-            if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
-                held = self.held.get(rid) or Held()
+            if held is not None:
                 held.notifications.append(notification)
+                held.authors[nid] = [
+                    subject.comment.author_id if subject.comment else None,
+                    subject.parent.author_id if subject.parent else None,
+                ]
                 self.held[rid] = held
                 mode, out = "held", []
             else:
@@ -333,6 +367,7 @@ class InboxStage:
                 held.notifications = [
                     n for n in held.notifications if n.data.notification_id != sent.notification_id
                 ]
+                held.authors.pop(sent.notification_id, None)
                 self._store_held(rid, held)
         else:
             buffer = self.digests.get(rid)
@@ -373,6 +408,17 @@ class InboxStage:
 
     # ------------------------------------------------------------------ digests
 
+    def _cap_items(self, buffer: DigestBuffer) -> None:
+        """Keep the newest ``digest_items_max`` items; count the ones left out."""
+        excess = len(buffer.items) - self.digest_items_max
+        if excess <= 0:
+            return
+        self.on_capped("digest_items")
+        oldest = sorted(buffer.items.items(), key=lambda kv: (kv[1].at, kv[0]))
+        for key, _ in oldest[:excess]:
+            del buffer.items[key]
+        buffer.omitted += excess
+
     def _schedule_digest(self, buffer: DigestBuffer, period_end: datetime) -> None:
         due = period_end + self.digest_grace
         if buffer.due_at is None or due < buffer.due_at:
@@ -385,6 +431,13 @@ class InboxStage:
             return []
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
         buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
+        excess = len(buffer.contributions) - self.digest_contributions_max
+        if excess > 0:  # the oldest periods' activity goes; its comments are counted
+            self.on_capped("digest_contributions")
+            oldest = sorted(buffer.contributions.items(), key=lambda kv: (kv[1].period_end, kv[0]))
+            for key, dropped in oldest[:excess]:
+                del buffer.contributions[key]
+                buffer.omitted += dropped.new_comments
         self._schedule_digest(buffer, msg.period_end)
         self.digests[msg.recipient_id] = buffer
         return []
@@ -420,6 +473,7 @@ class InboxStage:
             for key in [k for k, c in buffer.contributions.items() if c.period_end <= period.end]:
                 del buffer.contributions[key]
             digest = None if prefs.paused else self._digest(profile, period, entries, contributions)
+            buffer.omitted = 0  # counted by the metric when they were left out
             if digest is not None:
                 out.append(self._emit(digest))
             buffer.emitted_until = period.end
@@ -884,7 +938,31 @@ class InboxStage:
                 keys.add(owner)
         keys.add((Destination.FOLLOWS.value, f"commenter:{sid}"))
         erase = Erase(subscriber_id=sid)
-        return [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+        out = [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+        # Other readers' pending digests and held notifications quoting them: every inbox
+        # partition looks (the stream shell sends it to each).
+        return [*out, Outbound(Destination.INBOX, sid, Forget(author_id=sid))]
+
+    def on_forget(self, msg: Forget) -> list[Outbound]:
+        """An erased author leaves what other readers of this partition have pending.
+
+        Digest items about their comments and held notifications of their comments are
+        dropped (the digest still counts the comment: it is on the site, anonymised); where
+        their comment is only quoted as the parent of a reply it is anonymised (``[erased]``,
+        no text). A scan of this partition's pending digests and held notifications: erasures
+        are rare, and nothing else knows every reader a comment reached."""
+        aid = msg.author_id
+        recipients = {*self.held, *self.digests}
+        for rid in sorted(r for r in recipients if self.owns(r, msg.partition)):
+            if rid == aid:
+                continue
+            buffer = self.digests.get(rid)
+            if buffer is not None and _forget_in_digest(buffer, aid):
+                self.digests[rid] = buffer
+            held = self.held.get(rid)
+            if held is not None and _forget_in_held(held, aid):
+                self._store_held(rid, held)
+        return []
 
     def _announce(self, profile: Profile, sub: Subscription, active: bool) -> list[Outbound]:
         owner = _owner(sub)
@@ -909,6 +987,52 @@ class InboxStage:
         if entry not in [tuple(k) for k in traces.keys]:
             traces.keys.append(entry)
             self.traces[sid] = traces
+
+
+def _forget_in_digest(buffer: DigestBuffer, author_id: str) -> bool:
+    """Drop an erased author's items from a digest buffer, anonymise them as a parent."""
+    changed = False
+    for key, entry in list(buffer.items.items()):
+        comment, parent = entry.subject.comment, entry.subject.parent
+        if comment is not None and comment.author_id == author_id:
+            del buffer.items[key]
+            changed = True
+        elif parent is not None and parent.author_id == author_id:
+            entry.subject = entry.subject.model_copy(update={"parent": anonymised(parent)})
+            changed = True
+    for key, contribution in list(buffer.contributions.items()):
+        items = [i for i in contribution.items if i.comment.author_id != author_id]
+        if len(items) != len(contribution.items):
+            buffer.contributions[key] = contribution.model_copy(update={"items": items})
+            changed = True
+    return changed
+
+
+def _forget_in_held(held: Held, author_id: str) -> bool:
+    """Drop held notifications of an erased author's comments, anonymise them as a parent."""
+    changed = False
+    kept: list[ev.NotificationCreated] = []
+    for notification in held.notifications:
+        nid = notification.data.notification_id
+        comment_author, parent_author = (held.authors.get(nid) or [None, None])[:2]
+        if comment_author == author_id:
+            held.authors.pop(nid, None)
+            changed = True
+            continue
+        if parent_author == author_id and notification.data.parent is not None:
+            parent = notification.data.parent
+            data = notification.data.model_copy(
+                update={
+                    "parent": parent.model_copy(update={"author_name": ERASED_NAME, "excerpt": ""})
+                }
+            )
+            held.authors[nid] = [comment_author, None]
+            changed = True
+            kept.append(notification.model_copy(update={"data": data}))
+        else:
+            kept.append(notification)
+    held.notifications = kept
+    return changed
 
 
 def _owner(sub: Subscription) -> tuple[str, str] | None:

@@ -450,6 +450,31 @@ class Erase(Message):
     subscriber_id: str
 
 
+class Forget(Message):
+    """inbox -> every inbox partition: an erased author's name and text leave the other
+    readers' pending digests and held notifications (the stream shell sends one copy to each
+    partition, ``partition`` set; the in-process pipeline one copy, ``partition`` None)."""
+
+    kind: Literal["forget"] = "forget"
+    author_id: str
+    partition: int | None = None
+
+
+ERASED_NAME = "[erased]"  # the author name of an erased person's comment, wherever it is shown
+
+
+def anonymised(comment: CommentSummary) -> CommentSummary:
+    """An erased person's comment as other readers may still see it quoted (as the parent of
+    a reply): no author id or name, no text; only the link to where it stood."""
+    return CommentSummary(
+        id=comment.id,
+        author_id=f"erased:{comment.id}",
+        author_name=ERASED_NAME,
+        excerpt="",
+        url=comment.url,
+    )
+
+
 class Activity(Message):
     """threads -> follows: something happened that followers of an entity may want.
 

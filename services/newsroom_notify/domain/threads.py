@@ -23,6 +23,7 @@ from newsroom_notify.domain.digest import (
 )
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.model import (
+    ERASED_NAME,
     Activity,
     ActivityItem,
     ActivitySlot,
@@ -48,7 +49,6 @@ from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import Schedule, last_closed_period
 
 RETRACTING = {"spam", "trash", "deleted"}
-ERASED_NAME = "[erased]"
 FOLLOWER_CHUNKS = 64  # digest followers of an article are split so one subscribe is O(N/64)
 
 
@@ -66,6 +66,10 @@ class Pending(State):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _uncounted(_: str) -> None:
+    return None
 
 
 def chunk_key(article_id: str, schedule: str, subscriber_id: str) -> str:
@@ -157,6 +161,11 @@ class ThreadsStage:
     clock: Callable[[], datetime] = _utcnow
     slot_minutes: int = 15
     items_per_article: int = 5
+    # Caps of the per-article records (README, bounded state), and who hears of a cap hit.
+    participants_max: int = 5_000
+    instant_followers_max: int = 5_000
+    followers_max: int = 10_000  # per digest-follower chunk
+    on_capped: Callable[[str], None] = _uncounted
 
     # ---------------------------------------------------------------- articles
 
@@ -203,8 +212,11 @@ class ThreadsStage:
                         Destination.INBOX, sid, Participated(subscriber_id=sid, article_id=aid)
                     )
                 )
-            thread.participants[sid] = data.author.name
-            changed = True
+            if sid in thread.participants or len(thread.participants) < self.participants_max:
+                thread.participants[sid] = data.author.name
+                changed = True
+            else:  # beyond the cap a newcomer cannot be mentioned by name in this thread
+                self.on_capped("thread_participants")
         if changed:
             self.threads[aid] = thread
         choice = (
@@ -425,6 +437,7 @@ class ThreadsStage:
                 for cid in latest
                 if (c := self.comments.get(comment_key(article_id, cid))) is not None
                 and c.status == "approved"
+                and not c.author_id.startswith("erased:")  # counted, never quoted
             ]
             contribution = Contribution(
                 recipient_id="",
@@ -476,24 +489,32 @@ class ThreadsStage:
             changed = True
         if wants_digest and (member is None or member.schedule != change.schedule):
             assert change.schedule is not None
-            self._join_group(article_id, thread, sid, change.schedule)
-            changed = True
+            changed |= self._join_group(article_id, thread, sid, change.schedule)
         if change.active and change.delivery == "instant":
-            changed |= thread.instant_followers.get(sid) != "article"
-            thread.instant_followers[sid] = "article"
+            if sid in thread.instant_followers:
+                pass
+            elif len(thread.instant_followers) < self.instant_followers_max:
+                thread.instant_followers[sid] = "article"
+                changed = True
+            else:  # beyond the cap the follow is not recorded (README, bounded state)
+                self.on_capped("thread_instant_followers")
         elif thread.instant_followers.pop(sid, None) is not None:
             changed = True
         if changed:
             self.threads[article_id] = thread
         return []
 
-    def _join_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> None:
+    def _join_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> bool:
         key = chunk_key(article_id, schedule, sid)
         group = self.digest_followers.get(key) or Followers()
+        if sid not in group.delivery and len(group.delivery) >= self.followers_max:
+            self.on_capped("digest_followers")  # not recorded (README, bounded state)
+            return False
         group.delivery[sid] = "digest"
         self.digest_followers[key] = group
         self.digest_members[f"{article_id}|{sid}"] = DigestMember(schedule=schedule)
         thread.digest_schedules[schedule] = thread.digest_schedules.get(schedule, 0) + 1
+        return True
 
     def _leave_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> None:
         key = chunk_key(article_id, schedule, sid)

@@ -36,6 +36,7 @@ def topic_layout(settings: Settings, changelogs: Iterable[str] = ()) -> dict[str
     layout = {name: dict(common) for name in names}
     compacted = {k: v for k, v in common.items() if k != "retention.ms"}
     compacted["cleanup.policy"] = "compact"
+    compacted.update(topics.changelog_configs())
     layout.update({name: dict(compacted) for name in changelogs})
     return layout
 

@@ -92,7 +92,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
         web_graph_enabled=False,
         Table=DirectChangelogTable,
     )
-    app.changelog_writer = ChangelogWriter(app)
+    app.changelog_writer = ChangelogWriter(app, settings.limits.state_record_bytes)
     topics = settings.topics
     dead_letters = DeadLetterer(
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id

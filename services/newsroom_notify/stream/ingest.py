@@ -20,8 +20,9 @@ from pydantic import BaseModel
 
 from newsroom_notify.contract import codec
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.metrics import EVENTS_CONSUMED
+from newsroom_notify.metrics import EVENTS_CONSUMED, OVERSIZED
 from newsroom_notify.stream.deadletter import DeadLetterer, RawRecord
+from newsroom_notify.stream.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,11 @@ class Ingestor:
                 await self._handle_until_sent(record, message)
             except codec.Rejected as rejected:
                 return await self._reject(record, rejected)
+            except StateTooLarge as exc:  # retrying cannot help; the rest must flow
+                OVERSIZED.labels(where="table" if str(exc).startswith("table") else "send").inc()
+                log.error("a record this input caused is too large", error=str(exc))  # noqa: TRY400
+                failure = codec.Rejected(codec.ErrorClass.STATE_TOO_LARGE, str(exc))
+                return await self._reject(record, failure)
             except Exception as exc:  # a bug on one record must not stop the stream
                 log.exception("handler failed; dead-lettering the record")
                 failure = codec.Rejected(

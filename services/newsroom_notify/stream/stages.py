@@ -54,6 +54,7 @@ from newsroom_notify.domain.model import (
     Fanout,
     FollowChange,
     Followers,
+    Forget,
     FormChoice,
     Gated,
     Participated,
@@ -68,7 +69,7 @@ from newsroom_notify.domain.model import (
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import DIGESTS, LATENCY, NOTIFICATIONS
+from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
@@ -89,6 +90,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | Edit
         | Erase
         | FollowChange
+        | Forget
         | FormChoice
         | Gated
         | Participated
@@ -134,6 +136,7 @@ class Pipeline:
     tokens: Tokens
     sender: Sender
     inbox_partitions: int
+    batch_recipients: int = 1_000  # per fan-out record: its size stays far below the limit
 
     async def route(self, outbound: list[Outbound]) -> None:
         """Send every message to its topic under its key (a fan-out: see ``fan_out_batches``)."""
@@ -147,12 +150,23 @@ class Pipeline:
         if batches is not None:
             topic = self.destinations[Destination.INBOX]
             for partition, batch in batches.items():
-                key = next(iter(batch.bases)).encode("utf-8")  # its first recipient
-                await send(topic, key, batch.model_dump_json().encode("utf-8"), partition=partition)
+                pieces = [batch]
+                if len(batch.bases) > self.batch_recipients:
+                    split, n = batch.split(), self.batch_recipients
+                    pieces = [Candidacies.of(split[i : i + n]) for i in range(0, len(split), n)]
+                for piece in pieces:
+                    key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
+                    value = piece.model_dump_json().encode("utf-8")
+                    await send(topic, key, value, partition=partition)
             return
         for item in outbound:
             topic = self.destinations[item.to]
-            if item.to.is_output:
+            if isinstance(item.message, Forget):  # every inbox partition, each told which
+                for partition in range(self.inbox_partitions):
+                    copy = item.message.model_copy(update={"partition": partition})
+                    encoded = copy.model_dump_json().encode("utf-8")
+                    await send(topic, item.key.encode("utf-8"), encoded, None, partition)
+            elif item.to.is_output:
                 assert isinstance(item.message, CloudEvent)
                 key, value = codec.encode(item.message, item.key)
                 await send(topic, key, value, [codec.CONTENT_TYPE_HEADER])
@@ -242,6 +256,12 @@ def fan_out_batches(
     return {p: Candidacies.of(group) for p, group in groups.items()}
 
 
+def count_capped(record: str) -> None:
+    """A per-key state record reached its cap (the consequence is the domain's, README)."""
+    CAPPED.labels(record=record).inc()
+    log.warning("state record at its cap", record=record)
+
+
 def count_output(event: CloudEvent) -> None:
     """Count a published notification, retraction or digest."""
     if isinstance(event, ev.DigestReady):
@@ -279,6 +299,7 @@ def install(
     """Create the internal topics, tables and agents of the pipeline on ``app``."""
     topics = settings.topics
     partitions = topics.partitions
+    limits = settings.limits
     internal = {
         stage: raw_topic(app, name, partitions=partitions)
         for stage, name in zip(INTERNAL_STAGES, internal_topic_names(settings), strict=True)
@@ -286,11 +307,18 @@ def install(
 
     def table(name: str, model: type[BaseModel]) -> ModelTable[Any]:
         # bytes key/value types make Faust store and changelog them raw (our JSON).
-        faust_table = app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions)
-        return ModelTable(faust_table, model)
+        faust_table = app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
+        )
+        return ModelTable(faust_table, model, limits.state_record_bytes)
 
     tokens = build_tokens(settings)
     held = table("held", Held)
+    sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
     pipeline = Pipeline(
@@ -305,8 +333,17 @@ def install(
             clock=clock,
             slot_minutes=settings.digest.slot_minutes,
             items_per_article=settings.digest.items_per_article,
+            participants_max=limits.thread_participants,
+            instant_followers_max=limits.thread_instant_followers,
+            followers_max=limits.followers,
+            on_capped=count_capped,
         ),
-        follows=FollowsStage(table("followers", Followers), table("fanout", Fanout)),
+        follows=FollowsStage(
+            table("followers", Followers),
+            table("fanout", Fanout),
+            followers_max=limits.followers,
+            on_capped=count_capped,
+        ),
         inbox=InboxStage(
             table("profiles", Profile),
             table("sent", Sent),
@@ -320,6 +357,11 @@ def install(
             source=settings.source,
             digest_grace=timedelta(seconds=settings.digest.grace_s),
             items_per_article=settings.digest.items_per_article,
+            owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
+            held_max=limits.held_notifications,
+            digest_items_max=limits.digest_items,
+            digest_contributions_max=limits.digest_contributions,
+            on_capped=count_capped,
         ),
         destinations={
             Destination.THREADS: internal["threads"].get_topic_name(),
@@ -329,8 +371,9 @@ def install(
             Destination.DIGESTS: topics.name(topics.digests),
         },
         tokens=tokens,
-        sender=Sender(app),
+        sender=sender,
         inbox_partitions=partitions,
+        batch_recipients=limits.fanout_batch_recipients,
     )
     articles, comments = topics.name(topics.articles), topics.name(topics.comments)
     subscriptions = topics.name(topics.subscriptions)

@@ -16,12 +16,20 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 
-class ModelTable(MutableMapping[str, M]):
-    """A Faust table of ``str`` keys and ``model`` values."""
+class StateTooLarge(Exception):
+    """A record the service would write is larger than its size limit. The message names the
+    table or topic and the size, never the key or value (they hold personal data)."""
 
-    def __init__(self, table: Any, model: type[M]) -> None:
+
+class ModelTable(MutableMapping[str, M]):
+    """A Faust table of ``str`` keys and ``model`` values. A value whose record would be
+    larger than ``max_bytes`` is refused (``StateTooLarge``) before the store or the
+    changelog sees it."""
+
+    def __init__(self, table: Any, model: type[M], max_bytes: int | None = None) -> None:
         self.table = table
         self.model = model
+        self.max_bytes = max_bytes
 
     def __getitem__(self, key: str) -> M:
         # Straight from the store: Faust's own ``table[key]`` asks the store twice (``in``,
@@ -34,7 +42,11 @@ class ModelTable(MutableMapping[str, M]):
         return self.model.model_validate_json(raw)
 
     def __setitem__(self, key: str, value: M) -> None:
-        self.table[key.encode("utf-8")] = value.model_dump_json().encode("utf-8")
+        encoded_key, encoded = key.encode("utf-8"), value.model_dump_json().encode("utf-8")
+        size = len(encoded_key) + len(encoded)
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise StateTooLarge(f"table {self.model.__name__}: {size} bytes > {self.max_bytes}")
+        self.table[encoded_key] = encoded
 
     def __delitem__(self, key: str) -> None:
         encoded = key.encode("utf-8")

@@ -15,14 +15,15 @@ from functools import partial
 from typing import Any
 
 import structlog
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 
-from newsroom_notify.metrics import REWINDS, UNDELIVERED
+from newsroom_notify.metrics import OVERSIZED, REWINDS, UNDELIVERED
 from newsroom_notify.stream.continuity import Continuity, Verdict
+from newsroom_notify.stream.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 
@@ -139,8 +140,9 @@ class Sender:
     everything since the last commit, so nothing is lost.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, max_bytes: int | None = None) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def send(
         self,
@@ -150,15 +152,25 @@ class Sender:
         headers: Sequence[tuple[str, bytes]] | None = None,
         partition: int | None = None,
     ) -> asyncio.Future[Any]:
-        """Hand the record to the producer; returns its delivery (already checked)."""
+        """Hand the record to the producer; returns its delivery (already checked).
+
+        A record larger than ``max_bytes``, or one the producer refuses as too large, raises
+        ``StateTooLarge``: retrying cannot help, so the caller dead-letters its input."""
+        size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise StateTooLarge(f"record for {topic}: {size} bytes > {self.max_bytes}")
         try:
             delivery: asyncio.Future[Any] = await self.app.producer.send(
                 topic, key, value, partition, None, headers
             )
         except ProducerSendError as exc:
+            if isinstance(exc.__cause__, MessageSizeTooLargeError):
+                raise StateTooLarge(f"record for {topic}: {size} bytes, refused") from None
             if isinstance(exc.__cause__, KafkaError):
                 raise exc.__cause__ from None
             raise
+        except MessageSizeTooLargeError:
+            raise StateTooLarge(f"record for {topic}: {size} bytes, refused") from None
         delivery.add_done_callback(partial(check_delivery, self.app))
         return delivery
 
@@ -170,6 +182,12 @@ def check_delivery(app: Any, delivery: asyncio.Future[Any]) -> None:
         return
     exc = delivery.exception()
     if exc is None:
+        return
+    if isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError):
+        # The broker's limit is below the service's (NEWSROOM_LIMITS__STATE_RECORD_BYTES):
+        # every retry and restart would fail alike, so alert and go on (README).
+        OVERSIZED.labels(where="delivery").inc()
+        log.error("the broker refused a record as too large; it is lost", error=type(exc).__name__)
         return
     UNDELIVERED.inc()
     log.error("the producer gave up on a record; stopping", error=repr(exc))
@@ -190,8 +208,8 @@ class ChangelogWriter:
     A stored offset that lags only makes a recovery re-read records it already has.
     """
 
-    def __init__(self, app: Any) -> None:
-        self.sender = Sender(app)
+    def __init__(self, app: Any, max_bytes: int | None = None) -> None:
+        self.sender = Sender(app, max_bytes)
         self._queue: deque[tuple[Any, int, bytes, bytes | None]] = deque()
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -219,6 +237,18 @@ class ChangelogWriter:
                 topic = table.changelog_topic.get_topic_name()
                 try:
                     delivery = await self.sender.send(topic, key, value, partition=partition)
+                except StateTooLarge as exc:
+                    # Never retried (it cannot succeed) and never blocking the commits: the
+                    # store keeps the value, the changelog the previous one (README).
+                    self._queue.popleft()
+                    OVERSIZED.labels(where="changelog").inc()
+                    log.error(  # noqa: TRY400 - the message says it all, no traceback
+                        "changelog record too large; left out",
+                        table=getattr(table, "name", "?"),
+                        partition=partition,
+                        error=str(exc),
+                    )
+                    continue
                 except (KafkaError, ProducerSendError) as exc:
                     log.warning("changelog send failed; retrying", error=repr(exc))
                     await asyncio.sleep(0.5)
