@@ -16,6 +16,7 @@ from newsroom_notify.domain.model import (
     DigestTick,
     Edit,
     Erase,
+    FanoutMoved,
     FollowChange,
     Forget,
     FormChoice,
@@ -58,6 +59,8 @@ def follows_handle(stage: FollowsStage, key: str, message: BaseModel) -> list[Ou
         return stage.on_follow_change(key, message)
     if isinstance(message, Erase):
         return stage.on_erase(key, message)
+    if isinstance(message, FanoutMoved):
+        return stage.on_fanout_moved(key, message)
     raise TypeError(f"follows stage cannot handle {type(message).__name__}")
 
 

@@ -52,6 +52,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     Fanout,
+    FanoutMoved,
     FollowChange,
     Followers,
     Forget,
@@ -89,6 +90,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | DigestTick
         | Edit
         | Erase
+        | FanoutMoved
         | FollowChange
         | Forget
         | FormChoice
