@@ -429,6 +429,9 @@ class InboxStage:
         profile = self.profiles.get(msg.recipient_id)
         if profile is None:
             return []
+        follow = profile.subscriptions.get(subscription_key("article", msg.article.id))
+        if follow is None or not follow.active or follow.delivery != "digest":
+            return []  # the follow ended while this was on its way
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
         buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
         excess = len(buffer.contributions) - self.digest_contributions_max
@@ -813,6 +816,13 @@ class InboxStage:
             return []
         if scope == DIGEST_SCOPE:
             keys = [k for k, sub in profile.subscriptions.items() if sub.delivery == "digest"]
+            # Everything waiting came from those subscriptions: no further digest at all.
+            buffer = self.digests.get(sid)
+            if buffer is not None and (buffer.items or buffer.contributions):
+                buffer.items.clear()
+                buffer.contributions.clear()
+                buffer.due_at = None
+                self.digests[sid] = buffer
         else:
             keys = [subscription_key(scope, target)]
         ended = [sub for k in keys if (sub := profile.subscriptions.pop(k, None)) is not None]
