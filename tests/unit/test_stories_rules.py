@@ -648,3 +648,25 @@ def test_a_replayed_event_repeats_the_same_notification(pipe: LocalPipeline) -> 
     )
     # A different event about the same comment (another approval) sends nothing new.
     assert pipe.feed([moderate("c2", "approved")]) == []
+
+
+# ------------------------------------------------------------- How readers subscribe
+
+
+def test_the_follow_up_choice_follows_the_article_in_the_daily_digest(
+    pipe: LocalPipeline,
+) -> None:
+    pipe.feed([comment("c1", ANA, notify="follow_up")])
+    assert pipe.feed([comment("c2", BEN, "a new top-level comment")]) == []  # digest default
+    assert told(pipe.feed([comment("c3", BEN, "to Ana", parent="c1")])) == [
+        ("m-ana", "reply", "c3")
+    ]
+
+
+def test_a_subscription_counts_from_when_it_began(pipe: LocalPipeline) -> None:
+    """A comment posted before Cal followed Ben, processed after (the comments and
+    subscriptions topics are not ordered together), does not reach Cal."""
+    earlier = comment("c1", BEN, "before Cal followed")
+    pipe.feed([subscribe(CAL, "commenter", "m-ben", "instant")])
+    assert pipe.feed([earlier]) == []
+    assert told(pipe.feed([comment("c2", BEN, "after")])) == [("m-cal", "followed_commenter", "c2")]
