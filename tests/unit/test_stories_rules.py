@@ -623,6 +623,38 @@ def test_erasure_leaves_no_trace_in_any_table_fanout_included(pipe: LocalPipelin
     )
 
 
+def test_erasing_a_followed_commenter_ends_the_follows_of_those_who_followed_them(
+    pipe: LocalPipeline, tokens: Tokens
+) -> None:
+    """Ana and Ben follow Geoff; after Geoff's erasure their follows of him are gone, and no
+    table names him (what waits in other readers' digests is another story)."""
+    (request,) = created(pipe.feed([subscribe(GEOFF, "replies", None)]))
+    pipe.feed([confirm(request.data.confirm_token or "")])
+    pipe.feed(
+        [
+            subscribe(ANA, "commenter", GEOFF_ID, "instant"),
+            subscribe(BEN, "commenter", GEOFF_ID, "instant"),
+            subscribe(BEN, "article", "a-1", "instant"),
+        ]
+    )
+    out = pipe.feed([comment("c1", GEOFF, "Geoff speaks")])
+    assert sorted(told(out)) == [
+        ("m-ana", "followed_commenter", "c1"),
+        ("m-ben", "followed_commenter", "c1"),
+    ]
+    pipe.feed([erase(GEOFF_ID)])
+    state = every_table(pipe)
+    for trace in (GEOFF_ID, "geoff.roach@example.org", "Geoff Roach", "Geoff speaks"):
+        assert trace not in state, trace
+    assert set(pipe.tables["profiles"]["m-ana"].subscriptions) == set()
+    assert set(pipe.tables["profiles"]["m-ben"].subscriptions) == {"article|a-1"}
+    # His comment, removed afterwards, is still retracted from both.
+    assert sorted(r.data.recipient_id for r in retracted(pipe.feed([moderate("c1", "spam")]))) == [
+        "m-ana",
+        "m-ben",
+    ]
+
+
 def test_other_readers_keep_hearing_after_someone_is_erased(pipe: LocalPipeline) -> None:
     pipe.feed(
         [

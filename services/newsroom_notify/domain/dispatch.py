@@ -18,6 +18,7 @@ from newsroom_notify.domain.model import (
     Erase,
     FanoutMoved,
     FollowChange,
+    FollowEnded,
     Forget,
     FormChoice,
     Gated,
@@ -87,6 +88,8 @@ def inbox_handle(
         return stage.on_contribution(message)
     if isinstance(message, DigestTick):
         return stage.on_digest_tick(key)
+    if isinstance(message, FollowEnded):
+        return stage.on_follow_ended(message)
     if isinstance(message, Forget):
         return stage.on_forget(message)
     if isinstance(message, Command):

@@ -24,6 +24,7 @@ from newsroom_notify.domain.model import (
     Fanout,
     FanoutMoved,
     FollowChange,
+    FollowEnded,
     Followers,
     Reason,
     Retraction,
@@ -91,7 +92,9 @@ class FollowsStage:
                         subject=activity.subject,
                         bases=bases,
                         at=activity.at,
-                        origin=f"{activity.origin}|{entity}",
+                        # The kind of entity, not its id: a candidacy's origin is kept in
+                        # the recipient's state, which must not name an erased commenter.
+                        origin=f"{activity.origin}|{entity.partition(':')[0]}",
                     ),
                 )
                 for sid, bases in merged.items()
@@ -149,8 +152,15 @@ class FollowsStage:
         else:
             keys = [k for k in self.fanout if k.startswith(prefix)]  # rare: a scan is fine
         if entity == entity_key("commenter", sid):
-            self.followers.pop(entity, None)
-            out: list[Outbound] = []
+            followers = self.followers.pop(entity, None)
+            out: list[Outbound] = [
+                Outbound(
+                    Destination.INBOX,
+                    follower,
+                    FollowEnded(subscriber_id=follower, scope="commenter", target=sid),
+                )
+                for follower in (followers.delivery if followers else {})
+            ]
             for key in keys:
                 record = self.fanout.pop(key, None)
                 subject_key = key[len(prefix) :]

@@ -44,6 +44,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     FollowChange,
+    FollowEnded,
     Forget,
     FormChoice,
     Gated,
@@ -830,6 +831,21 @@ class InboxStage:
             return []
         self.profiles[sid] = profile
         return [out for sub in ended for out in self._announce(profile, sub, active=False)]
+
+    def on_follow_ended(self, msg: FollowEnded) -> list[Outbound]:
+        """The followed commenter was erased: forget the follow and where it led."""
+        sid = msg.subscriber_id
+        profile = self.profiles.get(sid)
+        key = subscription_key(msg.scope, msg.target)
+        if profile is not None and key in profile.subscriptions:
+            del profile.subscriptions[key]
+            self.profiles[sid] = profile
+        traces = self.traces.get(sid)
+        entry = [Destination.FOLLOWS.value, f"{msg.scope}:{msg.target}"]
+        if traces is not None and entry in [list(k) for k in traces.keys]:
+            traces.keys = [k for k in traces.keys if list(k) != entry]
+            self.traces[sid] = traces
+        return []
 
     def unsubscribe(self, token: str) -> list[Outbound]:
         """Cancel exactly the subscription an unsubscribe token names."""

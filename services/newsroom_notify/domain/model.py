@@ -464,6 +464,16 @@ class FanoutMoved(Message):
     recipients: list[str]
 
 
+class FollowEnded(Message):
+    """follows -> inbox: the commenter this subscriber followed was erased; the follow ends
+    (and with it the last place the subscriber's own state names them)."""
+
+    kind: Literal["follow_ended"] = "follow_ended"
+    subscriber_id: str
+    scope: Scope
+    target: str
+
+
 def erased_author_id(comment_id: str) -> str:
     """The author id a comment keeps once its author is erased (no trace of who it was)."""
     return f"erased:{comment_id}"

@@ -54,6 +54,7 @@ from newsroom_notify.domain.model import (
     Fanout,
     FanoutMoved,
     FollowChange,
+    FollowEnded,
     Followers,
     Forget,
     FormChoice,
@@ -92,6 +93,7 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | Erase
         | FanoutMoved
         | FollowChange
+        | FollowEnded
         | Forget
         | FormChoice
         | Gated
