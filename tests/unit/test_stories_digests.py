@@ -31,6 +31,11 @@ DAN = member("m-dan", "Dan Hale", "dan@example.org")
 Z = UTC
 
 
+def names(claims: TokenClaims) -> tuple[str, str, str | None]:
+    """Whose subscription a token names, and which (its version is the service's business)."""
+    return (claims.subscriber_id, claims.scope, claims.target)
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -120,10 +125,8 @@ def test_an_article_follow_goes_to_the_daily_digest_at_0800_utc(
     ] == [("c1", "Ben Okoro", "Trams at last.", "follow_up")]
     assert part.items[0].comment.url == "https://news.example.com/a-1#comment-c1"
     assert part.unsubscribe_token is not None
-    assert tokens.read_unsubscribe(part.unsubscribe_token) == TokenClaims("m-cal", "article", "a-1")
-    assert tokens.read_unsubscribe(data.unsubscribe_token) == TokenClaims(
-        "m-cal", "digest", "daily"
-    )
+    assert names(tokens.read_unsubscribe(part.unsubscribe_token)) == ("m-cal", "article", "a-1")
+    assert names(tokens.read_unsubscribe(data.unsubscribe_token)) == ("m-cal", "digest", "daily")
     assert digest.id == data.digest_id
     # At most one digest per period; empty periods send nothing.
     assert (
@@ -169,12 +172,8 @@ def test_articles_come_most_active_first(pipe: LocalPipeline, clock: Clock, toke
     assert (a9.article.title, a9.items) == ("Title of a-9", [])
     assert a4.unsubscribe_token is not None
     assert a9.unsubscribe_token is not None
-    assert tokens.read_unsubscribe(a4.unsubscribe_token) == TokenClaims(
-        "m-cal", "commenter", "m-dan"
-    )
-    assert tokens.read_unsubscribe(a9.unsubscribe_token) == TokenClaims(
-        "m-cal", "section", "science"
-    )
+    assert names(tokens.read_unsubscribe(a4.unsubscribe_token)) == ("m-cal", "commenter", "m-dan")
+    assert names(tokens.read_unsubscribe(a9.unsubscribe_token)) == ("m-cal", "section", "science")
 
 
 def test_replies_first_then_the_latest_follow_ups_never_ones_own(
