@@ -16,7 +16,9 @@ from newsroom_notify.domain.model import (
     DigestTick,
     Edit,
     Erase,
+    FanoutMoved,
     FollowChange,
+    FollowEnded,
     Forget,
     FormChoice,
     Gated,
@@ -58,6 +60,8 @@ def follows_handle(stage: FollowsStage, key: str, message: BaseModel) -> list[Ou
         return stage.on_follow_change(key, message)
     if isinstance(message, Erase):
         return stage.on_erase(key, message)
+    if isinstance(message, FanoutMoved):
+        return stage.on_fanout_moved(key, message)
     raise TypeError(f"follows stage cannot handle {type(message).__name__}")
 
 
@@ -84,6 +88,8 @@ def inbox_handle(
         return stage.on_contribution(message)
     if isinstance(message, DigestTick):
         return stage.on_digest_tick(key)
+    if isinstance(message, FollowEnded):
+        return stage.on_follow_ended(message)
     if isinstance(message, Forget):
         return stage.on_forget(message)
     if isinstance(message, Command):

@@ -22,10 +22,13 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     Fanout,
+    FanoutMoved,
     FollowChange,
+    FollowEnded,
     Followers,
     Reason,
     Retraction,
+    erased_author_id,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
 
@@ -89,7 +92,9 @@ class FollowsStage:
                         subject=activity.subject,
                         bases=bases,
                         at=activity.at,
-                        origin=f"{activity.origin}|{entity}",
+                        # The kind of entity, not its id: a candidacy's origin is kept in
+                        # the recipient's state, which must not name an erased commenter.
+                        origin=f"{activity.origin}|{entity.partition(':')[0]}",
                     ),
                 )
                 for sid, bases in merged.items()
@@ -137,12 +142,57 @@ class FollowsStage:
         return []
 
     def on_erase(self, entity: str, erase: Erase) -> list[Outbound]:
-        """Forget a subscriber as a follower of this entity, or the entity if it is them."""
+        """Forget a subscriber (rule 11): as a follower of this entity and as a recipient of
+        its subjects; if the entity is the subscriber, its followers, and move who each of
+        their comments went to where a later removal of the comment looks for it."""
         sid = erase.subscriber_id
+        prefix = f"{entity}|"
+        if erase.subjects:
+            keys = [prefix + subject for subject in erase.subjects]
+        else:
+            keys = [k for k in self.fanout if k.startswith(prefix)]  # rare: a scan is fine
         if entity == entity_key("commenter", sid):
-            self.followers.pop(entity, None)
-            return []
+            followers = self.followers.pop(entity, None)
+            out: list[Outbound] = [
+                Outbound(
+                    Destination.INBOX,
+                    follower,
+                    FollowEnded(subscriber_id=follower, scope="commenter", target=sid),
+                )
+                for follower in (followers.delivery if followers else {})
+            ]
+            for key in keys:
+                record = self.fanout.pop(key, None)
+                subject_key = key[len(prefix) :]
+                if record is not None and subject_key.startswith("c:"):
+                    comment_id = subject_key.removeprefix("c:")
+                    out.append(
+                        Outbound(
+                            Destination.FOLLOWS,
+                            entity_key("commenter", erased_author_id(comment_id)),
+                            FanoutMoved(subject_key=subject_key, recipients=record.recipients),
+                        )
+                    )
+            return out
         followers = self.followers.get(entity)
         if followers is not None and followers.delivery.pop(sid, None) is not None:
             self.followers[entity] = followers
+        for key in keys:
+            record = self.fanout.get(key)
+            if record is not None and sid in record.recipients:
+                record.recipients = [r for r in record.recipients if r != sid]
+                if record.recipients:
+                    self.fanout[key] = record
+                else:
+                    del self.fanout[key]
+        return []
+
+    def on_fanout_moved(self, entity: str, moved: FanoutMoved) -> list[Outbound]:
+        """Keep who an erased author's comment went to under its new key."""
+        key = f"{entity}|{moved.subject_key}"
+        record = self.fanout.get(key) or Fanout()
+        new = [sid for sid in moved.recipients if sid not in record.recipients]
+        if new:
+            record.recipients.extend(new)
+            self.fanout[key] = record
         return []

@@ -44,6 +44,7 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     FollowChange,
+    FollowEnded,
     Forget,
     FormChoice,
     Gated,
@@ -429,6 +430,9 @@ class InboxStage:
         profile = self.profiles.get(msg.recipient_id)
         if profile is None:
             return []
+        follow = profile.subscriptions.get(subscription_key("article", msg.article.id))
+        if follow is None or not follow.active or follow.delivery != "digest":
+            return []  # the follow ended while this was on its way
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
         buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
         excess = len(buffer.contributions) - self.digest_contributions_max
@@ -813,6 +817,13 @@ class InboxStage:
             return []
         if scope == DIGEST_SCOPE:
             keys = [k for k, sub in profile.subscriptions.items() if sub.delivery == "digest"]
+            # Everything waiting came from those subscriptions: no further digest at all.
+            buffer = self.digests.get(sid)
+            if buffer is not None and (buffer.items or buffer.contributions):
+                buffer.items.clear()
+                buffer.contributions.clear()
+                buffer.due_at = None
+                self.digests[sid] = buffer
         else:
             keys = [subscription_key(scope, target)]
         ended = [sub for k in keys if (sub := profile.subscriptions.pop(k, None)) is not None]
@@ -820,6 +831,21 @@ class InboxStage:
             return []
         self.profiles[sid] = profile
         return [out for sub in ended for out in self._announce(profile, sub, active=False)]
+
+    def on_follow_ended(self, msg: FollowEnded) -> list[Outbound]:
+        """The followed commenter was erased: forget the follow and where it led."""
+        sid = msg.subscriber_id
+        profile = self.profiles.get(sid)
+        key = subscription_key(msg.scope, msg.target)
+        if profile is not None and key in profile.subscriptions:
+            del profile.subscriptions[key]
+            self.profiles[sid] = profile
+        traces = self.traces.get(sid)
+        entry = [Destination.FOLLOWS.value, f"{msg.scope}:{msg.target}"]
+        if traces is not None and entry in [list(k) for k in traces.keys]:
+            traces.keys = [k for k in traces.keys if list(k) != entry]
+            self.traces[sid] = traces
+        return []
 
     def unsubscribe(self, token: str) -> list[Outbound]:
         """Cancel exactly the subscription an unsubscribe token names."""

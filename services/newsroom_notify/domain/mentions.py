@@ -4,7 +4,8 @@ A participant is mentioned by ``@`` followed by their display name (``@Geoff Roa
 their handles: the name without spaces (``@GeoffRoach``), with underscores (``@Geoff_Roach``),
 or their subscriber id (``@m-3381``, ``@guest_…``). Case does not matter. The name must end at a
 word boundary: ``@Geoff Roaches`` does not mention "Geoff Roach". When names overlap, the longest
-match wins (``@Ana Lima`` mentions "Ana Lima", not "Ana").
+match wins (``@Ana Lima`` mentions "Ana Lima", not "Ana"). The ``@`` must not be inside a word:
+in ``foo@ana.com`` (an e-mail address) nobody is mentioned.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def find_mentions(text: str, participants: Mapping[str, str]) -> set[str]:
             by_handle.setdefault(handle, sid)
     found: set[str] = set()
     for at in (m.start() for m in re.finditer("@", lowered)):
+        if _inside_word(lowered, at):
+            continue
         rest = lowered[at + 1 :]
         for name, sid in by_name:
             if rest.startswith(name) and not _continues_word(rest, len(name)):
@@ -49,6 +52,11 @@ def find_mentions(text: str, participants: Mapping[str, str]) -> set[str]:
                 if handle in by_handle:
                     found.add(by_handle[handle])
     return found
+
+
+def _inside_word(text: str, at: int) -> bool:
+    """Whether the ``@`` at ``at`` follows a character an address could contain before it."""
+    return at > 0 and (text[at - 1].isalnum() or text[at - 1] in "_.+-")
 
 
 def _continues_word(rest: str, end: int) -> bool:

@@ -157,6 +157,7 @@ class Thread(State):
     digest_schedules: dict[str, int] = Field(default_factory=dict)  # schedule key -> count
     fanned_until: dict[str, datetime] = Field(default_factory=dict)  # schedule key -> end
     activity_slots: list[datetime] = Field(default_factory=list)  # slots with stored activity
+    erased_comments: list[str] = Field(default_factory=list)  # ids of erased authors' comments
 
 
 class Authored(State):
@@ -444,10 +445,38 @@ class Contribution(Message):
 
 
 class Erase(Message):
-    """inbox -> threads/follows: forget this subscriber in this key's state."""
+    """inbox -> threads/follows, threads -> follows: forget this subscriber in this key's state.
+
+    ``subjects`` (from the threads stage) names the subjects of this follows key to look at;
+    empty, every subject of the key is looked at (a scan: erasure is rare)."""
 
     kind: Literal["erase"] = "erase"
     subscriber_id: str
+    subjects: list[str] = Field(default_factory=list)
+
+
+class FanoutMoved(Message):
+    """follows -> follows: who an erased author's comment was handed to, moved to the key a
+    later removal of that comment looks under (``commenter:<erased_author_id(comment id)>``)."""
+
+    kind: Literal["fanout_moved"] = "fanout_moved"
+    subject_key: str
+    recipients: list[str]
+
+
+class FollowEnded(Message):
+    """follows -> inbox: the commenter this subscriber followed was erased; the follow ends
+    (and with it the last place the subscriber's own state names them)."""
+
+    kind: Literal["follow_ended"] = "follow_ended"
+    subscriber_id: str
+    scope: Scope
+    target: str
+
+
+def erased_author_id(comment_id: str) -> str:
+    """The author id a comment keeps once its author is erased (no trace of who it was)."""
+    return f"erased:{comment_id}"
 
 
 class Forget(Message):

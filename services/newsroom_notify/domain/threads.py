@@ -44,6 +44,7 @@ from newsroom_notify.domain.model import (
     State,
     Subject,
     Thread,
+    erased_author_id,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import Schedule, last_closed_period
@@ -533,24 +534,40 @@ class ThreadsStage:
             thread.fanned_until.pop(schedule, None)
 
     def on_erase(self, article_id: str, erase: Erase) -> list[Outbound]:
-        """Forget a subscriber in this thread: follower, participant, author name (rule 11)."""
+        """Forget a subscriber in this thread: follower, participant, author name (rule 11);
+        and tell the follows stage, under each commenter of the thread, which comments may
+        have been handed to them (the fan-out records of replies, mentions, follow-ups)."""
         sid = erase.subscriber_id
         thread = self.threads.get(article_id)
-        if thread is not None:
-            thread.participants.pop(sid, None)
-            thread.instant_followers.pop(sid, None)
-            authored = self.authored.pop(f"{article_id}|{sid}", None)
-            for comment_id in authored.comment_ids if authored else []:
-                key = comment_key(article_id, comment_id)
-                comment = self.comments.get(key)
-                if comment is not None:
-                    comment.author_id = f"erased:{comment_id}"
-                    comment.author_name = ERASED_NAME
-                    comment.text = ""
-                    comment.notify = None
-                    self.comments[key] = comment
-            member = self.digest_members.get(f"{article_id}|{sid}")
-            if member is not None:
-                self._leave_group(article_id, thread, sid, member.schedule)
-            self.threads[article_id] = thread
-        return []
+        if thread is None:
+            return []
+        thread.participants.pop(sid, None)
+        thread.instant_followers.pop(sid, None)
+        authored = self.authored.pop(f"{article_id}|{sid}", None)
+        for comment_id in authored.comment_ids if authored else []:
+            key = comment_key(article_id, comment_id)
+            comment = self.comments.get(key)
+            if comment is not None:
+                comment.author_id = erased_author_id(comment_id)
+                comment.author_name = ERASED_NAME
+                comment.text = ""
+                comment.notify = None
+                self.comments[key] = comment
+                thread.erased_comments.append(comment_id)
+        member = self.digest_members.get(f"{article_id}|{sid}")
+        if member is not None:
+            self._leave_group(article_id, thread, sid, member.schedule)
+        self.threads[article_id] = thread
+        out: list[Outbound] = []
+        for participant in sorted(thread.participants):
+            theirs = self.authored.get(f"{article_id}|{participant}")
+            if theirs is not None and theirs.comment_ids:
+                subjects = [f"c:{cid}" for cid in theirs.comment_ids]
+                forget = Erase(subscriber_id=sid, subjects=subjects)
+                out.append(Outbound(Destination.FOLLOWS, f"commenter:{participant}", forget))
+        for comment_id in thread.erased_comments:
+            if authored is None or comment_id not in authored.comment_ids:
+                forget = Erase(subscriber_id=sid, subjects=[f"c:{comment_id}"])
+                entity = f"commenter:{erased_author_id(comment_id)}"
+                out.append(Outbound(Destination.FOLLOWS, entity, forget))
+        return out

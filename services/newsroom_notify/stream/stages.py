@@ -52,7 +52,9 @@ from newsroom_notify.domain.model import (
     Edit,
     Erase,
     Fanout,
+    FanoutMoved,
     FollowChange,
+    FollowEnded,
     Followers,
     Forget,
     FormChoice,
@@ -89,7 +91,9 @@ _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
         | DigestTick
         | Edit
         | Erase
+        | FanoutMoved
         | FollowChange
+        | FollowEnded
         | Forget
         | FormChoice
         | Gated
