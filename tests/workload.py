@@ -253,7 +253,7 @@ def generate(
     ]
     # What the tail would bring each reader if nothing changed: pick the erased and the paused
     # among those it would notify, so that their silence is a real check.
-    unchanged = _reference([*phases, Phase("tail", tail)])
+    unchanged = reference_outputs([*phases, Phase("tail", tail)])
     would = Counter(n.data.recipient.id for n in unchanged[-1].created)
     candidates = sorted(s for s in keep_out if would[s] > 0)
     rng.shuffle(candidates)
@@ -284,7 +284,7 @@ def generate(
     big = discussion(burst, tail_authors) if burst else []
     facts.after_changes = {c for c in facts.author if _number(c) >= first_tail}
     phases += [Phase("changes", changes), Phase("tail", tail)]
-    computed = _reference([*phases, Phase("burst", big)])
+    computed = reference_outputs([*phases, Phase("burst", big)])
     return Workload(phases=computed[:-1], burst=computed[-1], facts=facts)
 
 
@@ -292,7 +292,7 @@ def _number(cid: str) -> int:
     return int(cid.rsplit("-c", 1)[1])
 
 
-def _reference(phases: list[Phase]) -> list[Phase]:
+def reference_outputs(phases: list[Phase]) -> list[Phase]:
     """The phases with the outputs the reference pipeline produces for them, in order."""
     reference = LocalPipeline(tokens=TOKENS, clock=lambda: datetime(2026, 11, 28, 12, tzinfo=UTC))
     return [Phase(p.name, p.events, [reference.feed([e]) for e in p.events]) for p in phases]

@@ -46,7 +46,7 @@ from aiokafka.errors import KafkaError
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
-from newsroom_notify.domain.tokens import InvalidToken
+from newsroom_notify.domain.tokens import InvalidToken, TokenClaims
 from newsroom_notify.stream.admin import INTERNAL_STAGES
 from tests.integration.kafka_helpers import WorkerProcess, worker_env
 from tests.workload import TOKEN_KEY, TOKENS, Phase, Workload
@@ -122,7 +122,9 @@ def _claims(token: str) -> list[Any]:
     for purpose, read in readers:
         with contextlib.suppress(InvalidToken):
             claims = read(token)
-            return [purpose, *(claims if isinstance(claims, tuple) else [claims])]
+            if isinstance(claims, TokenClaims):
+                return [purpose, claims.subscriber_id, claims.scope, claims.target]
+            return [purpose, claims]
     return ["invalid token"]
 
 
@@ -328,6 +330,7 @@ class FaultRun:
             worker.wait_ready(timeout=90)
 
     def kill(self, index: int = 0, sig: int = signal.SIGKILL) -> None:
+        self.sample_rss()  # its peak so far (VmHWM) before it goes
         worker = self.workers[index]
         assert worker.proc is not None
         worker.proc.send_signal(sig)
@@ -474,8 +477,10 @@ class FaultRun:
                 else:
                     await self.publish(self.workload.records(phase.events, self.prefix), None)
                 settled[phase.name] = await self.settle(timeout_s)
+                if not settled[phase.name]:
+                    break  # the report says which phase; the rest would only wait as long
             self.sample_rss()
-            if self.burst:
+            if self.burst and all(settled.values()):
                 self.baseline_rss = self.peak_rss
                 burst = self.workload.records(self.workload.burst.events, self.prefix)
                 await self.publish(burst, None)
