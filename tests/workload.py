@@ -89,6 +89,7 @@ class Facts:
     paused: set[str] = field(default_factory=set)  # paused in ``changes``
     author: dict[str, str] = field(default_factory=dict)  # comment id -> author's subscriber id
     never_approved: set[str] = field(default_factory=set)  # comment ids held, never approved
+    late_approved: set[str] = field(default_factory=set)  # comment ids held, approved later
     after_changes: set[str] = field(default_factory=set)  # comment ids of ``tail`` and later
     digest_mode: set[str] = field(default_factory=set)  # sids with a digest-mode subscription
     notified_if_unchanged: dict[str, int] = field(default_factory=dict)
@@ -227,6 +228,7 @@ def generate(
                 late_aid, late_cid = held.pop(0)
                 out.append(moderate(late_cid, "approved", aid=late_aid))
                 visible.append((late_aid, late_cid))
+                facts.late_approved.add(late_cid)
             if visible and rng.random() < 0.05:
                 e_aid, e_cid = rng.choice(visible)
                 out.append(edit(e_cid, f"Edited: comment {e_cid} on {e_aid}.", aid=e_aid))
