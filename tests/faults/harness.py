@@ -493,6 +493,11 @@ class FaultRun:
                 await collector.stop()
             await self.offsets.close()
         self.observations.update({f"settled:{k}": v for k, v in settled.items()})
+        outputs = {
+            "notifications": [e for _, e in self.notifications.arrivals],
+            "digests": [e for _, e in self.digests.arrivals],
+        }
+        (self.tmp / "outputs.json").write_bytes(orjson.dumps(outputs))  # for a post-mortem
         return self._report()
 
     async def _faulted_tail(
@@ -626,8 +631,15 @@ def digest_problems(digests: list[dict[str, Any]]) -> list[str]:
         data = same[0]["data"]
         rid = data["recipient"]["id"]
         periods[(rid, data["period"]["frequency"], data["period"]["start"])].add(did)
-        for part in data["articles"]:
-            items[rid].update(i["comment"]["id"] for i in part["items"] if i.get("comment"))
+        listed = [
+            (part["article"]["id"], i["comment"]["id"], i.get("reason"))
+            for part in data["articles"]
+            for i in part["items"]
+            if i.get("comment")
+        ]
+        if len({cid for _, cid, _ in listed}) < len(listed):
+            problems.append(f"{REPEATED_IN_DIGESTS} (one digest): {rid} {did} {listed}")
+        items[rid].update({cid for _, cid, _ in listed})
     problems += [f"{k}: {len(v)} digests for one period" for k, v in periods.items() if len(v) > 1]
     problems += [
         f"{REPEATED_IN_DIGESTS} {n}x: {rid} {cid}"

@@ -70,7 +70,7 @@ def digest(did: str, start: str, comments: list[str], rid: str = "m-ana") -> dic
         "data": {
             "recipient": {"id": rid},
             "period": {"frequency": "hourly", "start": start},
-            "articles": [{"items": items}],
+            "articles": [{"article": {"id": "a-1"}, "items": items}],
         },
     }
 
@@ -83,6 +83,7 @@ def test_digest_problems() -> None:
     assert digest_problems([one, digest("d-1", "10:00", ["c1", "c2"])])  # copies differ
     assert digest_problems([one, digest("d-9", "10:00", ["c3"])])  # two for one period
     assert digest_problems([one, digest("d-2", "11:00", ["c1"])])  # a comment twice
+    assert digest_problems([digest("d-3", "12:00", ["c4", "c4"])])  # twice in one digest
 
 
 def test_fact_violations() -> None:
