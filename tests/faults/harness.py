@@ -592,8 +592,10 @@ KNOWN_DEFECTS = {
     # After kill -9, the replayed reply sees its parent's later approval (the first pass, like
     # the reference, saw it held and sent nothing).
     "late_parent": "replay notifies a reply whose parent was approved after the reply",
-    # A comment comes again in a later digest of the same recipient: seen after kill -9 (article
-    # follow only) and without any fault under the burst (commenter and article follow both).
+    # A comment comes again in a later digest of the same recipient, as an article follow's
+    # follow-up item (e.g. hourly digests 08:00 and 22:00 virtual): seen after kill -9 and
+    # without any fault under the burst. Cause not established: a replayed contribution, or
+    # "the latest follow-ups" of an article not bounded to the period.
     "repeated": "a comment in two digests of one recipient",
 }
 
