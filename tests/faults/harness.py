@@ -592,10 +592,10 @@ KNOWN_DEFECTS = {
     # After kill -9, the replayed reply sees its parent's later approval (the first pass, like
     # the reference, saw it held and sent nothing).
     "late_parent": "replay notifies a reply whose parent was approved after the reply",
-    # A comment comes again in a later digest of the same recipient, as an article follow's
-    # follow-up item (e.g. hourly digests 08:00 and 22:00 virtual): seen after kill -9 and
-    # without any fault under the burst. Cause not established: a replayed contribution, or
-    # "the latest follow-ups" of an article not bounded to the period.
+    # A comment comes again in a later digest of the same recipient. Without any fault: once
+    # as an article follow's follow_up item (the article's fan-out at its period end) and once
+    # as followed_commenter (the commenter follow's candidacy) in the next hourly period. After
+    # kill -9 also as follow_up twice, with an article follow only (a replayed contribution?).
     "repeated": "a comment in two digests of one recipient",
 }
 
