@@ -1,14 +1,28 @@
 """Fault injection against the real processes: workers, broker(s), and a known workload.
 
-A ``FaultRun`` starts worker processes against a broker, publishes the workload's setup, lets it
-settle, then streams the rest at a steady rate while a scenario injects its fault (SIGKILL,
-SIGTERM, a broker stop, a poison record, a burst...). A consumer collects the notifications
-topic throughout; at the end the run is judged by notification ids, which are deterministic:
+A ``FaultRun`` starts worker processes (on a sped-up clock, so that hourly digests are cut every
+second) against a broker and publishes the workload phase by phase, letting each phase settle
+(the worker group's committed offsets reach the end of every topic it consumes) before the next.
+The ``tail`` phase is the faulted one: it is published in chunks, and each fault of a scenario
+is triggered by progress — once the notifications expected from the chunks before and half of
+the current chunk have been observed — while the next chunk is held back until the fault has
+landed, so the stream is still flowing when it lands (each hit records that input was still
+left to publish and output still to come). Consumers collect the notifications and digests
+topics throughout. The run is judged against the reference outputs of the published phases
+(``tests/workload.py``):
 
-* missing     — expected ids never seen;
-* duplicated  — ids seen more than once (allowed under at-least-once: same id, same content);
-* unexpected  — ids seen that the reference pipeline did not produce;
-* recover_s   — from the end of the fault until outputs flow again.
+* missing / unexpected — notification ids (and retraction ids) expected and never seen, or seen
+  and not expected;
+* wrong content — a notification or retraction whose content differs from the reference's;
+* duplicates that differ — two copies of one id with different content;
+* reasons — the count of each reason among the distinct notifications;
+* digests — one digest id per recipient and period, copies of one id identical, no comment in
+  two digests of one recipient;
+* facts — what the workload's construction implies, independent of the pipeline code.
+
+Content is compared as the event minus ``time`` and with each token replaced by its decoded
+claims (purpose, subscriber, scope, target): a replay mints tokens afresh (their signature
+embeds the minting second) and stamps the time it ran, nothing else may differ.
 """
 
 from __future__ import annotations
@@ -18,19 +32,27 @@ import contextlib
 import os
 import signal
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
+from newsroom_notify.domain.tokens import InvalidToken, TokenClaims
+from newsroom_notify.stream.admin import INTERNAL_STAGES
 from tests.integration.kafka_helpers import WorkerProcess, worker_env
-from tests.workload import TOKEN_KEY, Workload
+from tests.workload import TOKEN_KEY, TOKENS, Phase, Workload
+
+CLOCK_SPEED = 3600  # a virtual hour per real second: hourly digests are cut every second
+INPUT_TOPICS = ("newsroom.articles", "newsroom.comments", "newsroom.subscriptions")
 
 
 @dataclass
@@ -45,34 +67,84 @@ class Report:
     unexpected: int
     retractions_missing: int
     recover_s: float | None
+    wrong_content: int = 0
+    duplicates_differ: int = 0
+    reasons_seen: dict[str, int] = field(default_factory=dict)
+    reasons_expected: dict[str, int] = field(default_factory=dict)
+    digests: int = 0
+    digest_problems: list[str] = field(default_factory=list)
+    fact_violations: list[str] = field(default_factory=list)
+    known_defects: list[str] = field(default_factory=list)  # see KNOWN_DEFECTS
+    hits: list[dict[str, Any]] = field(default_factory=list)  # each fault: progress, flowing
     dead_letters: int = 0
+    baseline_rss_mb: float | None = None  # peak RSS after the normal workload (burst only)
     peak_rss_mb: float | None = None
     notes: str = ""
     observations: dict[str, bool] = field(default_factory=dict)
 
     HEADER = (
         f"{'scenario':<22}{'events in':>10}{'expected':>10}{'missing':>9}{'dup':>6}"
-        f"{'unexpected':>11}{'retr.miss':>10}{'recover s':>10}{'dead':>6}{'rss MB':>8}"
+        f"{'unexpected':>11}{'wrong':>6}{'retr.miss':>10}{'digests':>8}{'recover s':>10}"
+        f"{'dead':>6}{'rss MB':>12}"
     )
 
     def row(self) -> str:
         recover = f"{self.recover_s:.1f}" if self.recover_s is not None else "-"
         rss = f"{self.peak_rss_mb:.0f}" if self.peak_rss_mb is not None else "-"
+        if self.baseline_rss_mb is not None:
+            rss = f"{self.baseline_rss_mb:.0f}->{rss}"
+        problems = self.digest_problems + self.fact_violations
         return (
             f"{self.scenario:<22}{self.events_in:>10}{self.expected:>10}{self.missing:>9}"
-            f"{self.duplicated:>6}{self.unexpected:>11}{self.retractions_missing:>10}"
-            f"{recover:>10}{self.dead_letters:>6}{rss:>8}"
+            f"{self.duplicated:>6}{self.unexpected:>11}"
+            f"{self.wrong_content + self.duplicates_differ:>6}{self.retractions_missing:>10}"
+            f"{self.digests:>8}{recover:>10}{self.dead_letters:>6}{rss:>12}"
             + (f"  {self.notes}" if self.notes else "")
+            + (f"  problems: {problems[:5]}" if problems else "")
         )
 
 
 def rss_mb(pid: int) -> float | None:
-    """Resident set size of a process (and its children are not counted)."""
+    """Peak resident set size (VmHWM, kept by the kernel) of a live process, in MiB."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return None
+
+
+def _claims(token: str) -> list[Any]:
+    """What a token says (its purpose and claims), without its signature and timestamp."""
+    readers: list[tuple[str, Callable[[str], Any]]] = [
+        ("unsubscribe", TOKENS.read_unsubscribe),
+        ("confirm", TOKENS.read_confirm),
+        ("manage", TOKENS.read_manage),
+    ]
+    for purpose, read in readers:
+        with contextlib.suppress(InvalidToken):
+            claims = read(token)
+            if isinstance(claims, TokenClaims):
+                return [purpose, claims.subscriber_id, claims.scope, claims.target]
+            return [purpose, claims]
+    return ["invalid token"]
+
+
+def comparable(value: Any) -> Any:
+    """An output event as the oracle compares it: no ``time``, tokens as their claims."""
+    if isinstance(value, dict):
+        return {
+            k: (_claims(v) if k.endswith("_token") and isinstance(v, str) else comparable(v))
+            for k, v in value.items()
+            if k != "time"
+        }
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+def as_json(event: ev.CloudEvent) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(event.model_dump_json())
+    return value
 
 
 @dataclass
@@ -83,6 +155,8 @@ class Collector:
     topic: str
     parse: bool = True  # dead letters are arbitrary bytes: count them, do not parse them
     arrivals: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    ids: set[str] = field(default_factory=set)
+    positions: dict[int, int] = field(default_factory=dict)  # partition -> next offset
     _task: asyncio.Task[None] | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -109,17 +183,24 @@ class Collector:
         try:
             while not self._stop.is_set():
                 try:
-                    batch = await consumer.getmany(timeout_ms=200)
+                    batch = await consumer.getmany(timeout_ms=200, max_records=200)
                 except KafkaError:
                     await asyncio.sleep(0.5)  # the broker may be down on purpose
                     continue
                 now = time.monotonic()
-                for records in batch.values():
+                for tp, records in batch.items():
                     for record in records:
                         value = orjson.loads(record.value) if self.parse else {}
                         self.arrivals.append((now, value))
+                        if self.parse:
+                            self.ids.add(value["id"])
+                        self.positions[tp.partition] = record.offset + 1
         finally:
             await consumer.stop()
+
+    def caught_up(self, ends: dict[int, int]) -> bool:
+        """Whether every record up to these end offsets was read."""
+        return all(self.positions.get(p, 0) >= end for p, end in ends.items())
 
     async def stop(self) -> None:
         self._stop.set()
@@ -127,8 +208,52 @@ class Collector:
             await self._task
 
 
+class Offsets:
+    """End offsets of topics and the committed offsets of the workers' consumer group."""
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self.consumer: AIOKafkaConsumer | None = None
+        self.admin: AIOKafkaAdminClient | None = None
+
+    async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+        if self.consumer is None or self.admin is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await consumer.start()
+            await admin.start()
+            self.consumer, self.admin = consumer, admin
+        return self.consumer, self.admin
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.admin is not None:
+            await self.admin.close()
+        self.consumer = self.admin = None
+
+    async def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
+        consumer, _ = await self._clients()
+        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+
+    async def settled(self, group: str, topics: list[str]) -> bool:
+        """Whether the group committed every record of ``topics``. Committed offsets are read
+        first: a record is committed only after what it caused was written, so anything it
+        caused is inside the end offsets read afterwards."""
+        _, admin = await self._clients()
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await self.ends(topics)
+        return all(
+            end == 0 or (tp in committed and committed[tp].offset >= end)
+            for tp, end in ends.items()
+        )
+
+
 class FaultRun:
-    """Workers, a workload, a collector and the figures of one scenario."""
+    """Workers, a workload, collectors and the figures of one scenario."""
 
     def __init__(
         self,
@@ -138,13 +263,27 @@ class FaultRun:
         workload: Workload,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        hits: int = 1,
+        burst: bool = False,
     ) -> None:
         self.name = name
         self.bootstrap = bootstrap
         self.workload = workload
-        extra = {"NEWSROOM_TOKENS__SECRET_KEYS": orjson.dumps([TOKEN_KEY]).decode(), **(env or {})}
+        anchor = datetime.now(UTC).isoformat()
+        extra = {
+            "NEWSROOM_TOKENS__SECRET_KEYS": orjson.dumps([TOKEN_KEY]).decode(),
+            "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
+            "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor,  # a restarted worker continues the timeline
+            "NEWSROOM_DIGEST__TICK_S": "0.25",
+            **(env or {}),
+        }
         base = worker_env(bootstrap, tmp, extra)
         self.prefix = base["NEWSROOM_TOPICS__PREFIX"]
+        self.group = base["NEWSROOM_APP_ID"]
+        self.partitions = int(base["NEWSROOM_TOPICS__PARTITIONS"])
+        self.consumed = [self.prefix + t for t in INPUT_TOPICS] + [
+            f"{self.group}-{stage}" for stage in INTERNAL_STAGES
+        ]
         self.workers = []
         for i in range(workers):
             worker_vars = dict(base)
@@ -153,11 +292,35 @@ class FaultRun:
                 worker_vars["NEWSROOM_WEB_PORT"] = str(free_port())
             self.workers.append(WorkerProcess(worker_vars, tmp / f"worker-{i}.log"))
         self.tmp = tmp
+        self.hit_count = hits
+        self.burst = burst
         self.fault_ended: float | None = None
         self.extra_records: list[tuple[str, bytes | None, bytes]] = []
         self.peak_rss: float | None = None
+        self.baseline_rss: float | None = None
         self.events_in = 0
         self.observations: dict[str, bool] = {}  # what a scenario checked along the way
+        self.hits: list[dict[str, Any]] = []
+        self.landed = 0
+        self.notifications = Collector(bootstrap, f"{self.prefix}newsroom.notifications")
+        self.digests = Collector(bootstrap, f"{self.prefix}newsroom.digests")
+        self.dead = Collector(bootstrap, f"{self.prefix}newsroom.deadletter", parse=False)
+        self.offsets = Offsets(bootstrap, self.partitions)
+        # The faulted phase in chunks; the ids each chunk must produce, and when each hit is due.
+        tail = workload.phase("tail")
+        size = -(-len(tail.events) // (hits + 1))
+        self.chunks = [
+            Phase("tail", tail.events[i : i + size], tail.per_event[i : i + size])
+            for i in range(0, len(tail.events), size)
+        ]
+        self.tail_ids = {o.id for o in tail.outputs}
+        self.tail_published = 0
+        done = 0
+        self.thresholds: list[int] = []
+        for chunk in self.chunks[:hits]:
+            produced = len({o.id for o in chunk.outputs})
+            self.thresholds.append(done + produced // 2)
+            done += produced
 
     # ------------------------------------------------------------------ workers
 
@@ -168,6 +331,7 @@ class FaultRun:
             worker.wait_ready(timeout=90)
 
     def kill(self, index: int = 0, sig: int = signal.SIGKILL) -> None:
+        self.sample_rss()  # its peak so far (VmHWM) before it goes
         worker = self.workers[index]
         assert worker.proc is not None
         worker.proc.send_signal(sig)
@@ -192,6 +356,65 @@ class FaultRun:
                 if value is not None:
                     self.peak_rss = max(self.peak_rss or 0.0, value)
 
+    # --------------------------------------------------------------- progress
+
+    async def due(self, hit: int, timeout: float = 180.0) -> None:
+        """Wait until fault ``hit`` is due: the notifications of the chunks before it and of
+        half of its own chunk were observed. Records whether the stream was still flowing."""
+        target = self.thresholds[hit]
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            seen = len(self.notifications.ids & self.tail_ids)
+            if seen >= target:
+                break
+            await asyncio.sleep(0.05)
+        self.hits.append(
+            {
+                "hit": hit,
+                "due_at_outputs": target,
+                "outputs_seen": seen,
+                "by_progress": seen >= target,
+                "input_left": self.tail_published < len(self.workload.phase("tail").events),
+                "output_left": seen < len(self.tail_ids),
+            }
+        )
+
+    def land(self) -> None:
+        """The fault has landed: the next chunk of the stream may go."""
+        self.landed += 1
+
+    async def settle(self, timeout: float = 180.0) -> bool:
+        """Poll until the workers committed every record of the topics they consume."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if await self.offsets.settled(self.group, self.consumed):
+                    return True
+            except (TimeoutError, KafkaError, OSError):
+                await self.offsets.close()  # the broker may be down on purpose: reconnect
+            await asyncio.sleep(0.25)
+        return False
+
+    async def read_all(self, timeout: float = 60.0) -> bool:
+        """Poll until the collectors have read everything written to their topics so far."""
+        topics = {c.topic: c for c in (self.notifications, self.digests, self.dead)}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ends = await self.offsets.ends(list(topics))
+            except (TimeoutError, KafkaError, OSError):
+                await self.offsets.close()
+                await asyncio.sleep(0.25)
+                continue
+            per_topic: dict[str, dict[int, int]] = defaultdict(dict)
+            for tp, end in ends.items():
+                per_topic[tp.topic][tp.partition] = end
+            if all(c.caught_up(per_topic[t]) for t, c in topics.items()):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
     # -------------------------------------------------------------- publishing
 
     async def _producer(self) -> AIOKafkaProducer:
@@ -210,34 +433,29 @@ class FaultRun:
             except KafkaError:
                 await asyncio.sleep(0.5)
 
-    async def publish(
-        self,
-        records: list[tuple[str, bytes, bytes]],
-        rate: float | None,
-        during: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Send ``records`` in order at ``rate`` per second (None: as fast as possible), while
-        ``during`` runs the fault; retries through broker outages."""
+    async def publish(self, records: list[tuple[str, bytes, bytes]], rate: float | None) -> None:
+        """Send ``records`` in order at ``rate`` per second (None: as fast as possible),
+        retrying through broker outages."""
         producer = await self._producer()
-        fault = asyncio.create_task(during()) if during is not None else None
         try:
             started = time.monotonic()
+            pending: list[asyncio.Future[Any]] = []
             for n, (topic, key, value) in enumerate(records):
                 if rate:
                     delay = started + n / rate - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                while True:
-                    try:
-                        await producer.send_and_wait(topic, key=key, value=value)
-                        break
-                    except KafkaError:
-                        await asyncio.sleep(0.5)
+                    while True:
+                        try:
+                            await producer.send_and_wait(topic, key=key, value=value)
+                            break
+                        except KafkaError:
+                            await asyncio.sleep(0.5)
+                else:  # a burst: pipelined (the idempotent producer keeps the order)
+                    pending.append(await producer.send(topic, key=key, value=value))
                 self.events_in += 1
-                if n % 50 == 0:
-                    self.sample_rss()
-            if fault is not None:
-                await fault
+            if pending:
+                await asyncio.gather(*pending)
         finally:
             await producer.stop()
 
@@ -245,76 +463,234 @@ class FaultRun:
 
     async def run(
         self,
-        fault: Callable[[FaultRun], Awaitable[None]] | None,
+        fault: Callable[[FaultRun], Coroutine[Any, Any, None]] | None,
         rate: float | None = 150.0,
-        settle_s: float = 4.0,
-        timeout_s: float = 120.0,
+        timeout_s: float = 180.0,
     ) -> Report:
-        notifications = Collector(self.bootstrap, f"{self.prefix}newsroom.notifications")
-        dead = Collector(self.bootstrap, f"{self.prefix}newsroom.deadletter", parse=False)
-        await notifications.start()
-        await dead.start()
+        collectors = (self.notifications, self.digests, self.dead)
+        for collector in collectors:
+            await collector.start()
+        settled: dict[str, bool] = {}
         try:
-            for phase in (self.workload.setup, self.workload.openers):
-                await self.publish(self.workload.records(phase, self.prefix), rate=None)
-                await asyncio.sleep(settle_s)
-            stream = self.workload.records(self.workload.stream, self.prefix)
-            middle = len(stream) // 2  # extra (poison) records go in the middle of the stream
-            stream[middle:middle] = [(t, k or b"", v) for t, k, v in self.extra_records]
-            await self.publish(stream, rate, (lambda: fault(self)) if fault is not None else None)
-            expected = self.workload.expected_created | self.workload.expected_retracted
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                seen = {event["id"] for _, event in notifications.arrivals}
-                if expected <= seen:
-                    break
+            for phase in self.workload.phases:
+                if phase.name == "tail":
+                    await self._faulted_tail(fault, rate)
+                else:
+                    await self.publish(self.workload.records(phase.events, self.prefix), None)
+                settled[phase.name] = await self.settle(timeout_s)
+                if not settled[phase.name]:
+                    break  # the report says which phase; the rest would only wait as long
+            self.sample_rss()
+            if self.burst and all(settled.values()):
+                self.baseline_rss = self.peak_rss
+                burst = self.workload.records(self.workload.burst.events, self.prefix)
+                await self.publish(burst, None)
+                settled["burst"] = await self.settle(timeout_s)
                 self.sample_rss()
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(2.0)  # late duplicates or strays
+            settled["read"] = await self.read_all()
         finally:
-            await notifications.stop()
-            await dead.stop()
-        return self._report(notifications, dead)
+            for collector in collectors:
+                await collector.stop()
+            await self.offsets.close()
+        self.observations.update({f"settled:{k}": v for k, v in settled.items()})
+        outputs = {
+            "notifications": [e for _, e in self.notifications.arrivals],
+            "digests": [e for _, e in self.digests.arrivals],
+        }
+        (self.tmp / "outputs.json").write_bytes(orjson.dumps(outputs))  # for a post-mortem
+        return self._report()
 
-    def _report(self, notifications: Collector, dead: Collector) -> Report:
-        ids = Counter(event["id"] for _, event in notifications.arrivals)
-        created = {i for i in ids if i.startswith("n-")}
-        retracted = {i for i in ids if i.startswith("r-")}
-        expected = self.workload.expected_created
+    async def _faulted_tail(
+        self, fault: Callable[[FaultRun], Coroutine[Any, Any, None]] | None, rate: float | None
+    ) -> None:
+        task = asyncio.create_task(fault(self)) if fault is not None else None
+        extra = [(t, k or b"", v) for t, k, v in self.extra_records]
+        for n, chunk in enumerate(self.chunks):
+            if task is not None and n:
+                while self.landed < n and not task.done():
+                    await asyncio.sleep(0.05)
+            records = self.workload.records(chunk.events, self.prefix)
+            if n == len(self.chunks) // 2:
+                records[len(records) // 2 : len(records) // 2] = extra  # poison: mid-stream
+            await self.publish(records, rate)
+            self.tail_published += len(chunk.events)
+        if task is not None:
+            await task
+
+    # ---------------------------------------------------------------- judging
+
+    def _report(self) -> Report:
+        phases = [*self.workload.phases, *([self.workload.burst] if self.burst else [])]
+        expected = {o.id: comparable(as_json(o)) for p in phases for o in p.outputs}
+        created_expected = {i for i in expected if i.startswith("n-")}
+        retracted_expected = {i for i in expected if i.startswith("r-")}
+        copies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for _, event in self.notifications.arrivals:
+            copies[event["id"]].append(event)
+        seen = set(copies)
+        created = {i for i in seen if i.startswith("n-")}
+        retracted = {i for i in seen if i.startswith("r-")}
+        wrong = sorted(
+            i for i in seen & set(expected) if any(comparable(c) != expected[i] for c in copies[i])
+        )
+        differ = sorted(i for i in seen if len({_key(comparable(c)) for c in copies[i]}) > 1)
+        first = {i: c[0] for i, c in copies.items()}
+        reasons_seen = Counter(first[i]["data"]["reason"] for i in created)
+        reasons_expected = Counter(expected[i]["data"]["reason"] for i in created_expected)
+        strays = sorted(seen - set(expected))
+        known = [i for i in strays if _late_parent_reply(first[i], self.workload)]
+        strays = [i for i in strays if i not in known]
         recover = None
         if self.fault_ended is not None:
-            after = [t for t, _ in notifications.arrivals if t >= self.fault_ended]
+            after = [t for t, _ in self.notifications.arrivals if t >= self.fault_ended]
             recover = (min(after) - self.fault_ended) if after else None
-        strays = (created - expected) | (retracted - self.workload.expected_retracted)
-        samples = [
-            (
-                e["type"].rsplit(".", 1)[-1],
-                e["data"].get("recipient", {}).get("id") or e["data"].get("recipient_id"),
-                e["data"].get("reason"),
-                e.get("subject"),
-            )
-            for _, e in notifications.arrivals
-            if e["id"] in strays
-        ][:5]
+        digests = [event for _, event in self.digests.arrivals]
+        digest_issues = digest_problems(digests)
+        repeated = [p for p in digest_issues if p.startswith(REPEATED_IN_DIGESTS)]
+        notes = []
+        if strays:
+            notes.append(f"unexpected: {[_describe(first[i]) for i in strays[:3]]}")
+        if created_expected - created:
+            lost = sorted(created_expected - created)[:3]
+            notes.append(f"missing: {[_describe(expected[i]) for i in lost]}")
+        if wrong:
+            notes.append(f"wrong: {[(expected[i], comparable(copies[i][0])) for i in wrong[:1]]}")
+        if differ:
+            notes.append(f"copies differ: {[comparable(c) for c in copies[differ[0]]][:2]}")
         return Report(
             scenario=self.name,
             events_in=self.events_in,
-            expected=len(expected),
-            missing=len(expected - created),
-            duplicated=sum(n - 1 for n in ids.values() if n > 1),
-            unexpected=len((created - expected) | (retracted - self.workload.expected_retracted)),
-            retractions_missing=len(self.workload.expected_retracted - retracted),
+            expected=len(created_expected),
+            missing=len(created_expected - created),
+            duplicated=sum(len(c) - 1 for c in copies.values()),
+            unexpected=len(strays),
+            retractions_missing=len(retracted_expected - retracted),
             recover_s=recover,
-            dead_letters=len(dead.arrivals),
+            wrong_content=len(wrong),
+            duplicates_differ=len(differ),
+            reasons_seen=dict(reasons_seen),
+            reasons_expected=dict(reasons_expected),
+            digests=len({d["id"] for d in digests}),
+            digest_problems=[p for p in digest_issues if p not in repeated],
+            known_defects=[f"{KNOWN_DEFECTS['late_parent']}: {_describe(first[i])}" for i in known]
+            + [f"{KNOWN_DEFECTS['repeated']}: {p}" for p in repeated],
+            fact_violations=fact_violations(self.workload, [first[i] for i in created], digests),
+            hits=list(self.hits),
+            dead_letters=len(self.dead.arrivals),
+            baseline_rss_mb=self.baseline_rss,
             peak_rss_mb=self.peak_rss,
             observations=dict(self.observations),
-            notes=(f"unexpected: {samples} " if samples else "")
-            + (
-                f"missing: {[self.workload.detail.get(i) for i in sorted(expected - created)[:5]]}"
-                if expected - created
-                else ""
-            ),
+            notes=" ".join(notes),
         )
+
+
+REPEATED_IN_DIGESTS = "comment in digests"
+
+# Defects of the service this oracle found, reported, not fixed yet; a run that shows them (and
+# nothing else) is an expected failure, not a pass (tests/integration/test_faults.py).
+KNOWN_DEFECTS = {
+    # After kill -9, the replayed reply sees its parent's later approval (the first pass, like
+    # the reference, saw it held and sent nothing).
+    "late_parent": "replay notifies a reply whose parent was approved after the reply",
+    # A comment comes again in a later digest of the same recipient. Without any fault: once
+    # as an article follow's follow_up item (the article's fan-out at its period end) and once
+    # as followed_commenter (the commenter follow's candidacy) in the next hourly period. After
+    # kill -9 also as follow_up twice, with an article follow only (a replayed contribution?).
+    "repeated": "a comment in two digests of one recipient",
+}
+
+
+def _late_parent_reply(event: dict[str, Any], workload: Workload) -> bool:
+    """A reply notification about a reply posted while its parent was held for moderation
+    (the reference, in order, sends none; a replay after the approval does)."""
+    data = event["data"]
+    parent = (data.get("parent") or {}).get("id")
+    return data.get("reason") == "reply" and parent in workload.facts.late_approved
+
+
+def _key(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    data = event["data"]
+    recipient = (data.get("recipient") or {}).get("id") or data.get("recipient_id")
+    kind = event["type"].rsplit(".", 1)[-1]
+    return f"{kind} {recipient} {data.get('reason')} {event.get('subject')}"
+
+
+def digest_problems(digests: list[dict[str, Any]]) -> list[str]:
+    """What breaks "at most one digest per recipient per period, each comment once"."""
+    problems: list[str] = []
+    copies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for digest in digests:
+        copies[digest["id"]].append(digest)
+    periods: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    items: dict[str, Counter[str]] = defaultdict(Counter)
+    for did, same in copies.items():
+        if len({_key(comparable(c)) for c in same}) > 1:
+            problems.append(f"digest {did}: copies differ")
+        data = same[0]["data"]
+        rid = data["recipient"]["id"]
+        periods[(rid, data["period"]["frequency"], data["period"]["start"])].add(did)
+        listed = [
+            (part["article"]["id"], i["comment"]["id"], i.get("reason"))
+            for part in data["articles"]
+            for i in part["items"]
+            if i.get("comment")
+        ]
+        if len({cid for _, cid, _ in listed}) < len(listed):
+            problems.append(f"{REPEATED_IN_DIGESTS} (one digest): {rid} {did} {listed}")
+        items[rid].update({cid for _, cid, _ in listed})
+    problems += [f"{k}: {len(v)} digests for one period" for k, v in periods.items() if len(v) > 1]
+    problems += [
+        f"{REPEATED_IN_DIGESTS} {n}x: {rid} {cid}"
+        for rid, counts in items.items()
+        for cid, n in counts.items()
+        if n > 1
+    ]
+    return problems
+
+
+def fact_violations(
+    workload: Workload, created: list[dict[str, Any]], digests: list[dict[str, Any]]
+) -> list[str]:
+    """What the workload's construction implies (``Facts``), checked on the distinct outputs."""
+    facts = workload.facts
+    out: list[str] = []
+    confirms = Counter(
+        n["data"]["recipient"]["id"]
+        for n in created
+        if n["data"]["reason"] == "confirm_subscription"
+    )
+    if confirms != Counter(dict.fromkeys(facts.guests, 1)):
+        out.append(f"confirmation requests {dict(confirms)} != one per guest")
+    silenced = facts.erased | facts.paused
+    for n in created:
+        data = n["data"]
+        rid, reason = data["recipient"]["id"], data["reason"]
+        cid = (data.get("comment") or {}).get("id")
+        if rid in facts.unconfirmed and reason != "confirm_subscription":
+            out.append(f"unconfirmed guest {rid} got {reason}")
+        if isinstance(cid, str) and facts.author.get(cid) == rid:
+            out.append(f"{rid} told of their own comment {cid}")
+        if cid in facts.never_approved:
+            out.append(f"{rid} told of {cid}, never approved")
+        after = cid in facts.after_changes or data["article"]["id"].startswith("a-new")
+        if rid in silenced and after:
+            out.append(f"{rid} (erased or paused) got {reason} about {cid}")
+    for digest in digests:
+        rid = digest["data"]["recipient"]["id"]
+        if rid not in facts.digest_mode:
+            out.append(f"digest to {rid}, who has no digest-mode subscription")
+        for part in digest["data"]["articles"]:
+            for item in part["items"]:
+                cid = (item.get("comment") or {}).get("id")
+                if isinstance(cid, str) and facts.author.get(cid) == rid:
+                    out.append(f"{rid}'s digest holds their own comment {cid}")
+                if cid in facts.never_approved:
+                    out.append(f"{rid}'s digest holds {cid}, never approved")
+    return out
 
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:

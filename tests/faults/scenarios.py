@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from newsroom_notify.devkafka import LocalKafka
 from tests.faults.harness import FaultRun, Report, in_thread
 from tests.workload import Workload
 
-Fault = Callable[[FaultRun], Awaitable[None]]
+Fault = Callable[[FaultRun], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,19 @@ class Scenario:
     fault: Fault | None
     workers: int = 1
     broker: str = "shared"  # "shared" (the session's), "own" (stoppable) or "cluster" (3 nodes)
-    rate_factor: float = 1.0  # x the normal stream rate; None-like 0 means as fast as possible
+    hits: int = 1  # faults in the stream: each due after a share of its outputs was observed
     poison: bool = False
+    burst: bool = False  # after the normal workload, the burst phase as fast as possible
 
 
-def sigkill_restarts(times: int, seed: int = 3) -> Fault:
-    """kill -9 the worker at random moments, restarting it each time."""
+def sigkill_restarts(times: int) -> Fault:
+    """kill -9 the worker mid-stream, restarting it each time."""
 
     async def fault(run: FaultRun) -> None:
-        rng = random.Random(seed)
-        for _ in range(times):
-            await asyncio.sleep(rng.uniform(0.5, 2.0))
+        for hit in range(times):
+            await run.due(hit)
             await in_thread(run.kill, 0, signal.SIGKILL)
+            run.land()
             await in_thread(run.restart, 0)
             run.fault_ended = time.monotonic()
 
@@ -47,15 +48,17 @@ def sigkill_restarts(times: int, seed: int = 3) -> Fault:
 
 async def kill_one_of_two(run: FaultRun) -> None:
     """Two workers share the partitions; one is killed; the other takes over."""
-    await asyncio.sleep(1.0)
+    await run.due(0)
     await in_thread(run.kill, 1, signal.SIGKILL)
+    run.land()
     run.fault_ended = time.monotonic()
 
 
 async def sigterm_restart(run: FaultRun) -> None:
     """Graceful shutdown mid-stream, then a new worker."""
-    await asyncio.sleep(1.0)
+    await run.due(0)
     await in_thread(run.kill, 0, signal.SIGTERM)
+    run.land()
     await in_thread(run.restart, 0)
     run.fault_ended = time.monotonic()
 
@@ -85,11 +88,12 @@ def broker_bounce(cluster: LocalKafka, down_s: float = 4.0) -> Fault:
     """The single broker is stopped under load and started again; /readyz must follow."""
 
     async def fault(run: FaultRun) -> None:
-        await asyncio.sleep(1.0)
+        await run.due(0)
         node = cluster.nodes[0]
         await in_thread(cluster.stop_node, node)
+        run.land()
         run.observations["readyz_503_while_down"] = await wait_readiness(run, 503, down_s + 5)
-        await asyncio.sleep(down_s)
+        await asyncio.sleep(down_s)  # the length of the outage, not a synchronisation
         await in_thread(cluster.restart_node, node)
         run.fault_ended = time.monotonic()
         run.observations["readyz_200_after"] = await wait_readiness(run, 200, 60)
@@ -104,8 +108,9 @@ def cluster_node_kill(cluster: LocalKafka) -> Fault:
     """One broker of three is killed under load (the other two keep min.insync.replicas=2)."""
 
     async def fault(run: FaultRun) -> None:
-        await asyncio.sleep(1.0)
+        await run.due(0)
         await in_thread(cluster.stop_node, cluster.nodes[1], signal.SIGKILL, 0.0)
+        run.land()
         run.fault_ended = time.monotonic()
 
     return fault
@@ -117,12 +122,12 @@ async def nothing(run: FaultRun) -> None:
 
 
 SCENARIOS = {
-    "sigkill": Scenario("sigkill x3", sigkill_restarts(3)),
+    "sigkill": Scenario("sigkill x3", sigkill_restarts(3), hits=3),
     "rebalance": Scenario("kill 1 of 2 workers", kill_one_of_two, workers=2),
     "broker_restart": Scenario("broker stop/start", None, broker="own"),
     "cluster_broker_kill": Scenario("3-node, kill 1 broker", None, broker="cluster"),
-    "poison": Scenario("poison record", nothing, poison=True),
-    "burst": Scenario("burst 10x", nothing, rate_factor=10.0),
+    "poison": Scenario("poison record", nothing, hits=0, poison=True),
+    "burst": Scenario("burst", nothing, hits=0, burst=True),
     "sigterm": Scenario("SIGTERM + restart", sigterm_restart),
 }
 
@@ -150,14 +155,23 @@ async def run_scenario(key: str, shared_bootstrap: str, tmp: Path, workload: Wor
             fault = cluster_node_kill(cluster)
         else:
             fault = broker_bounce(cluster)
-    run = FaultRun(scenario.name, bootstrap, tmp, workload, workers=scenario.workers, env=env)
+    run = FaultRun(
+        scenario.name,
+        bootstrap,
+        tmp,
+        workload,
+        workers=scenario.workers,
+        env=env,
+        hits=scenario.hits,
+        burst=scenario.burst,
+    )
     if scenario.poison:
         run.extra_records.append(
             (f"{run.prefix}newsroom.comments", b"a-000", b'{"specversion": "1.0", "id": POISON')
         )
     try:
         await in_thread(run.start_workers)
-        report = await run.run(fault, rate=NORMAL_RATE * scenario.rate_factor)
+        report = await run.run(fault, rate=NORMAL_RATE)
     finally:
         await in_thread(run.stop_all)
         if cluster is not None:

@@ -73,7 +73,15 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
         for tp, offset in committed.items():
-            self.continuity.sought(tp, offset)
+            if not offset:
+                # Never committed: aiokafka leaves the position where it was, so records read
+                # in the previous generation, whose acknowledgements ``ack`` drops, would never
+                # be read again nor committed (seen after a heartbeat timeout on a busy machine:
+                # the articles of the first seconds stayed uncommitted for good). Read the
+                # partition again from its start, as the dropped acknowledgements assume.
+                await self.seek(tp, 0)
+            else:
+                self.continuity.sought(tp, offset)
         return committed
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
