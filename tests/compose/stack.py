@@ -33,6 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from aiokafka.errors import KafkaError
 
 from newsroom_notify.cli import changelog_topics
 from newsroom_notify.demo import EXPECTED, clock_anchor
@@ -81,7 +82,7 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float =
     while time.monotonic() < deadline:
         try:
             last = probe()
-        except (OSError, urllib.error.URLError, ValueError) as error:
+        except (OSError, urllib.error.URLError, ValueError, KafkaError) as error:
             last = error
         else:
             if last:
@@ -392,8 +393,8 @@ def main() -> int:
             log(f"story through in {time.monotonic() - story:.0f} s")
             check_prometheus()
             check_failover(owned)
-        except (CheckFailed, subprocess.TimeoutExpired, OSError) as failure:
-            log(f"FAILED: {failure}")
+        except Exception as failure:  # any failure: show the logs that explain it, clean up
+            log(f"FAILED: {failure!r}")
             compose("--profile", "demo", "ps", "-a", check=False)
             compose("--profile", "demo", "logs", "--no-color", "--tail", "200", check=False)
             compose("--profile", "demo", "down", "-v", "--remove-orphans", check=False)

@@ -197,7 +197,8 @@ def test_every_image_is_a_variable_defaulting_to_the_official_image(
     defaults = {}
     for name, service in raw_compose["services"].items():
         match = VARIABLE.fullmatch(service["image"])
-        assert match and match["default"], f"{name}: image {service['image']!r}"
+        assert match, f"{name}: image {service['image']!r} is not a variable"
+        assert match["default"], f"{name}: image {service['image']!r} has no default"
         defaults[name] = (match["name"], match["default"])
     assert defaults["kafka"] == ("KAFKA_IMAGE", "apache/kafka:4.1.1")
     assert defaults["prometheus"][0] == "PROMETHEUS_IMAGE"
@@ -210,7 +211,8 @@ def test_every_image_is_a_variable_defaulting_to_the_official_image(
     dockerfile_args = dict(a.split("=", 1) for op, a in instructions if op == "ARG" and "=" in a)
     build_args = raw_compose["services"]["api"]["build"]["args"]
     match = VARIABLE.fullmatch(build_args["PYTHON_IMAGE"])
-    assert match and (match["name"], match["default"]) == (
+    assert match
+    assert (match["name"], match["default"]) == (
         "PYTHON_IMAGE",
         dockerfile_args["PYTHON_IMAGE"],
     )
@@ -267,6 +269,15 @@ def test_compose_runs_kafka_topics_workers_api_prometheus_and_a_demo(
     assert services["demo"]["command"] == ["demo", "--publish-only"]
     assert services["demo"]["profiles"] == ["demo"]
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
+
+
+def test_kafka_keeps_its_log_on_a_named_volume(compose: dict[str, Any]) -> None:
+    """The official image writes to /tmp/kafka-logs unless KAFKA_LOG_DIRS says otherwise: the
+    broker's data must be on the compose volume, so `down -v` (and only that) resets it."""
+    kafka = compose["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    mounts = dict(reversed(v.split(":")[:2]) for v in kafka["volumes"])
+    assert mounts.get(log_dirs) in compose["volumes"]
 
 
 def test_every_worker_has_its_own_rocksdb_volume_and_host_name(
@@ -384,6 +395,13 @@ def test_hadolint_rejects_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /src && apt-get install gcc\nUSER root\n")
     assert _run(_tool("bin/hadolint"), "--no-color", bad).returncode != 0
+
+
+def test_dockerfile_builds_without_a_registry_frontend() -> None:
+    """A `# syntax=` line makes BuildKit pull its frontend from Docker Hub: no build without
+    a registry (seen on the first real `docker compose build`)."""
+    first = DOCKERFILE.read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE)
 
 
 def test_final_image_is_slim_non_root_with_data_volume_and_healthcheck() -> None:
