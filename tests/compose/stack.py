@@ -46,7 +46,7 @@ PROJECT = "newsroom-notify"
 BOOTSTRAP = "127.0.0.1:9092"  # the broker's EXTERNAL listener, published on the host
 API = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
-CLOCK_SPEED = 20.0  # a service hour in 3 real minutes: the whole story fits in one hour
+CLOCK_SPEED = 15.0  # a service hour in 4 real minutes: the whole story fits in one hour
 LEAD_S = 150.0  # the service clock reads hh:01 this long after `up` starts
 STORY_S = 60.0  # the demo's story must start this long before its hour ends
 GROUP = "newsroom-notify"  # Settings.app_id: the workers' consumer group
@@ -358,29 +358,33 @@ def check_down() -> None:
     log("down -v: no container, network or volume left")
 
 
+def clock_override(t0: float) -> str:
+    """A compose override running the workers and the demo on a sped-up clock that reads one
+    minute past a full hour at ``t0``."""
+    anchor = clock_anchor(datetime.fromtimestamp(t0, UTC), CLOCK_SPEED)
+    clock = {
+        "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
+        "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor.isoformat(),
+        "NEWSROOM_DIGEST__TICK_S": "1",
+        "NEWSROOM_DIGEST__GRACE_S": "30",
+    }
+    services = {s: {"environment": clock} for s in ("worker-1", "worker-2", "demo")}
+    return json.dumps({"services": services})
+
+
 def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.time() + LEAD_S
-        anchor = clock_anchor(datetime.fromtimestamp(t0, UTC), CLOCK_SPEED)
-        clock = {
-            "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
-            "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor.isoformat(),
-            "NEWSROOM_DIGEST__TICK_S": "1",
-            "NEWSROOM_DIGEST__GRACE_S": "30",
-        }
         override = Path(tmp) / "clock.yml"
-        override.write_text(
-            json.dumps(
-                {"services": {s: {"environment": clock} for s in ("worker-1", "worker-2", "demo")}}
-            )
-        )
         COMPOSE_FILES.extend(["-f", str(override)])
+        override.write_text(clock_override(time.time() + LEAD_S))
         try:
             compose("--profile", "demo", "down", "-v", "--remove-orphans")
             build = time.monotonic()
             compose("--profile", "demo", "build")
             log(f"images built in {time.monotonic() - build:.0f} s")
+            t0 = time.time() + LEAD_S  # the demo's hour starts then, on the workers' clock
+            override.write_text(clock_override(t0))
             up = time.monotonic()
             compose("up", "-d", "--build", "--wait")
             log(f"stack healthy in {time.monotonic() - up:.0f} s")
