@@ -32,7 +32,7 @@ log() { printf '%s build-local-images: %s\n' "$(date -u +%T)" "$*" >&2; }
 if ! docker image inspect "$base" >/dev/null 2>&1; then
   if ! command -v debootstrap >/dev/null; then
     [[ $(id -u) == 0 ]] || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   root=$(mktemp -d)
   trap 'rm -rf "$root"' EXIT

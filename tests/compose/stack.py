@@ -229,7 +229,7 @@ def check_api() -> None:
     def confirmation(records: list[dict[str, Any]]) -> bool:
         return any(r["data"]["recipient"]["id"] == sid for r in records)
 
-    records = asyncio.run(_read(start, confirmation, 60))
+    records = asyncio.run(_read(start, confirmation, 180))
     (request,) = [r["data"] for r in records if r["data"]["recipient"]["id"] == sid]
     status, _ = http("POST", f"{API}/v1/confirm", {"token": request["confirm_token"]})
     if status != 202:
@@ -240,7 +240,7 @@ def check_api() -> None:
         status, listing = http("GET", url)
         return status == 200 and isinstance(listing, dict) and listing.get("confirmed") and listing
 
-    listing = wait_for("the confirmed subscription read back through the API", confirmed, 60)
+    listing = wait_for("the confirmed subscription read back through the API", confirmed, 180)
     if listing["subscriptions"] != [
         {"scope": "replies", "target": "a-compose", "delivery": "instant", "active": True}
     ]:
