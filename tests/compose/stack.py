@@ -295,7 +295,9 @@ def check_prometheus() -> None:
         _, answer = http("GET", f"{PROMETHEUS}/api/v1/targets")
         active = answer["data"]["activeTargets"]
         health = {t["labels"]["instance"]: t["health"] for t in active}
-        return len(health) == 3 and set(health.values()) == {"up"} and health
+        jobs = {t["labels"]["job"] for t in active}
+        wanted = {"newsroom-notify-worker", "newsroom-notify-api"}
+        return wanted <= jobs and set(health.values()) == {"up"} and health
 
     health = wait_for("every Prometheus target up", targets_up, 120, 3)
     _, answer = http("GET", f"{PROMETHEUS}/api/v1/rules")
