@@ -1,21 +1,39 @@
-# syntax=docker/dockerfile:1
 # newsroom-notify image: one image for every role (worker, api, topics, demo, post, tail).
 #
 # Stage 1 builds the project and its dependencies into a virtualenv; stage 2 copies only that
 # virtualenv onto a fresh slim base, so no pip cache, wheel or compiler reaches the final image.
 # RocksDB comes from the rocksdict wheel (faust-streaming[rocksdict]): no system library needed.
+#
+# Behind a corporate network (both need BuildKit, which `docker compose build` uses):
+# - offline: `make wheelhouse` fills .wheelhouse/ on the host; build with
+#   `--build-arg WHEELHOUSE=.wheelhouse` (compose: NEWSROOM_WHEELHOUSE=.wheelhouse) and pip
+#   installs from those wheels only, without the network;
+# - online through a TLS-intercepting proxy: give its CA bundle as the build secret `ca_bundle`
+#   (compose: NEWSROOM_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt); pip trusts it, and it is
+#   never written to an image layer.
+# No `# syntax=` line: it would make BuildKit pull its frontend from Docker Hub.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# A directory of the build context holding every wheel the project needs (and setuptools and
+# wheel, to build the project itself); empty: install from the package index.
+ARG WHEELHOUSE=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
 # constraints.txt is the lock (`make lock`): the image gets the versions the tests ran with.
-RUN /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install -c constraints.txt .
+RUN --mount=type=bind,target=/context \
+    --mount=type=secret,id=ca_bundle \
+    set -e; \
+    if grep -qs 'BEGIN CERTIFICATE' /run/secrets/ca_bundle; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    if [ -n "$WHEELHOUSE" ]; then \
+      /opt/venv/bin/pip install --no-index --find-links "/context/$WHEELHOUSE" -c constraints.txt . ; \
+    else \
+      /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install -c constraints.txt . ; \
+    fi
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed, non-root uid/gid so volume ownership (compose volumes, Kubernetes fsGroup) is stable.

@@ -23,7 +23,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak lock audit
+.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak lock audit images-local wheelhouse compose-test
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,6 +98,17 @@ test: install deploy-tools lint ## lint, then all tests (unit + integration on a
 
 test-deploy: $(STAMP) deploy-tools ## only the deployment checks (compose, Dockerfile, k8s, alerts)
 	$(BIN)/python -m pytest tests/unit/test_deploy.py $(PYTEST_ARGS)
+
+images-local: $(STAMP) ## build registry-free stand-ins for the compose images (deploy/docker)
+	deploy/docker/build-local-images.sh
+
+wheelhouse: $(STAMP) ## wheels of the service for an offline image build (.wheelhouse/)
+	$(BIN)/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . setuptools wheel
+
+# Installs/starts a Docker engine and compose when missing (root on Debian), builds the stand-in
+# images (COMPOSE_IMAGES=official: the compose file's defaults), runs tests/compose/stack.py.
+compose-test: $(STAMP) ## the compose stack for real: up, story, failover, down (needs Docker or root)
+	deploy/docker/compose-test.sh
 
 lint: $(STAMP) ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .

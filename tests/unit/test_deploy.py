@@ -163,10 +163,59 @@ def test_settings_field_maps_env_vars_and_rejects_typos(monkeypatch: pytest.Monk
 # --- docker compose ----------------------------------------------------------------------------
 
 
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
+def _interpolated(value: Any) -> Any:
+    """``value`` as docker compose reads it with no variable set: ``${X:-d}`` is d."""
+    if isinstance(value, str):
+        return VARIABLE.sub(lambda m: m["default"] or "", value)
+    if isinstance(value, dict):
+        return {k: _interpolated(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolated(v) for v in value]
+    return value
+
+
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def raw_compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())  # resolves anchors, <<
     return loaded
+
+
+@pytest.fixture(scope="module")
+def compose(raw_compose: dict[str, Any]) -> dict[str, Any]:
+    interpolated: dict[str, Any] = _interpolated(raw_compose)
+    return interpolated
+
+
+def test_every_image_is_a_variable_defaulting_to_the_official_image(
+    raw_compose: dict[str, Any],
+) -> None:
+    """Mirrors and registry-free stand-ins replace images through variables; unset, the stack
+    uses the official images."""
+    defaults = {}
+    for name, service in raw_compose["services"].items():
+        match = VARIABLE.fullmatch(service["image"])
+        assert match, f"{name}: image {service['image']!r} is not a variable"
+        assert match["default"], f"{name}: image {service['image']!r} has no default"
+        defaults[name] = (match["name"], match["default"])
+    assert defaults["kafka"] == ("KAFKA_IMAGE", "apache/kafka:4.1.1")
+    assert defaults["prometheus"][0] == "PROMETHEUS_IMAGE"
+    assert defaults["prometheus"][1].startswith("prom/prometheus:v")
+    assert {defaults[n] for n in ("topics", "worker-1", "worker-2", "api", "demo")} == {
+        ("NEWSROOM_IMAGE", IMAGE)
+    }
+    # The Dockerfile's base is a build argument with the same default as the Dockerfile's ARG.
+    instructions = _instructions(DOCKERFILE.read_text())
+    dockerfile_args = dict(a.split("=", 1) for op, a in instructions if op == "ARG" and "=" in a)
+    build_args = raw_compose["services"]["api"]["build"]["args"]
+    match = VARIABLE.fullmatch(build_args["PYTHON_IMAGE"])
+    assert match
+    assert (match["name"], match["default"]) == (
+        "PYTHON_IMAGE",
+        dockerfile_args["PYTHON_IMAGE"],
+    )
 
 
 def _project_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -220,6 +269,15 @@ def test_compose_runs_kafka_topics_workers_api_prometheus_and_a_demo(
     assert services["demo"]["command"] == ["demo", "--publish-only"]
     assert services["demo"]["profiles"] == ["demo"]
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
+
+
+def test_kafka_keeps_its_log_on_a_named_volume(compose: dict[str, Any]) -> None:
+    """The official image writes to /tmp/kafka-logs unless KAFKA_LOG_DIRS says otherwise: the
+    broker's data must be on the compose volume, so `down -v` (and only that) resets it."""
+    kafka = compose["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    mounts = dict(reversed(v.split(":")[:2]) for v in kafka["volumes"])
+    assert mounts.get(log_dirs) in compose["volumes"]
 
 
 def test_every_worker_has_its_own_rocksdb_volume_and_host_name(
@@ -337,6 +395,13 @@ def test_hadolint_rejects_a_bad_dockerfile(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /src && apt-get install gcc\nUSER root\n")
     assert _run(_tool("bin/hadolint"), "--no-color", bad).returncode != 0
+
+
+def test_dockerfile_builds_without_a_registry_frontend() -> None:
+    """A `# syntax=` line makes BuildKit pull its frontend from Docker Hub: no build without
+    a registry (seen on the first real `docker compose build`)."""
+    first = DOCKERFILE.read_text().splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first, re.IGNORECASE)
 
 
 def test_final_image_is_slim_non_root_with_data_volume_and_healthcheck() -> None:

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds registry-free stand-ins for the images docker-compose.yml pulls by default, for
+# machines without Docker Hub (CI here, air-gapped laptops):
+#   newsroom-local/debian:bookworm            debootstrap --variant=minbase + docker import
+#   newsroom-local/python:3.11-slim-bookworm  Debian's Python 3.11      (for PYTHON_IMAGE)
+#   newsroom-local/kafka:<version>            Maven jars + Debian's JRE (for KAFKA_IMAGE)
+#   newsroom-local/prometheus:bookworm        Debian's prometheus       (for PROMETHEUS_IMAGE)
+# and prints the variables that point the compose file at them (`eval "$(... --env)"`).
+# Only what is missing or changed is built (the base once; the others through the build cache).
+# Needs: docker, debootstrap (installed with apt-get when missing and run as root), Maven and
+# the project's .venv (the Kafka jars come through newsroom_notify.devkafka's cache).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+here=$repo/deploy/docker
+python=${PYTHON:-$repo/.venv/bin/python}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+prefix=${LOCAL_IMAGE_PREFIX:-newsroom-local}
+kafka_version=$(sed -n 's|.*<kafka.version>\(.*\)</kafka.version>.*|\1|p' "$here/kafka/pom.xml")
+base=$prefix/debian:bookworm
+python_image=$prefix/python:3.11-slim-bookworm
+kafka_image=$prefix/kafka:$kafka_version
+prometheus_image=$prefix/prometheus:bookworm
+
+if [[ "${1-}" == "--env" ]]; then
+  printf 'export PYTHON_IMAGE=%s KAFKA_IMAGE=%s PROMETHEUS_IMAGE=%s\n' \
+    "$python_image" "$kafka_image" "$prometheus_image"
+  exit 0
+fi
+
+log() { printf '%s build-local-images: %s\n' "$(date -u +%T)" "$*" >&2; }
+
+if ! docker image inspect "$base" >/dev/null 2>&1; then
+  if ! command -v debootstrap >/dev/null; then
+    [[ $(id -u) == 0 ]] || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  fi
+  root=$(mktemp -d)
+  trap 'rm -rf "$root"' EXIT
+  log "debootstrap bookworm from $mirror"
+  debootstrap --variant=minbase bookworm "$root/rootfs" "$mirror" >"$root/debootstrap.log" 2>&1 \
+    || { tail -30 "$root/debootstrap.log" >&2; exit 1; }
+  rm -rf "$root"/rootfs/var/cache/apt/archives/*.deb "$root"/rootfs/var/lib/apt/lists/*
+  log "docker import $base"
+  tar -C "$root/rootfs" -c . | docker import --change 'CMD ["bash"]' - "$base" >/dev/null
+  rm -rf "$root"
+  trap - EXIT
+fi
+
+build() {  # tag, context directory
+  log "docker build $1"
+  local out
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$base" -t "$1" "$2" 2>&1); then
+    printf '%s\n' "$out" >&2
+    exit 1
+  fi
+}
+
+build "$python_image" "$here/python"
+build "$prometheus_image" "$here/prometheus"
+
+libs=$("$python" -c 'import sys; from pathlib import Path; from newsroom_notify.devkafka import fetch_jars; print(fetch_jars(Path(sys.argv[1])))' "$here/kafka/pom.xml")
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+cp -r "$here/kafka/Dockerfile" "$here/kafka/bin" "$here/kafka/docker" "$context/"
+mkdir "$context/libs"
+cp "$libs"/*.jar "$context/libs/"
+build "$kafka_image" "$context"
+log "done: $python_image $kafka_image $prometheus_image"
