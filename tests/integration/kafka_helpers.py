@@ -154,18 +154,34 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+BIND_FAILURE = "address already in use"
+PORT_ATTEMPTS = 5
+
+
 @dataclass
 class WorkerProcess:
-    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess."""
+    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess.
+
+    Its ports come from ``free_port()``, which another process may take before this one binds
+    it: a process that exits because its address is in use is started again on new ports
+    (``port_vars`` of ``env``, updated in place so callers read the port it really uses)."""
 
     env: dict[str, str]
     log_path: Path
     command: str = "worker"  # or "api"
     ready_marker: str = "Worker ready"
     proc: subprocess.Popen[bytes] | None = None
+    port_vars: tuple[str, ...] | None = None
     _log: Any = field(default=None, repr=False)
+    _log_start: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.port_vars is None:
+            wanted = "NEWSROOM_API__PORT" if self.command == "api" else "NEWSROOM_WEB_PORT"
+            self.port_vars = (wanted,) if wanted in self.env else ()
 
     def start(self) -> None:
+        self._log_start = len(self.log_text())
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "newsroom_notify.cli", self.command],
@@ -175,12 +191,29 @@ class WorkerProcess:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._wait_ready(timeout)
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                self._log.close()
+                for name in self.port_vars or ():
+                    self.env[name] = str(free_port())
+                self.start()
+            else:
+                return
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_text()[-4000:]}")
-            if self.ready_marker in self.log_text():
+                output = self.log_text()[self._log_start :]
+                if self.port_vars and BIND_FAILURE in output.lower():
+                    raise PortTaken(f"{self.command} could not bind:\n{output[-4000:]}")
+                raise RuntimeError(f"worker exited early:\n{output[-4000:]}")
+            if self.ready_marker in self.log_text()[self._log_start :]:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready:\n{self.log_text()[-4000:]}")
@@ -201,6 +234,10 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
         return self.proc.returncode
+
+
+class PortTaken(RuntimeError):
+    """A worker or API process exited because its port was taken by another process."""
 
 
 def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
