@@ -1,4 +1,4 @@
-"""The demo's sped-up clock: its story always falls inside one digest hour."""
+"""The sped-up clock of the demo and tests: the demo story falls inside one digest hour."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def test_the_demo_clock_starts_just_after_a_full_hour(
     # 50 real seconds later (the whole story, with room) it is 50 service minutes later: 09:51.
     later = reading_at(clock, now + timedelta(seconds=50), monkeypatch)
     assert abs(later - datetime(2026, 11, 28, 9, 51, tzinfo=UTC)) < timedelta(milliseconds=1)
+
+
+def test_a_sped_up_clock_stands_still_until_its_anchor(monkeypatch: pytest.MonkeyPatch) -> None:
+    anchor = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    clock = Clock(3600.0, anchor)
+    before = [datetime(2026, 11, 30, 12, 0, tzinfo=UTC), datetime(2026, 11, 30, 23, 59, tzinfo=UTC)]
+    assert [reading_at(clock, real, monkeypatch) for real in before] == [anchor, anchor]
+    # From the anchor on, an hour per second: 2.5 s later it is 02:30.
+    later = reading_at(clock, anchor + timedelta(seconds=2.5), monkeypatch)
+    assert later == datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
