@@ -314,7 +314,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:  # a loaded 2-core machine is slow
         for attempt in range(1, PORT_ATTEMPTS + 1):
             try:
                 self._wait_ready(timeout)
