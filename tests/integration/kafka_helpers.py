@@ -301,8 +301,12 @@ class WorkerProcess:
 
     def __post_init__(self) -> None:
         if self.port_vars is None:
-            wanted = "NEWSROOM_API__PORT" if self.command == "api" else "NEWSROOM_WEB_PORT"
-            self.port_vars = (wanted,) if wanted in self.env else ()
+            wanted = (
+                ("NEWSROOM_API__PORT", "NEWSROOM_API__METRICS_PORT")
+                if self.command == "api"
+                else ("NEWSROOM_WEB_PORT",)
+            )
+            self.port_vars = tuple(name for name in wanted if name in self.env)
 
     def start(self) -> None:
         self._log_start = len(self.log_text())
