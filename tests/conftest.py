@@ -1,4 +1,9 @@
-"""Test-suite wiring: markers by folder and the session-wide real Kafka broker.
+"""Test-suite wiring: markers by folder, the session-wide real Kafka broker, a fresh event
+factory per test and the Hypothesis profile.
+
+Hypothesis: no wall-clock deadline (this machine's two cores are shared; a slow example is not
+a failure) and derandomized, so a run does not fail by chance on an example no earlier run
+tried (``HYPOTHESIS_PROFILE=explore`` searches with random seeds and more examples).
 
 ``KAFKA_BOOTSTRAP_SERVERS`` set: the integration tests use that broker (e.g. one started by
 ``make kafka-up`` or docker compose). Unset: the session starts a real single-node Apache Kafka
@@ -13,8 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
+from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.devkafka import LocalKafka
+
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -24,6 +35,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
         elif "integration" in parts or "e2e" in parts or "security" in parts:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_events() -> Iterator[None]:
+    """Each test builds its events from ``evt-1`` at ``T0`` + 1 s, whatever ran before it."""
+    with fresh_events():
+        yield
 
 
 @pytest.fixture(scope="session")

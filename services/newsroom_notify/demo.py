@@ -154,17 +154,6 @@ def titled(event: ev.CloudEvent, title: str) -> ev.CloudEvent:
     return event.model_copy(update={"data": data.model_copy(update={"title": title})})
 
 
-EXPECTED = {
-    ("Geoff Roach", "confirm_subscription"),
-    ("Geoff Roach", "reply"),
-    ("Ben Okoro", "reply"),
-    ("Carla Diaz", "reply"),
-    ("Ana Lima", "mention"),
-    ("Ana Lima", "follow_up"),
-}
-"""(recipient, reason) of the notifications the story must produce; Dan gets a digest."""
-
-
 def stamp(event: ev.CloudEvent, at: datetime, run: str = "") -> ev.CloudEvent:
     """The event as published now (by the demo's clock), with an id new to this run."""
     update: dict[str, Any] = {"time": at, "id": f"{event.id}-{run}" if run else event.id}

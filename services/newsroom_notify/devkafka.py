@@ -5,10 +5,15 @@ Maven Central through the small pom in ``deploy/local-kafka/`` and are copied in
 directory outside git (``~/.cache/newsroom-notify/kafka-<hash>``). Each node runs in KRaft
 combined mode (broker + controller) with its own ports and log dir:
 
-1. ``kafka.tools.StorageTool format -t <cluster id> -c server.properties`` (static quorum:
-   ``controller.quorum.voters`` set, so no ``--standalone``);
+1. ``kafka.tools.StorageTool format --cluster-id=<id> -c server.properties`` (static quorum:
+   ``controller.quorum.voters`` set, so no ``--standalone``). The id is drawn as Kafka's own
+   ``Uuid.randomUuid()`` does (never starting with ``-``) and passed attached to its option, so
+   the tool can never read it as an option; a failed format raises with the tool's output;
 2. ``kafka.Kafka server.properties`` with a small heap;
-3. ready when the node logs "Kafka Server started" and its port accepts connections;
+3. ready when the node logs "Kafka Server started" and its port accepts connections. Ports come
+   from ``free_port()``, which another process may take before the node binds it: a node that
+   exits because its address is in use is started again on new ports (the ports the caller
+   fixed are never changed; a start that fails for another reason raises with the log's tail);
 4. stopped with SIGTERM to its pid (SIGKILL after a grace period).
 
 Command line (what the Makefile calls)::
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +62,29 @@ Configuration:
         level: INFO
 """
 READY_LINE = "Kafka Server started"
+BIND_FAILURES = ("Address already in use", "BindException")
+PORT_ATTEMPTS = 5
+# Kafka's Uuid.randomUuid() draws again for these two reserved ids (Uuid.ZERO_UUID and
+# Uuid.METADATA_TOPIC_ID), and for any id whose string starts with "-".
+RESERVED_IDS = frozenset({"AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAQ"})
 
 
 class KafkaHarnessError(RuntimeError):
     """The local broker could not be fetched, formatted or started."""
+
+
+class PortInUse(KafkaHarnessError):
+    """A node exited during start because one of its ports was taken by another process."""
+
+
+def new_cluster_id(draw: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """16 random bytes in unpadded base64url, as Kafka's ``Uuid.randomUuid()``: drawn again
+    while the id starts with ``-`` (a command line would read it as an option, one draw in 64)
+    or is one of Kafka's reserved ids."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(draw()).decode().rstrip("=")
+        if not cluster_id.startswith("-") and cluster_id not in RESERVED_IDS:
+            return cluster_id
 
 
 def cache_root() -> Path:
@@ -148,6 +173,10 @@ class LocalKafka:
     heap: str = "-Xms128m -Xmx512m"
     # How many "started" lines each node's log held before its latest start.
     _starts_logged: dict[int, int] = field(default_factory=dict)
+    # The client port the caller chose for the first node (never moved on a collision).
+    fixed_port: int | None = None
+    # Where each node's log stood at its latest start (its tail explains a failed start).
+    _log_offsets: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def create(cls, directory: Path, size: int = 1, port: int | None = None) -> LocalKafka:
@@ -157,9 +186,7 @@ class LocalKafka:
         for i in range(1, size + 1):
             client = port if (port is not None and i == 1) else free_port()
             nodes.append(Node(i, client, free_port(), directory / f"node-{i}"))
-        # StorageTool wants 16 random bytes in unpadded base64url.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        return cls(directory=directory, nodes=nodes, cluster_id=cluster_id)
+        return cls(directory=directory, nodes=nodes, cluster_id=new_cluster_id(), fixed_port=port)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -216,31 +243,40 @@ class LocalKafka:
             *args,
         ]
 
-    def format(self, libs: Path) -> None:
-        """Write each node's properties and format its storage (idempotent)."""
+    def format_command(self, libs: Path, node: Node) -> list[str]:
+        """The StorageTool command formatting ``node``; the id is attached to its option
+        (``--cluster-id=<id>``), so no id can be read as an option of its own."""
+        return self._java(
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={self.cluster_id}",
+            "-c",
+            str(node.properties_file),
+            "--ignore-formatted",
+        )
+
+    def write_properties(self) -> None:
+        """Write the logging config and each node's server.properties (ports included)."""
         (self.directory / "log4j2.yaml").write_text(LOG4J2_CONFIG)
         for node in self.nodes:
             node.directory.mkdir(parents=True, exist_ok=True)
             node.properties_file.write_text(self._properties(node))
-            cmd = self._java(
-                libs,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                self.cluster_id,
-                "-c",
-                str(node.properties_file),
-                "--ignore-formatted",
-            )
-            for attempt in range(3):  # seen failing once, silently, on a busy machine
-                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if result.returncode == 0:
-                    break
-                time.sleep(1.0 + attempt)
-            else:
+
+    def format(self, libs: Path) -> None:
+        """Write each node's properties and format its storage (idempotent).
+
+        A failure raises with the tool's own output: it is not retried, since running the
+        same command again gives the same answer (the retries here used to hide the one id in
+        64 that started with "-" and was read as an option)."""
+        self.write_properties()
+        for node in self.nodes:
+            cmd = self.format_command(libs, node)
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
                 raise KafkaHarnessError(
                     f"format of node {node.node_id} failed (exit {result.returncode}): "
-                    f"{result.stdout}{result.stderr}"
+                    f"{' '.join(cmd[-6:])}\n{result.stdout}{result.stderr}"
                 )
 
     def start_node(self, node: Node, libs: Path) -> None:
@@ -258,8 +294,10 @@ class LocalKafka:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if node.pid is not None and not _alive(node.pid):
-                tail = node.log_file.read_text(errors="replace")[-3000:]
-                raise KafkaHarnessError(f"node {node.node_id} exited during start:\n{tail}")
+                text = node.log_file.read_text(errors="replace")
+                tail = text[self._log_offsets.get(node.node_id, 0) :][-3000:]
+                error = PortInUse if any(f in tail for f in BIND_FAILURES) else KafkaHarnessError
+                raise error(f"node {node.node_id} exited during start:\n{tail}")
             text = node.log_file.read_text(errors="replace") if node.log_file.exists() else ""
             if text.count(READY_LINE) >= self._starts_logged.get(node.node_id, 0) + 1 and (
                 port_open(node.port)
@@ -270,18 +308,46 @@ class LocalKafka:
         raise KafkaHarnessError(f"node {node.node_id} not ready after {timeout}s")
 
     def start(self, libs: Path | None = None, timeout: float = 120.0) -> None:
-        """Fetch jars if needed, format and start every node, wait until all are ready."""
+        """Fetch jars if needed, format and start every node, wait until all are ready.
+
+        A node that exits because a port was taken since ``free_port()`` chose it: every node
+        is stopped, the ports not fixed by the caller are drawn again, and all start again (the
+        controller ports are in every node's voter list), at most ``PORT_ATTEMPTS`` times."""
         libs = libs or fetch_jars()
+        if self.fixed_port is not None and port_open(self.fixed_port):
+            raise KafkaHarnessError(f"port {self.fixed_port} is in use: choose another port")
         self.format(libs)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start_all(libs, timeout)
+            except PortInUse:
+                self.stop()
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                self.redraw_ports()
+                self.write_properties()
+            else:
+                return
+
+    def _start_all(self, libs: Path, timeout: float) -> None:
         for node in self.nodes:
             self._starts_logged[node.node_id] = _count_ready(node)
+            self._log_offsets[node.node_id] = _log_size(node)
             self.start_node(node, libs)
         for node in self.nodes:
             self.wait_ready(node, timeout)
 
+    def redraw_ports(self) -> None:
+        """New free ports for every node, except the client port the caller fixed."""
+        for node in self.nodes:
+            if not (node.node_id == 1 and self.fixed_port is not None):
+                node.port = free_port()
+            node.controller_port = free_port()
+
     def restart_node(self, node: Node, timeout: float = 90.0) -> None:
         """Start a stopped/killed node again and wait until it is ready."""
         self._starts_logged[node.node_id] = _count_ready(node)
+        self._log_offsets[node.node_id] = _log_size(node)
         self.start_node(node, fetch_jars())
         self.wait_ready(node, timeout)
 
@@ -352,6 +418,10 @@ def _count_ready(node: Node) -> int:
     return node.log_file.read_text(errors="replace").count(READY_LINE)
 
 
+def _log_size(node: Node) -> int:
+    return len(node.log_file.read_text(errors="replace")) if node.log_file.exists() else 0
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -379,6 +449,7 @@ def _up(args: argparse.Namespace) -> int:
     else:
         shutil.rmtree(directory, ignore_errors=True)
         cluster = LocalKafka.create(directory, size=args.nodes, port=args.port)
+    cluster.fixed_port = args.port
     started = time.monotonic()
     cluster.start()
     print(

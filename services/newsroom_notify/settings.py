@@ -247,7 +247,9 @@ class DigestSettings(BaseModel):
         description="Virtual seconds per real second, for demos and tests (1 in production).",
     )
     clock_anchor: datetime | None = Field(
-        None, description="Real instant from which a sped-up clock runs (required if speed > 1)."
+        None,
+        description="Real instant from which a sped-up clock runs; before it, the clock stands "
+        "still at it (required if speed > 1).",
     )
 
     @model_validator(mode="after")

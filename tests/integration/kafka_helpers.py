@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from newsroom_notify.contract import codec
+from newsroom_notify.contract import builders, codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
+from newsroom_notify.stream.stages import key_partition
 
 
 def unique(prefix: str) -> str:
@@ -126,6 +131,125 @@ async def drain(
     return got
 
 
+async def drain_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 30.0,
+    settle: float = 0.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the start until ``done(records so far)`` holds (polled after each
+    fetch), then ``settle`` seconds more to catch extras; fails if ``done`` does not hold
+    within ``timeout``. Returns what was read."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while not done(got):
+            assert time.monotonic() < deadline, f"{topic}: condition not met by {len(got)} records"
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                got.extend(records)
+        settled = time.monotonic() + settle
+        while time.monotonic() < settled:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                got.extend(records)
+    finally:
+        await consumer.stop()
+    return got
+
+
+SENTINEL = "m-sentinel-"
+PARTITIONS = 4  # worker_env's NEWSROOM_TOPICS__PARTITIONS
+
+
+def partition_twin(name: str, twin: str, prefix: str = "") -> str:
+    """``name`` with a suffix such that ``prefix + name`` and ``prefix + twin`` hash to the same
+    partition (records keyed by them are handled in the order they were sent)."""
+    want = key_partition(prefix + twin, PARTITIONS)
+    return next(
+        candidate
+        for i in itertools.count()
+        if key_partition(prefix + (candidate := f"{name}-{i}"), PARTITIONS) == want
+    )
+
+
+def is_sentinel(record: ConsumerRecord[bytes, bytes]) -> bool:
+    """Whether an output record is for one of ``barrier``'s sentinels."""
+    data = orjson.loads(record.value).get("data") or {}
+    recipient = data.get("recipient")
+    rid = recipient.get("id") if isinstance(recipient, dict) else data.get("recipient_id")
+    return isinstance(rid, str) and rid.startswith(SENTINEL)
+
+
+def barrier(
+    bootstrap: str,
+    prefix: str,
+    subscribers: Iterable[str],
+    tag: str,
+    article: str = "a-1",
+    commenter: str = "m-ben",
+) -> None:
+    """Wait until what was published so far reached every stage for ``subscribers`` (instead
+    of sleeping and hoping).
+
+    For each subscriber, two sentinel members in that subscriber's inbox partition follow
+    (instantly) a probe article in ``article``'s threads partition and a probe author in
+    ``commenter``'s follows partition. Their subscriptions travel behind the subscribers'
+    earlier commands (same inbox partition, then the same stage partitions), and the probe's
+    comments behind the earlier comments of ``article`` and of ``commenter``; probe comments are
+    published until every sentinel heard of one. ``tag`` keeps sentinels of each call apart.
+    """
+    probe_article = partition_twin("a-probe", article)
+    author = partition_twin("m-probe", commenter, "commenter:")
+    events: list[ev.CloudEvent] = [builders.article(probe_article)]
+    sentinels: set[str] = set()
+    for n, sid in enumerate(subscribers):
+        on_article = partition_twin(f"{SENTINEL}{tag}-{n}a", sid)
+        on_author = partition_twin(f"{SENTINEL}{tag}-{n}c", sid)
+        sentinels |= {on_article, on_author}
+        events += [
+            builders.subscribe(
+                builders.member(on_article, "Sentinel"), "article", probe_article, "instant"
+            ),
+            builders.subscribe(
+                builders.member(on_author, "Sentinel"), "commenter", author, "instant"
+            ),
+        ]
+    publish_events(bootstrap, prefix, events)
+    topic = f"{prefix}newsroom.notifications"
+
+    def heard(records: list[ConsumerRecord[bytes, bytes]]) -> bool:
+        told = set()
+        for record in records:
+            recipient = orjson.loads(record.value).get("data", {}).get("recipient")
+            if isinstance(recipient, dict):
+                told.add(recipient.get("id"))
+        return sentinels <= told
+
+    for attempt in range(12):  # until the sentinels' subscriptions have landed
+        probe = builders.comment(
+            f"c-probe-{tag}-{attempt}",
+            builders.member(author, "Probe"),
+            "Probe",
+            aid=probe_article,
+            at=datetime.now(UTC),
+        )
+        publish_events(bootstrap, prefix, [probe])
+        with contextlib.suppress(AssertionError):
+            run(drain_until(bootstrap, topic, heard, timeout=5))
+            return
+    raise AssertionError(f"barrier {tag}: the sentinels heard of no probe comment in a minute")
+
+
 def event_records(events: Iterable[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
     """(topic, key, value) of each event, keyed as the contract says (confirmations: any key)."""
     out = []
@@ -154,18 +278,38 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+BIND_FAILURE = "address already in use"
+PORT_ATTEMPTS = 5
+
+
 @dataclass
 class WorkerProcess:
-    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess."""
+    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess.
+
+    Its ports come from ``free_port()``, which another process may take before this one binds
+    it: a process that exits because its address is in use is started again on new ports
+    (``port_vars`` of ``env``, updated in place so callers read the port it really uses)."""
 
     env: dict[str, str]
     log_path: Path
     command: str = "worker"  # or "api"
     ready_marker: str = "Worker ready"
     proc: subprocess.Popen[bytes] | None = None
+    port_vars: tuple[str, ...] | None = None
     _log: Any = field(default=None, repr=False)
+    _log_start: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.port_vars is None:
+            wanted = (
+                ("NEWSROOM_API__PORT", "NEWSROOM_API__METRICS_PORT")
+                if self.command == "api"
+                else ("NEWSROOM_WEB_PORT",)
+            )
+            self.port_vars = tuple(name for name in wanted if name in self.env)
 
     def start(self) -> None:
+        self._log_start = len(self.log_text())
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "newsroom_notify.cli", self.command],
@@ -174,13 +318,30 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:  # a loaded 2-core machine is slow
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._wait_ready(timeout)
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                self._log.close()
+                for name in self.port_vars or ():
+                    self.env[name] = str(free_port())
+                self.start()
+            else:
+                return
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_text()[-4000:]}")
-            if self.ready_marker in self.log_text():
+                output = self.log_text()[self._log_start :]
+                if self.port_vars and BIND_FAILURE in output.lower():
+                    raise PortTaken(f"{self.command} could not bind:\n{output[-4000:]}")
+                raise RuntimeError(f"worker exited early:\n{output[-4000:]}")
+            if self.ready_marker in self.log_text()[self._log_start :]:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready:\n{self.log_text()[-4000:]}")
@@ -201,6 +362,10 @@ class WorkerProcess:
         if self._log is not None:
             self._log.close()
         return self.proc.returncode
+
+
+class PortTaken(RuntimeError):
+    """A worker or API process exited because its port was taken by another process."""
 
 
 def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:

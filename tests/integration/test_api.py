@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import subprocess
 import sys
@@ -19,10 +21,11 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
+from newsroom_notify.stream.stages import key_partition
 from tests.builders import article, comment, guest, member
 from tests.integration.kafka_helpers import (
     WorkerProcess,
-    drain,
+    drain_until,
     free_port,
     publish_events,
     run,
@@ -35,6 +38,8 @@ GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
 GEOFF_ID = guest_subscriber_id("geoff.roach@example.org")
 ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro")
+WES = member("m-wes", "Wes Writer")  # writes the sentinel comments
+PARTITIONS = 4  # worker_env's NEWSROOM_TOPICS__PARTITIONS
 
 
 def now_comment(cid: str, author: dict[str, Any], text: str, parent: str) -> ev.CommentPosted:
@@ -110,13 +115,93 @@ def service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProces
     assert worker.stop() == 0
 
 
-def notifications(bootstrap: str, prefix: str, total: int) -> list[ev.NotificationCreated]:
-    records = run(drain(bootstrap, f"{prefix}newsroom.notifications", total, timeout=30))
+def poll(
+    client: Client,
+    path: str,
+    until: Any,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, Any]:
+    """GET ``path`` until ``until(status, answer)`` holds: the state as users read it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, answer = client.call("GET", path, headers=headers)
+        if until(status, answer):
+            return status, answer
+        assert time.monotonic() < deadline, f"{path} still answers {status} {answer}"
+        time.sleep(0.2)
+
+
+def sentinel_for(recipient: str) -> str:
+    """A member id whose records share ``recipient``'s partitions (the same key hash), so what
+    reaches the sentinel was handled after everything sent to ``recipient`` before it."""
+    want = key_partition(recipient, PARTITIONS)
+    return next(
+        sid
+        for i in itertools.count()
+        if key_partition(sid := f"m-sentinel-{i}", PARTITIONS) == want
+    )
+
+
+def after_sentinels(
+    bootstrap: str, prefix: str, client: Client, recipients: set[str]
+) -> list[ev.NotificationCreated]:
+    """Every notification once all comments published so far on a-1 were handled for
+    ``recipients``: a member sharing each recipient's partitions follows the article, and
+    sentinel comments are published until each of them has heard of one."""
+    sentinels = {sentinel_for(r) for r in recipients}
+    for sid in sentinels:
+        headers = {"Authorization": f"Bearer {member_token(sid)}"}
+        body = {"scope": "article", "target": "a-1", "delivery": "instant"}
+        assert client.call("POST", "/v1/subscriptions", body, headers)[0] == 202
+    topic = f"{prefix}newsroom.notifications"
+
+    def heard(records: list[Any]) -> bool:
+        return sentinels <= {
+            n.data.recipient.id
+            for n in _created(records)
+            if n.data.comment and n.data.comment.id.startswith("c-sentinel")
+        }
+
+    for attempt in range(12):  # until the sentinels' subscriptions have landed
+        sentinel = comment(f"c-sentinel-{attempt}", WES, "Sentinel", at=datetime.now(UTC))
+        publish_events(bootstrap, prefix, [sentinel])
+        with contextlib.suppress(AssertionError):
+            return _distinct(_created(run(drain_until(bootstrap, topic, heard, timeout=5))))
+    raise AssertionError("no sentinel heard of a sentinel comment in a minute")
+
+
+def _created(records: list[Any]) -> list[ev.NotificationCreated]:
     return [
         ev.NotificationCreated.model_validate(orjson.loads(r.value))
         for r in records
         if b"notification.created" in r.value
     ]
+
+
+def metric(text: str, line: str) -> float:
+    """The value of the metric sample ``line`` (name and labels) in a /metrics page, or 0."""
+    for row in text.splitlines():
+        if row.startswith(line + " "):
+            return float(row.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def notifications(bootstrap: str, prefix: str, total: int) -> list[ev.NotificationCreated]:
+    """Wait until the notifications topic holds ``total`` distinct notifications; return them,
+    one per id (the guarantee is at-least-once: a consumer drops an id it already handled)."""
+    records = run(
+        drain_until(
+            bootstrap,
+            f"{prefix}newsroom.notifications",
+            lambda got: len({n.id for n in _created(got)}) >= total,
+        )
+    )
+    return _distinct(_created(records))
+
+
+def _distinct(notes: list[ev.NotificationCreated]) -> list[ev.NotificationCreated]:
+    return list({n.id: n for n in notes}.values())
 
 
 def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_http(
@@ -186,6 +271,20 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
     replies = {n.data.recipient.id: n for n in got if n.data.reason == "reply"}
     assert set(replies) == {GEOFF_ID, "m-ana"}
 
+    # The worker's /metrics shows what happened (the stand-alone API has its own registry).
+    worker_url = f"http://127.0.0.1:{worker.env['NEWSROOM_WEB_PORT']}"
+    created = 'type="newsroom.notification.created"'
+    latency_count = f"newsroom_notification_latency_seconds_count{{{created}}}"
+    _, text = poll(  # the latency of a notification is observed once it was sent
+        Client(worker_url), "/metrics", lambda s, t: metric(str(t), latency_count) >= 2
+    )
+    metrics = str(text)
+    assert metric(metrics, f'newsroom_notifications_total{{reason="reply",{created}}}') == 2
+    assert metric(metrics, latency_count) == 2  # two replies; a confirmation request has none
+    assert 'newsroom_table_keys{table="' in metrics
+    assert 'newsroom_consumer_lag{partition="' in metrics
+    assert "-changelog" not in metrics.split("newsroom_consumer_lag", 1)[1]  # inputs only
+
     # Both unsubscribe with the token of that notification, RFC 8058 one-click.
     for note in replies.values():
         path = f"/v1/unsubscribe?token={note.data.unsubscribe_token}"
@@ -200,7 +299,15 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
         )
         assert status == 200
         assert answer["status"] == "unsubscribed"  # type: ignore[index]
-    time.sleep(2)
+    # Each sees their subscription gone...
+    for sid, note in replies.items():
+        poll(
+            client,
+            f"/v1/subscribers/{sid}/subscriptions?token={note.data.manage_token}",
+            lambda s, a: s == 200 and a["subscriptions"] == [],
+        )
+    # ...and hears nothing of later replies: once sentinels sharing their partitions heard of a
+    # comment published after these, the replies were handled.
     publish_events(
         kafka_bootstrap,
         prefix,
@@ -209,27 +316,80 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
             now_comment("c6", BEN, "Again Ana", parent="c2"),
         ],
     )
-    time.sleep(3)
-    assert len(notifications(kafka_bootstrap, prefix, 3)) == 3, "nothing after unsubscribing"
+    got = after_sentinels(kafka_bootstrap, prefix, client, {GEOFF_ID, "m-ana"})
+    assert sorted(
+        (n.data.recipient.id, n.data.reason, n.data.comment.id if n.data.comment else None)
+        for n in got
+        if not n.data.recipient.id.startswith("m-sentinel")
+    ) == sorted(
+        [
+            (GEOFF_ID, "confirm_subscription", None),
+            (GEOFF_ID, "reply", "c3"),
+            ("m-ana", "reply", "c4"),
+        ]
+    ), "nothing after unsubscribing"
 
-    # The worker's /metrics shows what happened (the stand-alone API has its own registry).
-    worker_url = f"http://127.0.0.1:{worker.env['NEWSROOM_WEB_PORT']}"
-    status, text = Client(worker_url).call("GET", "/metrics")
-    assert status == 200
-    metrics = str(text)
-    created = 'type="newsroom.notification.created"'
-    assert f'newsroom_notifications_total{{reason="reply",{created}}} 2.0' in metrics
-    latency_count = f"newsroom_notification_latency_seconds_count{{{created}}}"
-    assert f"{latency_count} 2.0" in metrics  # two replies; a confirmation request has no comment
-    assert 'newsroom_table_keys{table="' in metrics
-    assert 'newsroom_consumer_lag{partition="' in metrics
-    assert "-changelog" not in metrics.split("newsroom_consumer_lag", 1)[1]  # inputs only
+
+def test_preferences_cancellations_and_erasure_take_effect_over_http(
+    service: tuple[WorkerProcess, Client],
+) -> None:
+    _, client = service
+    ana = {"Authorization": f"Bearer {member_token('m-ana')}"}
+    mine = "/v1/subscribers/m-ana/subscriptions"
+    for request in (
+        {"scope": "replies", "delivery": "instant"},
+        {"scope": "article", "target": "a-1", "delivery": "instant"},
+        {"scope": "article", "target": "a-2", "delivery": "digest"},
+        {"scope": "commenter", "target": "m-ben", "delivery": "digest"},
+    ):
+        assert client.call("POST", "/v1/subscriptions", request, ana) == (
+            202,
+            {"status": "accepted", "subscriber_id": "m-ana"},
+        )
+    replies = {"scope": "replies", "target": None, "delivery": "instant", "active": True}
+    a1 = {"scope": "article", "target": "a-1", "delivery": "instant", "active": True}
+    a2 = {"scope": "article", "target": "a-2", "delivery": "digest", "active": True}
+    ben = {"scope": "commenter", "target": "m-ben", "delivery": "digest", "active": True}
+    poll(client, mine, lambda s, a: s == 200 and a["subscriptions"] == [a1, a2, ben, replies], ana)
+
+    # PUT preferences: what Ana reads back is what she set.
+    wanted = {
+        "digest": "weekly",
+        "timezone": "Europe/Berlin",
+        "digest_hour": 7,
+        "digest_weekday": 4,
+        "quiet_hours": {"start": "22:00:00", "end": "06:30:00"},
+        "paused": False,
+        "muted_articles": ["a-9"],
+    }
+    status, answer = client.call("PUT", "/v1/subscribers/m-ana/preferences", wanted, ana)
+    assert (status, answer) == (202, {"status": "accepted", "subscriber_id": "m-ana"})
+    _, view = poll(client, mine, lambda s, a: a["preferences"]["digest"] == "weekly", ana)
+    assert view["preferences"] == wanted
+    assert view["subscriptions"] == [a1, a2, ben, replies], "preferences leave subscriptions be"
+
+    # DELETE one subscription (scope and target): only that one goes.
+    status, _ = client.call("DELETE", f"{mine}/article?target=a-1", headers=ana)
+    assert status == 202
+    poll(client, mine, lambda s, a: a["subscriptions"] == [a2, ben, replies], ana)
+
+    # DELETE scope=digest (a digest's own unsubscribe): every digest-mode follow goes at once.
+    status, _ = client.call("DELETE", f"{mine}/digest", headers=ana)
+    assert status == 202
+    _, view = poll(client, mine, lambda s, a: a["subscriptions"] == [replies], ana)
+    assert view["preferences"] == wanted
+
+    # DELETE the subscriber: nothing is left to read.
+    status, answer = client.call("DELETE", "/v1/subscribers/m-ana", headers=ana)
+    assert (status, answer) == (202, {"status": "accepted", "subscriber_id": "m-ana"})
+    _, problem = poll(client, mine, lambda s, a: s == 404, ana)
+    assert problem["title"] == "Not Found"
 
 
 def test_forged_expired_and_other_subscriber_tokens_are_refused_over_http(
     service: tuple[WorkerProcess, Client],
 ) -> None:
-    _, client = service
+    worker, client = service
     forged = {
         "Authorization": f"Bearer {member_token('m-ana', key='not-the-identity-key-000000000000')}"
     }
@@ -250,7 +410,13 @@ def test_forged_expired_and_other_subscriber_tokens_are_refused_over_http(
     assert client.call("GET", "/healthz") == (200, {"status": "ok", "checks": {}})
     status, ready = client.call("GET", "/readyz")
     assert status == 200
-    assert all(ready["checks"].values())  # type: ignore[index]
+    on_worker = client.base.endswith(f":{worker.env['NEWSROOM_WEB_PORT']}")
+    checks = (
+        {"broker_reachable": True, "tables_recovered": True, "not_rebalancing": True}
+        if on_worker
+        else {"broker_reachable": True}  # the stand-alone API
+    )
+    assert ready == {"status": "ok", "checks": checks}
 
 
 def test_schemathesis_finds_no_server_error_or_schema_violation(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import string
+import uuid
 from pathlib import Path
 
-from newsroom_notify.devkafka import LocalKafka
+import pytest
+
+from newsroom_notify.devkafka import KafkaHarnessError, LocalKafka, new_cluster_id
+
+URLSAFE_B64 = set(string.ascii_letters + string.digits + "-_")
 
 
 def _props(text: str) -> dict[str, str]:
@@ -41,3 +48,44 @@ def test_cluster_state_survives_reload(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.bootstrap_servers == cluster.bootstrap_servers
     assert loaded.cluster_id == cluster.cluster_id
+
+
+def test_no_generated_cluster_id_can_be_read_as_an_option() -> None:
+    # One raw draw in 64 starts with "-": 20 000 draws see that about 300 times.
+    ids = [new_cluster_id() for _ in range(20_000)]
+    assert all(not i.startswith("-") for i in ids)
+    assert all(len(i) == 22 and set(i) <= URLSAFE_B64 for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_a_draw_starting_with_a_dash_is_drawn_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dash = uuid.UUID(bytes=b"\xf8" + bytes(15))  # base64url "-AAAAAAAAAAAAAAAAAAAAA"
+    plain = uuid.UUID(bytes=b"\x10" + bytes(15))  # "EAAAAAAAAAAAAAAAAAAAAA"
+    draws = iter([dash, dash, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(draws))
+    cluster = LocalKafka.create(tmp_path, size=1, port=29092)
+    assert cluster.cluster_id == "EAAAAAAAAAAAAAAAAAAAAA"
+
+
+def test_the_cluster_id_is_attached_to_its_option(tmp_path: Path) -> None:
+    cluster = LocalKafka.create(tmp_path, size=1, port=29092)
+    cluster.cluster_id = "-AAAAAAAAAAAAAAAAAAAAA"  # even an id from an older harness
+    command = cluster.format_command(Path("/libs"), cluster.nodes[0])
+    assert "--cluster-id=-AAAAAAAAAAAAAAAAAAAAA" in command
+    assert "-t" not in command
+
+
+def test_a_port_the_caller_fixed_is_never_moved_and_a_taken_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cluster = LocalKafka.create(tmp_path, size=1, port=port)
+        with pytest.raises(KafkaHarnessError, match=f"port {port} is in use"):
+            cluster.start(libs=tmp_path / "no-jars-needed")
+    cluster.redraw_ports()
+    assert cluster.nodes[0].port == port

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.domain.local import TABLES, LocalPipeline
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from tests.builders import (
@@ -24,6 +25,7 @@ from tests.builders import (
 ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
+DEE = member("m-dee", "Dee Park")
 TOKYO = member("m-tok", "Taro Yamada")
 NYC = member("m-nyc", "Nia Young")
 
@@ -114,20 +116,36 @@ def test_daily_digest_comes_once_after_the_period_at_the_local_hour(
     )
 
 
-def test_digest_ids_are_deterministic(tokens: Tokens) -> None:
-    def one_run() -> str:
-        clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
-        pipe = LocalPipeline(tokens=tokens, clock=clock)
-        pipe.feed([article("a-1")])
-        berlin_daily(pipe)
-        clock.at(2026, 11, 27, 12, 0)
-        pipe.feed([comment("c1", BEN)])
-        (digest,) = run_until(
-            pipe, clock, datetime(2026, 11, 28, 8, 0, tzinfo=UTC), timedelta(minutes=10)
-        )
-        return digest.id
+def test_a_digest_id_names_the_recipient_and_period_and_nothing_else(tokens: Tokens) -> None:
+    def digests_of(who: dict[str, Any], comments: list[tuple[str, int]]) -> list[ev.DigestReady]:
+        """Cal's (or Ben's) Berlin daily digests of comments posted on 27 Nov at these hours."""
+        with fresh_events():
+            clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+            pipe = LocalPipeline(tokens=tokens, clock=clock)
+            pipe.feed([article("a-1")])
+            berlin_daily(pipe, who)
+            for cid, hour in comments:
+                clock.at(2026, 11, 27, hour, 0)
+                pipe.feed([comment(cid, DEE, f"At {hour}")])
+            clock.at(2026, 11, 28, 6, 0)
+            return run_until(
+                pipe, clock, datetime(2026, 11, 29, 8, 0, tzinfo=UTC), timedelta(minutes=10)
+            )
 
-    assert one_run() == one_run()
+    (one,) = digests_of(CAL, [("c1", 12)])
+    (other,) = digests_of(CAL, [("c2", 10), ("c3", 20)])  # other comments, same period
+    (ben,) = digests_of(BEN, [("c1", 12)])
+    assert one.data.period == ev.Period(
+        frequency="daily",
+        start=datetime(2026, 11, 27, 7, 0, tzinfo=UTC),  # 08:00 in Berlin (UTC+1)
+        end=datetime(2026, 11, 28, 7, 0, tzinfo=UTC),
+    )
+    assert one.id == one.data.digest_id
+    # sha256("v1\x1fm-cal\x1fdaily\x1f2026-11-27T07:00:00+00:00")[:24], by hand (README:
+    # recipient, frequency, period start in UTC): ids consumers stored must not change.
+    assert one.id == "d-10d51966ef24856c0ab5e589"
+    assert other.id == one.id
+    assert ben.id == "d-07d07513b2d02393d82223c3"
 
 
 def test_each_subscriber_gets_it_at_their_own_local_hour(pipe: LocalPipeline, clock: Clock) -> None:

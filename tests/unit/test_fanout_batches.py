@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aiokafka.partitioner import DefaultPartitioner
-
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.model import (
     Activity,
@@ -53,11 +51,31 @@ def partition_of(key: str) -> int:
     return key_partition(key, PARTITIONS)
 
 
-def test_key_partition_is_where_the_producer_puts_the_key() -> None:
-    default = DefaultPartitioner()
-    everything = list(range(PARTITIONS))
-    for key in [*_ids(200), "auth0|abc", "g-ünïcode", ""]:
-        assert partition_of(key) == default(key.encode(), everything, everything)
+# Where Kafka's Java producer puts each key, for topics of 1, 3, 4 and 12 partitions. Computed
+# once with kafka-clients 4.1.1 (the jars devkafka fetches) by tests/tools/KeyPartitions.java:
+#   java -cp "$HOME/.cache/newsroom-notify/kafka-*/libs/*" tests/tools/KeyPartitions.java
+# (BuiltInPartitioner.partitionForKey: murmur2 of the UTF-8 key, made positive, modulo n).
+JAVA_CLIENT_PARTITIONS = {
+    "m-ana": (0, 2, 0, 8),
+    "m-ben": (0, 0, 0, 0),
+    "m-cal": (0, 2, 3, 11),
+    "m-0": (0, 0, 0, 0),
+    "m-1": (0, 2, 1, 5),
+    "m-2": (0, 1, 1, 1),
+    "m-3": (0, 2, 0, 8),
+    "m-17": (0, 0, 1, 9),
+    "m-199": (0, 0, 2, 6),
+    "g-3f2a9c": (0, 1, 2, 10),
+    "auth0|abc": (0, 1, 2, 10),
+    "g-\u00fcn\u00efcode": (0, 0, 1, 9),
+    "": (0, 0, 1, 9),
+}
+
+
+def test_key_partition_is_where_kafkas_java_producer_puts_the_key() -> None:
+    for key, expected in JAVA_CLIENT_PARTITIONS.items():
+        got = tuple(key_partition(key, n) for n in (1, 3, 4, 12))
+        assert got == expected, key
 
 
 def test_a_fan_out_is_one_record_per_partition_and_splits_back_exactly() -> None:

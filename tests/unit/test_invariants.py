@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
@@ -37,8 +38,20 @@ TOKENS = Tokens(["k"], 3600, 3600)
 
 @st.composite
 def discussions(draw: st.DrawFn) -> list[ev.CloudEvent]:
-    events: list[ev.CloudEvent] = [article("a-1")]
-    comments: list[str] = []
+    """A random discussion after a fixed opening that notifies someone: Ana follows the article
+    and Ben comments on it (so the invariants are never checked on empty output alone). Each
+    example builds its events afresh, from evt-1."""
+    with fresh_events():
+        return _discussion(draw)
+
+
+def _discussion(draw: st.DrawFn) -> list[ev.CloudEvent]:
+    events: list[ev.CloudEvent] = [
+        article("a-1"),
+        subscribe(PEOPLE[0], "article", "a-1", "instant"),
+        comment("c-open", PEOPLE[1], "plain"),
+    ]
+    comments: list[str] = ["c-open"]
     for step in range(draw(st.integers(1, 25))):
         kind = draw(
             st.sampled_from(["comment", "comment", "comment", "moderate", "subscribe", "edit"])
@@ -87,6 +100,9 @@ def _run(events: list[ev.CloudEvent]) -> list[ev.CloudEvent]:
 @given(discussions())
 def test_discussion_invariants(events: list[ev.CloudEvent]) -> None:
     outputs = _run(events)
+    assert ("m-0", "c-open") in {
+        (n.data.recipient.id, n.data.comment.id) for n in created(outputs) if n.data.comment
+    }, "the opening notifies Ana: the invariants below are checked on real output"
     posted = {e.data.comment_id: e for e in events if isinstance(e, ev.CommentPosted)}
     approved_ever = {
         e.data.comment_id

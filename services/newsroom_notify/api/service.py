@@ -11,6 +11,7 @@ import bisect
 import hashlib
 import html
 import ipaddress
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -75,14 +76,18 @@ class ApiResponse:
 class ApiError(Exception):
     """A client error, answered as RFC 9457 problem details."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
+        self.retry_after = retry_after
 
     def response(self) -> ApiResponse:
-        """The problem-details response of this error."""
+        """The problem-details response of this error (``Retry-After``: seconds until a slot of
+        the limit that refused it is free)."""
         problem = Problem(title=self.title, status=self.status, detail=self.detail)
-        headers = {"Retry-After": "60"} if self.status == 429 else {}
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
         return ApiResponse(self.status, problem, PROBLEM_JSON, headers)
 
 
@@ -129,6 +134,14 @@ class SlidingWindow:
         while len(self.hits) > self.max_keys:
             self.hits.popitem(last=False)
         return True
+
+    def retry_after(self, key: str) -> int:
+        """Whole seconds until ``key`` has a free slot again (at least 1; 0 if it has one)."""
+        hits = self.hits.get(key)
+        if not hits or len(hits) < self.limit:
+            return 0
+        frees_at = hits[len(hits) - self.limit] + self.window
+        return max(1, math.ceil(frees_at - self.clock()))
 
 
 def rate_key(ip: str) -> str:
@@ -260,8 +273,14 @@ class SubscriptionApi:
         return claims.version
 
     def _limit_ip(self, ip: str) -> None:
-        if not self.per_ip.allow(rate_key(ip)):
-            raise ApiError(429, "Too Many Requests", "too many requests from this address")
+        key = rate_key(ip)
+        if not self.per_ip.allow(key):
+            raise ApiError(
+                429,
+                "Too Many Requests",
+                "too many requests from this address",
+                self.per_ip.retry_after(key),
+            )
 
     def _envelope(self, event_type: str, event_id: str) -> dict[str, Any]:
         return {"id": event_id, "source": self.source, "type": event_type, "time": self.clock()}

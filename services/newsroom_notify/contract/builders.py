@@ -1,31 +1,69 @@
-"""Small factories for contract events: the stories of the tests and of the demo."""
+"""Small factories for contract events: the stories of the tests and of the demo.
+
+Events are numbered (``evt-1``, ``evt-2``, ...) and, unless given a time, stepped one second
+apart from ``T0`` by an ``EventFactory``. The functions below use the current one: by default
+one for the whole process (the demo, the benches), while ``fresh_events()`` starts a new one for
+a block, so what a test builds does not depend on what was built before it (tests/conftest.py
+gives every test its own; a Hypothesis strategy opens one per example).
+"""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 
-_ids = itertools.count(1)
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
+class EventFactory:
+    """Numbers events from 1 and times them one second apart after ``t0``."""
+
+    def __init__(self, t0: datetime = T0) -> None:
+        self.t0 = t0
+        self._ids = itertools.count(1)
+
+    def envelope(
+        self, event_type: str, data: dict[str, Any], at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The CloudEvent envelope of the next event (comments: posted at the event's time)."""
+        n = next(self._ids)
+        moment = (at or self.t0 + timedelta(seconds=n)).isoformat()
+        if "posted_at" in data:
+            data = {**data, "posted_at": moment}  # comments are posted in the order they are built
+        return {
+            "specversion": "1.0",
+            "id": f"evt-{n}",
+            "source": "urn:test",
+            "type": event_type,
+            "time": moment,
+            "data": data,
+        }
+
+
+_PROCESS_FACTORY = EventFactory()
+_current: ContextVar[EventFactory | None] = ContextVar("event_factory", default=None)
+
+
+@contextmanager
+def fresh_events(factory: EventFactory | None = None) -> Iterator[EventFactory]:
+    """Build with ``factory`` (a new one by default) inside the block: ids from ``evt-1``."""
+    active = factory or EventFactory()
+    token = _current.set(active)
+    try:
+        yield active
+    finally:
+        _current.reset(token)
+
+
 def _envelope(event_type: str, data: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
-    n = next(_ids)
-    moment = (at or T0 + timedelta(seconds=n)).isoformat()
-    if "posted_at" in data:
-        data = {**data, "posted_at": moment}  # comments are posted in the order they are built
-    return {
-        "specversion": "1.0",
-        "id": f"evt-{n}",
-        "source": "urn:test",
-        "type": event_type,
-        "time": moment,
-        "data": data,
-    }
+    return (_current.get() or _PROCESS_FACTORY).envelope(event_type, data, at)
 
 
 def member(mid: str, name: str, email: str | None = None) -> dict[str, Any]:
