@@ -141,6 +141,10 @@ class CommentInfo(State):
     notified: bool = False  # it has been fanned out (it was approved once)
     notified_by: str | None = None  # id of the input event that fanned it out
     slot: str | None = None  # activity slot it was counted in, for article digests
+    # Whether its parent was approved when it was first fanned out: a reply notifies the
+    # parent's author only then, and a replay decides from this, not from the parent's state
+    # now (approved since, or removed). None: no parent, or stored before this was kept.
+    parent_approved: bool | None = None
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
