@@ -281,6 +281,12 @@ class Sent(State):
     mode: Literal["instant", "held", "digest"]
     origin: str = ""  # the candidacy's origin: only the same one again is a replay
     retracted: bool = False
+    # The digest that listed this comment (one digest per comment per recipient, whichever
+    # path brought it: a candidacy's digest item or an article's activity).
+    digest_id: str | None = None
+    # Written by a digest listing only (an article's activity): no candidacy decided yet,
+    # so a later instant one still notifies; a later digest-mode one adds nothing.
+    listed_only: bool = False
 
 
 def sent_key(recipient_id: str, subject_key: str) -> str:
