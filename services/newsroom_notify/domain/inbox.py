@@ -114,8 +114,9 @@ class DigestBuffer(BaseModel):
     items: dict[str, DigestEntry] = {}
     contributions: dict[str, Contribution] = {}
     emitted_until: datetime | None = None  # end of the last period a digest was cut for
-    # The article activities (contribution keys) that went into a digest cut, with their
-    # period end: the same activity delivered again (a replay) is not added a second time.
+    # Per article, the end of the latest period whose activity went into a digest cut: the
+    # same activity delivered again (a replay) is not added a second time. An article's
+    # periods reach a recipient in order (one threads key, fanned out period after period).
     activity_cut: dict[str, datetime] = {}
     due_at: datetime | None = None  # when the timer should look again
     omitted: int = 0  # items and comments left out by the caps since the last digest
@@ -247,7 +248,7 @@ class InboxStage:
             return []  # rule 10
         key = sent_key(rid, subject.key)
         sent = self.sent.get(key)
-        if sent is not None and not sent.listed_only:
+        if sent is not None and (not sent.listed_only or sent.retracted):
             return self._replay(profile, msg, sent)
         chosen = choose_basis(profile, msg.bases, msg.at)
         if chosen is None:
@@ -452,10 +453,10 @@ class InboxStage:
         if follow is None or not follow.active or follow.delivery != "digest":
             return []  # the follow ended while this was on its way
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
-        key = contribution_key(msg)
-        if key in buffer.activity_cut:
+        done = buffer.activity_cut.get(msg.article.id)
+        if done is not None and msg.period_end <= done:
             return []  # in a digest already: the same activity again (a replay)
-        buffer.contributions[key] = msg
+        buffer.contributions[contribution_key(msg)] = msg
         excess = len(buffer.contributions) - self.digest_contributions_max
         if excess > 0:  # the oldest periods' activity goes; its comments are counted
             self.on_capped("digest_contributions")
@@ -500,7 +501,9 @@ class InboxStage:
             digest = None if prefs.paused else self._digest(profile, period, entries, contributions)
             buffer.omitted = 0  # counted by the metric when they were left out
             for contribution in contributions:
-                buffer.activity_cut[contribution_key(contribution)] = contribution.period_end
+                aid, end = contribution.article.id, contribution.period_end
+                if aid not in buffer.activity_cut or buffer.activity_cut[aid] < end:
+                    buffer.activity_cut[aid] = end
             self._forget_old_activity(buffer, period.end)
             if digest is not None:
                 self._record_listed(rid, digest)
@@ -517,11 +520,11 @@ class InboxStage:
         return out
 
     def _forget_old_activity(self, buffer: DigestBuffer, now: datetime) -> None:
-        """Keep ``activity_cut`` small: activity older than any replay can be late is
-        forgotten."""
+        """Keep ``activity_cut`` small: an article whose last activity is older than any replay
+        can be late is forgotten (its next activity is of a later period anyway)."""
         horizon = now - ACTIVITY_MEMORY
-        for key in [k for k, end in buffer.activity_cut.items() if end < horizon]:
-            del buffer.activity_cut[key]
+        for aid in [a for a, end in buffer.activity_cut.items() if end < horizon]:
+            del buffer.activity_cut[aid]
 
     def _shown_before(self, rid: str, did: str, comment_ids: set[str]) -> frozenset[str]:
         """The comments of ``comment_ids`` an earlier digest (not ``did``) already listed."""
