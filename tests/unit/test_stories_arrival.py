@@ -22,7 +22,16 @@ from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.model import DigestTick
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.tokens import Tokens
-from tests.builders import article, comment, created, member, moderate, preferences, subscribe
+from tests.builders import (
+    article,
+    comment,
+    created,
+    edit,
+    member,
+    moderate,
+    preferences,
+    subscribe,
+)
 
 ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro", "ben@example.org")
@@ -179,3 +188,28 @@ def test_a_reply_to_a_held_comment_never_notifies_its_author_not_even_replayed(
     # A reply once the parent is approved does notify her.
     (n,) = created(pipe.feed([comment("c3", BEN, "Or Elm Street.", parent="c1")]))
     assert (n.data.recipient.id, n.data.reason, n.subject) == ("m-ana", "reply", "c:c3")
+
+
+# ------------------------------------------------- An edit never notifies, not even replayed
+
+
+def test_a_comment_replayed_after_its_edit_repeats_what_was_sent_first(
+    pipe: LocalPipeline,
+) -> None:
+    """Cal follows a-1 instantly. Ben's comment reaches him; Ben then edits it to mention
+    Ana. After a crash the comment's record is processed again: the same notification as the
+    first time (the text it was sent with), and Ana, mentioned only by the edit, hears
+    nothing (an edit never notifies)."""
+    pipe.feed([subscribe(CAL, "article", "a-1", "instant"), subscribe(ANA, "replies", None)])
+    pipe.feed([comment("c0", ANA, "Hello.")])
+    posted = comment("c1", BEN, "Trams at last.")
+    (first,) = created(pipe.feed([posted]))
+    assert pipe.feed([edit("c1", "Trams at last, @Ana Lima.")]) == []
+    (again,) = created(pipe.feed([posted]))
+    assert (again.id, again.data.recipient.id, again.data.reason) == (
+        first.id,
+        "m-cal",
+        "follow_up",
+    )
+    assert again.data.comment is not None
+    assert again.data.comment.excerpt == "Trams at last."

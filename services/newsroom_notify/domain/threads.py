@@ -257,10 +257,11 @@ class ThreadsStage:
                 notify=choice if data.status == "pending" else None,
             )
         if comment.status == "approved" and comment.notified_by in (None, event.id):
-            # First time, or this very event again (a replay): the same messages again.
+            # First time, or this very event again (a replay): the same messages again, with
+            # the text this event carried (an edit since never notifies, not even replayed).
             if choice is not None:
                 out.append(Outbound(Destination.INBOX, sid, choice))
-            out.extend(self._fan_out(thread, comment, event))
+            out.extend(self._fan_out(thread, comment, event, data.text))
         self.comments[key] = comment
         return out
 
@@ -347,7 +348,7 @@ class ThreadsStage:
         )
 
     def _fan_out(
-        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
+        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent, text: str | None = None
     ) -> list[Outbound]:
         parent = self._parent(comment)
         if comment.notified_by is None and parent is not None:
@@ -355,13 +356,16 @@ class ThreadsStage:
             comment.parent_approved = parent.status == "approved"
         comment.notified = True
         comment.notified_by = event.id
-        subject = self._subject(thread, comment)
+        as_sent = comment
+        if text is not None and not comment.author_id.startswith("erased:"):
+            as_sent = comment.model_copy(update={"text": text})  # never an erased one's text
+        subject = self._subject(thread, as_sent)
         if thread.digest_schedules and comment.slot is None:
             self._record_activity(thread, comment)
         activity = Activity(
             event="comment",
             subject=subject,
-            candidates=comment_candidates(thread, comment, parent),
+            candidates=comment_candidates(thread, as_sent, parent),
             at=event.time,
             origin=event.id,
         )
