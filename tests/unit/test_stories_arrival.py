@@ -213,3 +213,19 @@ def test_a_comment_replayed_after_its_edit_repeats_what_was_sent_first(
     )
     assert again.data.comment is not None
     assert again.data.comment.excerpt == "Trams at last."
+
+
+def test_an_approval_replayed_after_an_edit_repeats_what_was_sent_first(
+    pipe: LocalPipeline,
+) -> None:
+    """The same with a comment held for moderation: the approval notified Cal with the text
+    then; Ben edits it; the approval's record processed again repeats that notification."""
+    pipe.feed([subscribe(CAL, "article", "a-1", "instant")])
+    pipe.feed([comment("c1", BEN, "Trams at last.", status="pending")])
+    approval = moderate("c1", "approved")
+    (first,) = created(pipe.feed([approval]))
+    assert pipe.feed([edit("c1", "Trams at last, finally.")]) == []
+    (again,) = created(pipe.feed([approval]))
+    assert (again.id, again.data.recipient.id) == (first.id, "m-cal")
+    assert again.data.comment is not None
+    assert again.data.comment.excerpt == "Trams at last."

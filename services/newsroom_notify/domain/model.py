@@ -145,6 +145,9 @@ class CommentInfo(State):
     # parent's author only then, and a replay decides from this, not from the parent's state
     # now (approved since, or removed). None: no parent, or stored before this was kept.
     parent_approved: bool | None = None
+    # The text its notifications were sent with, once an edit changed it: a replay of the
+    # event that fanned it out repeats them (an edit never notifies, not even replayed).
+    notified_text: str | None = None
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None

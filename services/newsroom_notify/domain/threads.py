@@ -257,11 +257,10 @@ class ThreadsStage:
                 notify=choice if data.status == "pending" else None,
             )
         if comment.status == "approved" and comment.notified_by in (None, event.id):
-            # First time, or this very event again (a replay): the same messages again, with
-            # the text this event carried (an edit since never notifies, not even replayed).
+            # First time, or this very event again (a replay): the same messages again.
             if choice is not None:
                 out.append(Outbound(Destination.INBOX, sid, choice))
-            out.extend(self._fan_out(thread, comment, event, data.text))
+            out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
 
@@ -282,6 +281,8 @@ class ThreadsStage:
         comment = self.comments.get(key)
         if comment is None:
             return []
+        if comment.notified and comment.notified_text is None:
+            comment.notified_text = comment.text  # what its notifications said
         comment.text = data.text
         self.comments[key] = comment
         if not comment.notified:
@@ -348,7 +349,7 @@ class ThreadsStage:
         )
 
     def _fan_out(
-        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent, text: str | None = None
+        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
     ) -> list[Outbound]:
         parent = self._parent(comment)
         if comment.notified_by is None and parent is not None:
@@ -357,8 +358,8 @@ class ThreadsStage:
         comment.notified = True
         comment.notified_by = event.id
         as_sent = comment
-        if text is not None and not comment.author_id.startswith("erased:"):
-            as_sent = comment.model_copy(update={"text": text})  # never an erased one's text
+        if comment.notified_text is not None:  # edited since it was sent: a replay repeats it
+            as_sent = comment.model_copy(update={"text": comment.notified_text})
         subject = self._subject(thread, as_sent)
         if thread.digest_schedules and comment.slot is None:
             self._record_activity(thread, comment)
@@ -564,6 +565,7 @@ class ThreadsStage:
                 comment.author_id = erased_author_id(comment_id)
                 comment.author_name = ERASED_NAME
                 comment.text = ""
+                comment.notified_text = None
                 comment.notify = None
                 self.comments[key] = comment
                 thread.erased_comments.append(comment_id)
