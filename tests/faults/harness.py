@@ -74,7 +74,6 @@ class Report:
     digests: int = 0
     digest_problems: list[str] = field(default_factory=list)
     fact_violations: list[str] = field(default_factory=list)
-    known_defects: list[str] = field(default_factory=list)  # see KNOWN_DEFECTS
     hits: list[dict[str, Any]] = field(default_factory=list)  # each fault: progress, flowing
     dead_letters: int = 0
     baseline_rss_mb: float | None = None  # peak RSS after the normal workload (burst only)
@@ -538,15 +537,12 @@ class FaultRun:
         reasons_seen = Counter(first[i]["data"]["reason"] for i in created)
         reasons_expected = Counter(expected[i]["data"]["reason"] for i in created_expected)
         strays = sorted(seen - set(expected))
-        known = [i for i in strays if _late_parent_reply(first[i], self.workload)]
-        strays = [i for i in strays if i not in known]
         recover = None
         if self.fault_ended is not None:
             after = [t for t, _ in self.notifications.arrivals if t >= self.fault_ended]
             recover = (min(after) - self.fault_ended) if after else None
         digests = [event for _, event in self.digests.arrivals]
         digest_issues = digest_problems(digests)
-        repeated = [p for p in digest_issues if p.startswith(REPEATED_IN_DIGESTS)]
         notes = []
         if strays:
             notes.append(f"unexpected: {[_describe(first[i]) for i in strays[:3]]}")
@@ -571,9 +567,7 @@ class FaultRun:
             reasons_seen=dict(reasons_seen),
             reasons_expected=dict(reasons_expected),
             digests=len({d["id"] for d in digests}),
-            digest_problems=[p for p in digest_issues if p not in repeated],
-            known_defects=[f"{KNOWN_DEFECTS['late_parent']}: {_describe(first[i])}" for i in known]
-            + [f"{KNOWN_DEFECTS['repeated']}: {p}" for p in repeated],
+            digest_problems=digest_issues,
             fact_violations=fact_violations(self.workload, [first[i] for i in created], digests),
             hits=list(self.hits),
             dead_letters=len(self.dead.arrivals),
@@ -585,27 +579,6 @@ class FaultRun:
 
 
 REPEATED_IN_DIGESTS = "comment in digests"
-
-# Defects of the service this oracle found, reported, not fixed yet; a run that shows them (and
-# nothing else) is an expected failure, not a pass (tests/integration/test_faults.py).
-KNOWN_DEFECTS = {
-    # After kill -9, the replayed reply sees its parent's later approval (the first pass, like
-    # the reference, saw it held and sent nothing).
-    "late_parent": "replay notifies a reply whose parent was approved after the reply",
-    # A comment comes again in a later digest of the same recipient. Without any fault: once
-    # as an article follow's follow_up item (the article's fan-out at its period end) and once
-    # as followed_commenter (the commenter follow's candidacy) in the next hourly period. After
-    # kill -9 also as follow_up twice, with an article follow only (a replayed contribution?).
-    "repeated": "a comment in two digests of one recipient",
-}
-
-
-def _late_parent_reply(event: dict[str, Any], workload: Workload) -> bool:
-    """A reply notification about a reply posted while its parent was held for moderation
-    (the reference, in order, sends none; a replay after the approval does)."""
-    data = event["data"]
-    parent = (data.get("parent") or {}).get("id")
-    return data.get("reason") == "reply" and parent in workload.facts.late_approved
 
 
 def _key(value: Any) -> bytes:

@@ -75,7 +75,7 @@ def test_fault_scenario_loses_nothing(key: str, kafka_bootstrap: str, tmp_path: 
     assert len(report.hits) == scenario.hits
     for hit in report.hits:
         assert [hit["by_progress"], hit["input_left"], hit["output_left"]] == [True] * 3, hit
-    known = list(report.known_defects)
+    known: list[str] = []
     if key == "sigterm" and report.duplicated:
         # The README promises none ("a graceful stop commits what it processed"); it held while
         # the stop landed after the stream; mid-stream it does not (reported).
@@ -93,6 +93,6 @@ def test_fault_scenario_loses_nothing(key: str, kafka_bootstrap: str, tmp_path: 
         growth = report.peak_rss_mb - report.baseline_rss_mb
         assert growth <= BURST_RSS_GROWTH_MB, f"burst raised peak RSS by {growth:.0f} MB"
     if known:
-        # Found by this oracle and reported (KNOWN_DEFECTS in the harness): every other check
-        # above held, but the run is not a pass.
+        # Found by this oracle and reported: every other check above held, but the run is
+        # not a pass.
         pytest.xfail("; ".join(known[:3]))

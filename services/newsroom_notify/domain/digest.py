@@ -90,13 +90,24 @@ class ArticleDigest:
 
 
 def add_contribution(
-    articles: dict[str, ArticleDigest], contribution: Contribution, me: str
+    articles: dict[str, ArticleDigest],
+    contribution: Contribution,
+    me: str,
+    shown: frozenset[str] = frozenset(),
 ) -> None:
-    """Merge one article-activity contribution into a digest being built."""
+    """Merge one article-activity contribution into a digest being built. Comments in
+    ``shown`` (already in an earlier digest of this recipient) are neither listed nor counted
+    again."""
+    again = sum(1 for item in contribution.items if item.comment.id in shown)
+    new_comments = max(0, contribution.new_comments - again)
+    items = [
+        i for i in contribution.items if i.comment.author_id != me and i.comment.id not in shown
+    ]
+    if not new_comments and not items:
+        return  # nothing new (e.g. the same activity again, all shown already)
     part = articles.setdefault(contribution.article.id, ArticleDigest(contribution.article))
-    part.new_comments += contribution.new_comments
+    part.new_comments += new_comments
     part.counted = True
     part.token_scope = part.token_scope or ("article", contribution.article.id)
-    for item in contribution.items:
-        if item.comment.author_id != me:
-            part.add_item(Reason.FOLLOW_UP, item.comment, item.at)
+    for item in items:
+        part.add_item(Reason.FOLLOW_UP, item.comment, item.at)

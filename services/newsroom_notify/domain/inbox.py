@@ -78,6 +78,9 @@ from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest-mode follows
 MAX_PENDING = 10  # unconfirmed requests kept per subscriber (the oldest is dropped)
 QUOTA_WINDOW = timedelta(days=1)
+# How long a digest remembers which period of an article's activity it included (a replay of
+# that activity is later by at most the time to recover from a crash; weekly periods need 7d).
+ACTIVITY_MEMORY = timedelta(days=8)
 
 
 def version_at(at: datetime) -> int:
@@ -111,8 +114,17 @@ class DigestBuffer(BaseModel):
     items: dict[str, DigestEntry] = {}
     contributions: dict[str, Contribution] = {}
     emitted_until: datetime | None = None  # end of the last period a digest was cut for
+    # Per article, the end of the latest period whose activity went into a digest cut: the
+    # same activity delivered again (a replay) is not added a second time. An article's
+    # periods reach a recipient in order (one threads key, fanned out period after period).
+    activity_cut: dict[str, datetime] = {}
     due_at: datetime | None = None  # when the timer should look again
     omitted: int = 0  # items and comments left out by the caps since the last digest
+
+
+def contribution_key(contribution: Contribution) -> str:
+    """An article's activity for one period, as a digest buffer keys it."""
+    return f"{contribution.article.id}|{contribution.period_end.isoformat()}"
 
 
 def schedule_of(prefs: Preferences) -> Schedule:
@@ -236,7 +248,7 @@ class InboxStage:
             return []  # rule 10
         key = sent_key(rid, subject.key)
         sent = self.sent.get(key)
-        if sent is not None:
+        if sent is not None and (not sent.listed_only or sent.retracted):
             return self._replay(profile, msg, sent)
         chosen = choose_basis(profile, msg.bases, msg.at)
         if chosen is None:
@@ -251,6 +263,8 @@ class InboxStage:
         if held is not None and len(held.notifications) >= self.held_max:
             self.on_capped("held")  # the quiet night's overflow goes to the next digest
             delivery, held = "digest", None
+        if sent is not None and delivery == "digest":
+            return []  # a digest already listed it (its article's activity): once per comment
         out: list[Outbound] = []
         if delivery == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
@@ -279,7 +293,11 @@ class InboxStage:
             else:
                 mode, out = "instant", [self._emit(notification)]
         self.sent[key] = Sent(
-            notification_id=nid, reason=basis.reason, mode=mode, origin=msg.origin
+            notification_id=nid,
+            reason=basis.reason,
+            mode=mode,
+            origin=msg.origin,
+            digest_id=sent.digest_id if sent is not None else None,
         )
         return out
 
@@ -374,6 +392,7 @@ class InboxStage:
             buffer = self.digests.get(rid)
             if buffer is not None and buffer.items.pop(msg.subject_key, None) is not None:
                 self.digests[rid] = buffer
+            self._retract_from_contributions(rid, msg.subject_key)  # it may be there too
         if not sent.retracted:
             sent.retracted = True
             self.sent[key] = sent
@@ -434,7 +453,10 @@ class InboxStage:
         if follow is None or not follow.active or follow.delivery != "digest":
             return []  # the follow ended while this was on its way
         buffer = self.digests.get(msg.recipient_id) or DigestBuffer()
-        buffer.contributions[f"{msg.article.id}|{msg.period_end.isoformat()}"] = msg
+        done = buffer.activity_cut.get(msg.article.id)
+        if done is not None and msg.period_end <= done:
+            return []  # in a digest already: the same activity again (a replay)
+        buffer.contributions[contribution_key(msg)] = msg
         excess = len(buffer.contributions) - self.digest_contributions_max
         if excess > 0:  # the oldest periods' activity goes; its comments are counted
             self.on_capped("digest_contributions")
@@ -478,7 +500,13 @@ class InboxStage:
                 del buffer.contributions[key]
             digest = None if prefs.paused else self._digest(profile, period, entries, contributions)
             buffer.omitted = 0  # counted by the metric when they were left out
+            for contribution in contributions:
+                aid, end = contribution.article.id, contribution.period_end
+                if aid not in buffer.activity_cut or buffer.activity_cut[aid] < end:
+                    buffer.activity_cut[aid] = end
+            self._forget_old_activity(buffer, period.end)
             if digest is not None:
+                self._record_listed(rid, digest)
                 out.append(self._emit(digest))
             buffer.emitted_until = period.end
         buffer.due_at = None
@@ -491,6 +519,44 @@ class InboxStage:
         self.digests[rid] = buffer
         return out
 
+    def _forget_old_activity(self, buffer: DigestBuffer, now: datetime) -> None:
+        """Keep ``activity_cut`` small: an article whose last activity is older than any replay
+        can be late is forgotten (its next activity is of a later period anyway)."""
+        horizon = now - ACTIVITY_MEMORY
+        for aid in [a for a, end in buffer.activity_cut.items() if end < horizon]:
+            del buffer.activity_cut[aid]
+
+    def _shown_before(self, rid: str, did: str, comment_ids: set[str]) -> frozenset[str]:
+        """The comments of ``comment_ids`` an earlier digest (not ``did``) already listed."""
+        shown = set()
+        for cid in comment_ids:
+            sent = self.sent.get(sent_key(rid, f"c:{cid}"))
+            if sent is not None and sent.digest_id is not None and sent.digest_id != did:
+                shown.add(cid)
+        return frozenset(shown)
+
+    def _record_listed(self, rid: str, digest: ev.DigestReady) -> None:
+        """Remember, per comment, the digest that listed it (``Sent``): no other digest of
+        this recipient lists it again, whichever path brings it (rule: one per comment)."""
+        did = digest.data.digest_id
+        for part in digest.data.articles:
+            for item in part.items:
+                subject = f"c:{item.comment.id}"
+                key = sent_key(rid, subject)
+                sent = self.sent.get(key)
+                if sent is None:
+                    reason = Reason(item.reason)
+                    sent = Sent(
+                        notification_id=notification_id(rid, subject, reason),
+                        reason=reason,
+                        mode="digest",
+                        listed_only=True,
+                    )
+                elif sent.digest_id is not None:
+                    continue  # this digest again (a replay), or listed before
+                sent.digest_id = did
+                self.sent[key] = sent
+
     def _digest(
         self,
         profile: Profile,
@@ -499,10 +565,16 @@ class InboxStage:
         contributions: list[Contribution],
     ) -> ev.DigestReady | None:
         muted = set(profile.preferences.muted_articles)
+        did = digest_id(profile.id, period.frequency, period.start.isoformat())
+        mentioned = {e.subject.comment.id for e in entries if e.subject.comment is not None}
+        mentioned |= {i.comment.id for c in contributions for i in c.items}
+        shown = self._shown_before(profile.id, did, mentioned)
         articles: dict[str, ArticleDigest] = {}
         for entry in entries:
             if entry.subject.article.id in muted:
                 continue
+            if entry.subject.comment is not None and entry.subject.comment.id in shown:
+                continue  # an earlier digest listed it (through the article's activity)
             part = articles.setdefault(
                 entry.subject.article.id, ArticleDigest(entry.subject.article)
             )
@@ -513,7 +585,7 @@ class InboxStage:
                 part.add_item(entry.reason, entry.subject.comment, entry.at)
         for contribution in contributions:
             if contribution.article.id not in muted:
-                add_contribution(articles, contribution, profile.id)
+                add_contribution(articles, contribution, profile.id, shown)
         parts = []
         for part in articles.values():
             new_comments = part.new_comments if part.counted else len(part.items)
@@ -536,7 +608,6 @@ class InboxStage:
         if not parts:
             return None  # empty periods emit nothing
         parts.sort(key=lambda p: (-p.new_comments, p.article.id))
-        did = digest_id(profile.id, period.frequency, period.start.isoformat())
         return ev.DigestReady(
             id=did,
             source=self.source,

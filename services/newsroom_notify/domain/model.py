@@ -141,6 +141,13 @@ class CommentInfo(State):
     notified: bool = False  # it has been fanned out (it was approved once)
     notified_by: str | None = None  # id of the input event that fanned it out
     slot: str | None = None  # activity slot it was counted in, for article digests
+    # Whether its parent was approved when it was first fanned out: a reply notifies the
+    # parent's author only then, and a replay decides from this, not from the parent's state
+    # now (approved since, or removed). None: no parent, or stored before this was kept.
+    parent_approved: bool | None = None
+    # The text its notifications were sent with, once an edit changed it: a replay of the
+    # event that fanned it out repeats them (an edit never notifies, not even replayed).
+    notified_text: str | None = None
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
@@ -277,6 +284,12 @@ class Sent(State):
     mode: Literal["instant", "held", "digest"]
     origin: str = ""  # the candidacy's origin: only the same one again is a replay
     retracted: bool = False
+    # The digest that listed this comment (one digest per comment per recipient, whichever
+    # path brought it: a candidacy's digest item or an article's activity).
+    digest_id: str | None = None
+    # Written by a digest listing only (an article's activity): no candidacy decided yet,
+    # so a later instant one still notifies; a later digest-mode one adds nothing.
+    listed_only: bool = False
 
 
 def sent_key(recipient_id: str, subject_key: str) -> str:

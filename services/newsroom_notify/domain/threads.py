@@ -107,7 +107,9 @@ def comment_candidates(
     """Rules 2-6 as far as the thread knows them: who may hear of this comment, and why.
 
     The inbox still checks each basis's condition (consent, subscriptions) and picks the
-    strongest basis that holds (rule 3).
+    strongest basis that holds (rule 3). A reply is a candidate for its parent's author only
+    if the parent was approved when the reply was first fanned out (``parent_approved``, kept
+    so that a replay decides the same); a reply to a held comment never notifies its author.
     """
     author = comment.author_id
     aid = comment.article_id
@@ -117,7 +119,10 @@ def comment_candidates(
         if recipient != author:  # rule 2
             candidates.setdefault(recipient, []).append(basis)
 
-    if parent is not None and parent.status == "approved":
+    approved = comment.parent_approved
+    if approved is None:  # not fanned out yet (or stored before the decision was kept)
+        approved = parent is not None and parent.status == "approved"
+    if parent is not None and approved:
         add(
             parent.author_id,
             Basis(
@@ -276,6 +281,8 @@ class ThreadsStage:
         comment = self.comments.get(key)
         if comment is None:
             return []
+        if comment.notified and comment.notified_text is None:
+            comment.notified_text = comment.text  # what its notifications said
         comment.text = data.text
         self.comments[key] = comment
         if not comment.notified:
@@ -344,15 +351,22 @@ class ThreadsStage:
     def _fan_out(
         self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
     ) -> list[Outbound]:
+        parent = self._parent(comment)
+        if comment.notified_by is None and parent is not None:
+            # Decided once, at the first fan-out: a replay (or a re-approval) sees the same.
+            comment.parent_approved = parent.status == "approved"
         comment.notified = True
         comment.notified_by = event.id
-        subject = self._subject(thread, comment)
+        as_sent = comment
+        if comment.notified_text is not None:  # edited since it was sent: a replay repeats it
+            as_sent = comment.model_copy(update={"text": comment.notified_text})
+        subject = self._subject(thread, as_sent)
         if thread.digest_schedules and comment.slot is None:
             self._record_activity(thread, comment)
         activity = Activity(
             event="comment",
             subject=subject,
-            candidates=comment_candidates(thread, comment, self._parent(comment)),
+            candidates=comment_candidates(thread, as_sent, parent),
             at=event.time,
             origin=event.id,
         )
@@ -551,6 +565,7 @@ class ThreadsStage:
                 comment.author_id = erased_author_id(comment_id)
                 comment.author_name = ERASED_NAME
                 comment.text = ""
+                comment.notified_text = None
                 comment.notify = None
                 self.comments[key] = comment
                 thread.erased_comments.append(comment_id)

@@ -1,0 +1,231 @@
+"""Hand-written stories of the README's "one notification per person per comment" when the
+messages between stages arrive late or twice (the stream's stages talk through topics: a
+candidacy can reach the inbox after the article's activity of the same comment, a record
+comes again after a crash). Every expectation is written out from the README's words.
+
+The pipeline is the in-process one (the real stage classes); a story holds a message "in
+transit" by handling one stage itself and delivering what it produced later, as the inbox
+topic would after a delay.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import BaseModel
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.dispatch import follows_handle, inbox_handle, threads_handle
+from newsroom_notify.domain.local import LocalPipeline
+from newsroom_notify.domain.model import DigestTick
+from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.tokens import Tokens
+from tests.builders import (
+    article,
+    comment,
+    created,
+    edit,
+    member,
+    moderate,
+    preferences,
+    subscribe,
+)
+
+ANA = member("m-ana", "Ana Lima", "ana@example.org")
+BEN = member("m-ben", "Ben Okoro", "ben@example.org")
+CAL = member("m-cal", "Cal Duarte", "cal@example.org")
+Z = UTC
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 27, 21, 0, tzinfo=Z))
+
+
+@pytest.fixture
+def pipe(clock: Clock) -> LocalPipeline:
+    p = LocalPipeline(tokens=Tokens(["arrival-story-key"], 3600, 3600), clock=clock)
+    p.feed([article("a-1")])
+    return p
+
+
+def at(clock: Clock, hour: int, minute: int) -> None:
+    clock.now = datetime(2026, 11, 27, hour, minute, tzinfo=Z)
+
+
+def deliver(pipe: LocalPipeline, items: list[Outbound]) -> list[ev.CloudEvent]:
+    """Messages held in transit reach their stages now (and what they cause, in turn)."""
+    queue = deque(items)
+    out: list[ev.CloudEvent] = []
+    while queue:
+        item = queue.popleft()
+        message: BaseModel = item.message
+        if item.to.is_output:
+            assert isinstance(message, ev.CloudEvent)
+            out.append(message)
+        elif item.to is Destination.THREADS:
+            queue.extend(threads_handle(pipe.threads, item.key, message))
+        elif item.to is Destination.FOLLOWS:
+            queue.extend(follows_handle(pipe.follows, item.key, message))
+        else:
+            queue.extend(inbox_handle(pipe.inbox, item.key, message))
+    return out
+
+
+def digests(out: list[ev.CloudEvent]) -> list[tuple[str, int, list[tuple[str, str]]]]:
+    """(period start hour:minute, total comments, [(comment, reason)]) of each digest."""
+    return [
+        (
+            o.data.period.start.strftime("%H:%M"),
+            o.data.total_comments,
+            [(i.comment.id, i.reason) for part in o.data.articles for i in part.items],
+        )
+        for o in out
+        if isinstance(o, ev.DigestReady)
+    ]
+
+
+def cal_follows_the_article_and_ben_hourly(pipe: LocalPipeline) -> None:
+    pipe.feed(
+        [
+            preferences("m-cal", digest="hourly"),
+            subscribe(CAL, "article", "a-1", "digest"),
+            subscribe(CAL, "commenter", "m-ben", "digest"),
+        ]
+    )
+
+
+# ------------------------- Digests: one notification per person per comment, in any order
+
+
+def test_a_comment_whose_candidacy_arrives_after_its_digest_is_in_no_later_digest(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """Cal follows a-1 and Ben, both in the hourly digest. Ben's comment at 21:59 is counted
+    in a-1's activity at once; the candidacy "Cal follows Ben" is still in transit when the
+    21:00-22:00 digest is cut (22:02), so that digest shows it as a follow-up. When the
+    candidacy arrives (22:03) the comment has reached Cal: the 22:00-23:00 digest does not
+    bring it again (nothing else happened: no digest at all)."""
+    cal_follows_the_article_and_ben_hourly(pipe)
+    at(clock, 21, 59)
+    in_transit = threads_handle(pipe.threads, "a-1", comment("c1", BEN, "Trams at last."))
+    at(clock, 22, 2)
+    assert digests(pipe.tick()) == [("21:00", 1, [("c1", "follow_up")])]
+    at(clock, 22, 3)
+    assert deliver(pipe, in_transit) == []
+    at(clock, 23, 2)
+    assert digests(pipe.tick()) == []
+
+
+def test_a_comment_whose_article_activity_arrives_after_its_digest_is_in_no_later_digest(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """The other order: the candidacy "Cal follows Ben" puts Ben's 21:59 comment in the
+    21:00-22:00 digest (as followed commenter); a-1's activity of that period reaches Cal's
+    inbox only after the cut. The 22:00-23:00 digest neither lists nor counts it again."""
+    cal_follows_the_article_and_ben_hourly(pipe)
+    at(clock, 21, 59)
+    assert pipe.feed([comment("c1", BEN, "Trams at last.")]) == []
+    at(clock, 22, 0)
+    activity = threads_handle(pipe.threads, "a-1", DigestTick())  # in transit to the inbox
+    at(clock, 22, 2)
+    assert digests(pipe.tick()) == [("21:00", 1, [("c1", "followed_commenter")])]
+    at(clock, 22, 3)
+    assert deliver(pipe, activity) == []
+    at(clock, 22, 30)
+    assert pipe.feed([comment("c2", ANA, "A new one.")]) == []
+    at(clock, 23, 2)
+    assert digests(pipe.tick()) == [("22:00", 1, [("c2", "follow_up")])]
+
+
+def test_an_article_activity_delivered_again_after_its_digest_is_not_in_the_next_one(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """After a crash the inbox gets a-1's 21:00-22:00 activity again, after the digest it
+    went into was cut: a replay changes nothing, the next digest holds only what is new."""
+    pipe.feed([preferences("m-cal", digest="hourly"), subscribe(CAL, "article", "a-1", "digest")])
+    at(clock, 21, 59)
+    pipe.feed([comment("c1", BEN, "Trams at last.")])
+    at(clock, 22, 0)
+    activity = threads_handle(pipe.threads, "a-1", DigestTick())
+    assert deliver(pipe, activity) == []
+    at(clock, 22, 2)
+    assert digests(pipe.tick()) == [("21:00", 1, [("c1", "follow_up")])]
+    at(clock, 22, 3)
+    assert deliver(pipe, activity) == []  # the same records again
+    at(clock, 22, 30)
+    pipe.feed([comment("c2", ANA, "A new one.")])
+    at(clock, 23, 2)
+    assert digests(pipe.tick()) == [("22:00", 1, [("c2", "follow_up")])]
+
+
+# ----------------------------- Replies to a held comment: decided when the reply is approved
+
+
+def test_a_reply_to_a_held_comment_never_notifies_its_author_not_even_replayed(
+    pipe: LocalPipeline,
+) -> None:
+    """Ana asked for replies everywhere. Ben replies to her comment while it is held for
+    moderation: nothing (a reply notifies the parent's author only if the parent is approved
+    when the reply is). Her comment is approved later: still nothing about Ben's reply, and
+    the reply's record processed again after a crash must decide as the first time did."""
+    pipe.feed([subscribe(ANA, "replies", None, "instant")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?", status="pending")])
+    reply = comment("c2", BEN, "Down Main Street.", parent="c1")
+    assert created(pipe.feed([reply])) == []
+    assert created(pipe.feed([moderate("c1", "approved")])) == []
+    assert created(pipe.feed([reply])) == []  # the same record again (at-least-once)
+    # A reply once the parent is approved does notify her.
+    (n,) = created(pipe.feed([comment("c3", BEN, "Or Elm Street.", parent="c1")]))
+    assert (n.data.recipient.id, n.data.reason, n.subject) == ("m-ana", "reply", "c:c3")
+
+
+# ------------------------------------------------- An edit never notifies, not even replayed
+
+
+def test_a_comment_replayed_after_its_edit_repeats_what_was_sent_first(
+    pipe: LocalPipeline,
+) -> None:
+    """Cal follows a-1 instantly. Ben's comment reaches him; Ben then edits it to mention
+    Ana. After a crash the comment's record is processed again: the same notification as the
+    first time (the text it was sent with), and Ana, mentioned only by the edit, hears
+    nothing (an edit never notifies)."""
+    pipe.feed([subscribe(CAL, "article", "a-1", "instant"), subscribe(ANA, "replies", None)])
+    pipe.feed([comment("c0", ANA, "Hello.")])
+    posted = comment("c1", BEN, "Trams at last.")
+    (first,) = created(pipe.feed([posted]))
+    assert pipe.feed([edit("c1", "Trams at last, @Ana Lima.")]) == []
+    (again,) = created(pipe.feed([posted]))
+    assert (again.id, again.data.recipient.id, again.data.reason) == (
+        first.id,
+        "m-cal",
+        "follow_up",
+    )
+    assert again.data.comment is not None
+    assert again.data.comment.excerpt == "Trams at last."
+
+
+def test_an_approval_replayed_after_an_edit_repeats_what_was_sent_first(
+    pipe: LocalPipeline,
+) -> None:
+    """The same with a comment held for moderation: the approval notified Cal with the text
+    then; Ben edits it; the approval's record processed again repeats that notification."""
+    pipe.feed([subscribe(CAL, "article", "a-1", "instant")])
+    pipe.feed([comment("c1", BEN, "Trams at last.", status="pending")])
+    approval = moderate("c1", "approved")
+    (first,) = created(pipe.feed([approval]))
+    assert pipe.feed([edit("c1", "Trams at last, finally.")]) == []
+    (again,) = created(pipe.feed([approval]))
+    assert (again.id, again.data.recipient.id) == (first.id, "m-cal")
+    assert again.data.comment is not None
+    assert again.data.comment.excerpt == "Trams at last."
