@@ -282,7 +282,7 @@ def test_guest_and_member_subscribe_confirm_get_notified_and_unsubscribe_over_ht
         # sampler (every NEWSROOM_METRICS_SAMPLE_S) has seen a committed offset.
         return metric(str(text), latency_count) >= 2 and lag_sample in str(text)
 
-    _, text = poll(Client(worker_url), "/metrics", observed)
+    _, text = poll(Client(worker_url), "/metrics", observed, timeout=90)
     metrics = str(text)
     assert metric(metrics, f'newsroom_notifications_total{{reason="reply",{created}}}') == 2
     assert metric(metrics, latency_count) == 2  # two replies; a confirmation request has none
