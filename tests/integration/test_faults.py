@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import Report
+from tests.faults.harness import CONSENT_TOKEN, Report
 from tests.faults.scenarios import SCENARIOS, run_scenario
 from tests.workload import Workload, generate
 
@@ -80,6 +80,10 @@ def test_fault_scenario_loses_nothing(key: str, kafka_bootstrap: str, tmp_path: 
         # The README promises none ("a graceful stop commits what it processed"); it held while
         # the stop landed after the stream; mid-stream it does not (reported).
         known.append(f"{report.duplicated} duplicates after a graceful stop mid-stream")
+    if report.token_choice:
+        # Seen once under a rebalance (a mention's token named another article follow of the
+        # reader than the reference's); open, README: the open defects.
+        known.append(f"{CONSENT_TOKEN}: {report.token_choice[:2]}")
     if key == "broker_restart":
         # /readyz follows the broker; the worker rides the outage out instead of exiting.
         assert {k: v for k, v in report.observations.items() if ":" not in k} == {

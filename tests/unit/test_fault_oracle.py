@@ -6,7 +6,13 @@ from typing import Any
 
 from newsroom_notify.domain.tokens import TokenClaims
 from tests.builders import comment, member, subscribe
-from tests.faults.harness import as_json, comparable, digest_problems, fact_violations
+from tests.faults.harness import (
+    as_json,
+    comparable,
+    digest_problems,
+    fact_violations,
+    token_choice_only,
+)
 from tests.workload import TOKENS, Facts, Phase, Workload, reference_outputs
 
 
@@ -60,6 +66,20 @@ def test_content_that_matters_is_compared() -> None:
         notification(subject="comment:a-1-c8"),
     ):
         assert comparable(changed) != base
+
+
+def test_only_a_difference_in_the_token_s_subscription_is_the_open_token_choice_defect() -> None:
+    expected = {"n-1": comparable(notification())}
+    other_token = TOKENS.unsubscribe(TokenClaims("m-ana", "article", "a-1"))
+    copies = {
+        "n-1": [notification(), notification(data={"unsubscribe_token": other_token})],
+    }
+    assert token_choice_only({"n-1"}, copies, expected) == ["n-1"]
+    # Any other difference is not: the copy with another excerpt stays wrong content.
+    edited = notification(data={"unsubscribe_token": other_token})
+    edited["data"]["comment"] = {**edited["data"]["comment"], "excerpt": "Edited"}
+    assert token_choice_only({"n-1"}, {"n-1": [notification(), edited]}, expected) == []
+    assert token_choice_only({"n-1"}, {"n-1": [edited]}, expected) == []
 
 
 def digest(did: str, start: str, comments: list[str], rid: str = "m-ana") -> dict[str, Any]:
