@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.builders import (
     T0,
@@ -19,9 +21,11 @@ from newsroom_notify.contract.builders import (
     sid_of,
     subscribe,
 )
+from newsroom_notify.domain.tokens import TokenClaims
 
 __all__ = [
     "T0",
+    "Clock",
     "article",
     "cancel",
     "comment",
@@ -33,12 +37,28 @@ __all__ = [
     "guest",
     "member",
     "moderate",
+    "names",
     "preferences",
     "retracted",
     "sid_of",
     "subscribe",
     "summary",
 ]
+
+
+class Clock:
+    """A clock a story sets by hand (``clock.now = ...``)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def names(claims: TokenClaims) -> tuple[str, str, str | None]:
+    """Whose subscription a token names, and which (its version is the service's business)."""
+    return (claims.subscriber_id, claims.scope, claims.target)
 
 
 def created(outputs: list[ev.CloudEvent]) -> list[ev.NotificationCreated]:

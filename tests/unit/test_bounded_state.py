@@ -24,18 +24,10 @@ from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.ingest import Ingestor
 from newsroom_notify.stream.tables import ModelTable, StateTooLarge
 from newsroom_notify.stream.transport import ChangelogWriter, Sender, check_delivery
-from tests.builders import article, comment, created, member, preferences, subscribe
+from tests.builders import Clock, article, comment, created, member, preferences, subscribe
 
 BEN = member("m-ben", "Ben Okoro")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.model import FormChoice
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from tests.builders import (
+    Clock,
     article,
     cancel,
     comment,
@@ -36,14 +37,6 @@ GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
 GEOFF_ID = sid_of(GEOFF)
 PHISH = "URGENT your account is locked visit evil.example"
 KEY = "consent-key"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.model import sent_key, sent_prefix
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from tests.builders import (
+    Clock,
     article,
     cancel,
     comment,
@@ -38,14 +39,6 @@ BEN = member("m-ben", "Ben Okoro", "ben@example.org")
 CAL = member("m-cal", "Cal Duarte")
 GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
 GEOFF_ID = sid_of(GEOFF)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

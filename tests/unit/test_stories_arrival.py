@@ -23,6 +23,7 @@ from newsroom_notify.domain.model import DigestTick
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
+    Clock,
     article,
     comment,
     created,
@@ -37,14 +38,6 @@ ANA = member("m-ana", "Ana Lima", "ana@example.org")
 BEN = member("m-ben", "Ben Okoro", "ben@example.org")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
 Z = UTC
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.tokens import TokenClaims, Tokens
+from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
+    Clock,
     article,
     cancel,
     comment,
@@ -20,6 +21,7 @@ from tests.builders import (
     edit,
     member,
     moderate,
+    names,
     preferences,
     subscribe,
 )
@@ -29,19 +31,6 @@ BEN = member("m-ben", "Ben Okoro", "ben@example.org")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
 DAN = member("m-dan", "Dan Hale", "dan@example.org")
 Z = UTC
-
-
-def names(claims: TokenClaims) -> tuple[str, str, str | None]:
-    """Whose subscription a token names, and which (its version is the service's business)."""
-    return (claims.subscriber_id, claims.scope, claims.target)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.tokens import TokenClaims, Tokens
+from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
+    Clock,
     article,
     cancel,
     comment,
@@ -27,6 +28,7 @@ from tests.builders import (
     guest,
     member,
     moderate,
+    names,
     preferences,
     retracted,
     sid_of,
@@ -40,19 +42,6 @@ CAL = member("m-cal", "Cal Duarte", "cal@example.org")
 GEOFF = guest("Geoff Roach", "geoff.roach@example.org")
 GEOFF_ID = sid_of(GEOFF)
 HELD_NIGHT = {"start": "22:00", "end": "07:00"}
-
-
-def names(claims: TokenClaims) -> tuple[str, str, str | None]:
-    """Whose subscription a token names, and which (its version is the service's business)."""
-    return (claims.subscriber_id, claims.scope, claims.target)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
