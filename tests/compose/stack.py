@@ -36,10 +36,11 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
 from newsroom_notify.cli import changelog_topics
-from newsroom_notify.demo import EXPECTED, clock_anchor
+from newsroom_notify.demo import clock_anchor
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import topic_layout
 from newsroom_notify.stream.app import create_app
+from tests.demo_story import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "newsroom-notify"

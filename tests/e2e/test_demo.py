@@ -12,18 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.demo_story import EXPECTED
 from tests.integration.kafka_helpers import unique
-
-# (recipient, reason) of the notifications the demo's story must produce, read from the story
-# (demo.py's steps) by the rules in the README; Dan follows in a digest instead.
-EXPECTED = {
-    ("Geoff Roach", "confirm_subscription"),  # a guest ticking "replies" is asked to confirm
-    ("Geoff Roach", "reply"),  # Ben replies to him
-    ("Ben Okoro", "reply"),  # Carla replies to Ben
-    ("Carla Diaz", "reply"),  # Ben answers Carla
-    ("Ana Lima", "mention"),  # Carla mentions her
-    ("Ana Lima", "follow_up"),  # she follows the article instantly
-}
 
 NOTIFY = re.compile(r"← notify (?P<who>[A-Z]\w+ [A-Z]\w+)\b.*? — (?P<reason>[a-z_]+):")
 
