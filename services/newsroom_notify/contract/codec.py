@@ -20,6 +20,8 @@ from newsroom_notify.contract.events import (
     ArticleEvent,
     CloudEvent,
     CommentEvent,
+    DigestReady,
+    NotificationEvent,
     SubscriptionEvent,
 )
 
@@ -62,6 +64,9 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "articles": TypeAdapter(ArticleEvent),
     "comments": TypeAdapter(CommentEvent),
     "subscriptions": TypeAdapter(SubscriptionEvent),
+    # The service's own outputs, for consumers of them (the mailer).
+    "notifications": TypeAdapter(NotificationEvent),
+    "digests": TypeAdapter(DigestReady),
 }
 _ENVELOPE_REQUIRED = ("specversion", "id", "source", "type")
 
@@ -69,6 +74,8 @@ _ENVELOPE_REQUIRED = ("specversion", "id", "source", "type")
 def _types_of(adapter: TypeAdapter[Any]) -> frozenset[str]:
     schema = adapter.json_schema()
     mapping = schema.get("discriminator", {}).get("mapping", {})
+    if not mapping:  # a single event type, not a union
+        return frozenset([schema["properties"]["type"]["const"]])
     return frozenset(mapping)
 
 
@@ -91,9 +98,10 @@ def _summarise(exc: ValidationError, limit: int = 5) -> str:
 def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) -> CloudEvent:
     """Decode and validate one consumed record of an input topic.
 
-    ``role`` is the topic's role in the contract: ``articles``, ``comments`` or
-    ``subscriptions``. Raises ``Rejected`` for anything that is not a valid event of that
-    topic with the right key.
+    ``role`` is the topic's role in the contract: ``articles``, ``comments``,
+    ``subscriptions`` (or, for consumers of the outputs, ``notifications`` and ``digests``).
+    Raises ``Rejected`` for anything that is not a valid event of that topic with the right
+    key.
     """
     size = len(key or b"") + len(value or b"")
     if size > max_bytes:
@@ -135,7 +143,13 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
     return event
 
 
-_KEY_NAMES = {"articles": "article_id", "comments": "article_id", "subscriptions": "subscriber id"}
+_KEY_NAMES = {
+    "articles": "article_id",
+    "comments": "article_id",
+    "subscriptions": "subscriber id",
+    "notifications": "recipient id",
+    "digests": "recipient id",
+}
 
 
 def parse(role: str, value: bytes | str) -> CloudEvent:
