@@ -159,15 +159,8 @@ class SentLog:
 
     async def start(self) -> int:
         await self.ensure_topic()
+        partitions = await self._producer.partitions_for(self.topic)
         await self._reader.start()
-        for _ in range(50):
-            partitions = self._reader.partitions_for_topic(self.topic)
-            if partitions:
-                break
-            await self._reader.force_metadata_update()
-            await asyncio.sleep(0.1)
-        else:
-            raise RuntimeError(f"{self.topic} has no partitions")
         self._parts = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self._reader.assign(self._parts)
         await self._reader.seek_to_beginning(*self._parts)
@@ -248,12 +241,10 @@ class Mailer:
             log.info("mailer sent log loaded", sent_ids=loaded, topic=self.sent_log.topic)
             self.consumer.subscribe(list(self.roles), listener=_Listener(self))
             await self.consumer.start()
-            try:
-                await self._loop()
-            finally:
-                await self.consumer.stop()
-                await self.sent_log.stop()
+            await self._loop()
         finally:
+            await self.consumer.stop()
+            await self.sent_log.stop()
             await self.producer.stop()
         log.info("mailer stopped")
 
