@@ -154,6 +154,25 @@ def test_a_guest_confirmation_links_to_the_confirm_endpoint() -> None:
         render_notification(notification(reason="confirm_subscription"), CONFIG)
 
 
+def test_a_confirmation_request_as_the_worker_builds_it_is_sendable() -> None:
+    # The worker's confirm_subscription is about no article page: its article URL is empty.
+    event = notification(
+        reason="confirm_subscription",
+        confirm_token="conf.tok",
+        comment=None,
+        parent=None,
+        article={"id": "a-1", "title": "Confirm your replies subscription", "url": ""},
+    )
+    got = wire(render_notification(event, CONFIG).message)
+    assert got["Subject"] == "Please confirm your subscription"
+    text, html = parts(got)
+    assert "Confirm your replies subscription." in text
+    assert "v1/confirm?token=conf.tok" in html
+    assert 'href=""' not in html
+    other = notification(article={"id": "a-1", "title": "T", "url": ""})
+    assert 'href=""' not in parts(wire(render_notification(other, CONFIG).message))[1]
+
+
 def test_a_digest_shows_its_period_in_the_configured_time_zone() -> None:
     event = digest()
     berlin = MailConfig(**{**CONFIG.__dict__, "timezone": "Europe/Berlin"})

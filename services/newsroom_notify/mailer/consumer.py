@@ -251,9 +251,6 @@ class Mailer:
     async def _loop(self) -> None:
         while not self.stopping.is_set():
             batch = await self.consumer.getmany(timeout_ms=300, max_records=200)
-            if not self.ready.is_set() and self.consumer.assignment():
-                self.ready.set()
-                log.info("mailer ready", partitions=len(self.consumer.assignment()))
             pending = sorted(batch.items(), key=lambda item: item[1][0].timestamp)
             for index, (tp, records) in enumerate(pending):
                 done = await self._partition(tp, records)
@@ -407,6 +404,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in assigned:  # resolve where each starts now (auto_offset_reset), not lazily
             await self.mailer.consumer.position(tp)
         log.info("mailer partitions assigned", partitions=len(assigned), new_sent_ids=read)
+        if assigned and not self.mailer.ready.is_set():
+            self.mailer.ready.set()
+            log.info("mailer ready", partitions=len(assigned))
 
 
 def _metrics_app() -> web.Application:

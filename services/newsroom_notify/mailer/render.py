@@ -143,6 +143,11 @@ def _link(url: str, what: str) -> str:
     return url
 
 
+def _optional_link(url: str, what: str) -> str | None:
+    """No link for an empty URL (a confirmation request is about no article page)."""
+    return _link(url, what) if url else None
+
+
 def _recipient(recipient: ev.Recipient) -> Address:
     if not recipient.email:
         raise Unsendable("recipient has no e-mail address")
@@ -186,7 +191,7 @@ def _subject(data: ev.NotificationCreatedData) -> str:
         "follow_up": f"New comment on “{title}”",
         "followed_commenter": f"{author} commented on “{title}”",
         "new_article": f"New article: {title}",
-        "confirm_subscription": f"Please confirm: notifications about “{title}”",
+        "confirm_subscription": "Please confirm your subscription",
     }[data.reason]
 
 
@@ -203,8 +208,11 @@ def render_notification(event: ev.NotificationCreated, config: MailConfig) -> Ma
         "lang": config.language,
         "subject": subject,
         "name": header_text(data.recipient.name, 100),
-        "headline": subject + ".",
-        "article": {"title": data.article.title, "url": _link(data.article.url, "article.url")},
+        "headline": (data.article.title if data.confirm_token else subject) + ".",
+        "article": {
+            "title": data.article.title,
+            "url": _optional_link(data.article.url, "article.url"),
+        },
         "comment": _comment(data.comment, "comment"),
         "parent": _comment(data.parent, "parent"),
         "why": WHY[data.reason],
