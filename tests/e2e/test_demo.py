@@ -59,7 +59,8 @@ def test_the_demo_story_produces_each_notification_retraction_and_digest(
     assert "Please confirm your subscription" in [m[1] for m in mails if m[0] == "Geoff Roach"]
     for _name, _subject, opened in mails:
         page = Path(opened)
-        assert page.suffix == ".html" and page.parent == tmp_path / "mail", opened
+        assert page.suffix == ".html", opened
+        assert page.parent == tmp_path / "mail", opened
         assert page.with_suffix(".eml").read_bytes().startswith(b"From: "), opened
         assert "Unsubscribe" in page.read_text(), opened
     assert re.search(r"comment posted → mail accepted: median [0-9.]+ s", out), out
