@@ -87,7 +87,7 @@ kafka-up: $(STAMP) ## start a local single-node Kafka on 127.0.0.1:$(KAFKA_PORT)
 kafka-down: $(STAMP) ## stop the local Kafka started by kafka-up
 	@$(BIN)/python -m newsroom_notify.devkafka down --dir $(KAFKA_DIR)
 
-run: install ## the demo: local Kafka, a worker, the API and a story on screen; Ctrl-C stops all
+run: install ## the demo: local Kafka, a worker, the API, the mailer and an SMTP sink, a story on screen; Ctrl-C stops all
 	$(BIN)/newsroom-notify demo --dir .run/demo
 
 # Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
