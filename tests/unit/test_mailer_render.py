@@ -173,6 +173,28 @@ def test_a_confirmation_request_as_the_worker_builds_it_is_sendable() -> None:
     assert 'href=""' not in parts(wire(render_notification(other, CONFIG).message))[1]
 
 
+def test_an_erasure_confirmation_links_to_the_erasure_endpoint_without_unsubscribe() -> None:
+    # As the worker builds it: no article page, no unsubscribe token, the erasure token.
+    event = notification(
+        reason="confirm_erasure",
+        confirm_token="erase.tok",
+        unsubscribe_token="",
+        manage_token=None,
+        comment=None,
+        parent=None,
+        article={"id": "", "title": "Confirm the erasure of your data", "url": ""},
+    )
+    got = wire(render_notification(event, CONFIG).message)
+    assert got["Subject"] == "Please confirm the erasure of your data"
+    assert got["List-Unsubscribe"] is None
+    assert got["List-Unsubscribe-Post"] is None
+    text, html = parts(got)
+    for body in (text, html):
+        assert "https://news.example.com/notify/v1/erasure/confirm?token=erase.tok" in body
+        assert "unsubscribe?token=" not in body
+        assert "/v1/confirm?" not in body
+
+
 def test_a_digest_shows_its_period_in_the_configured_time_zone() -> None:
     event = digest()
     berlin = MailConfig(**{**CONFIG.__dict__, "timezone": "Europe/Berlin"})

@@ -53,7 +53,13 @@ WHY = {
     "followed_commenter": "you follow this commenter",
     "new_article": "you follow this journalist or section",
     "confirm_subscription": "someone asked to subscribe this address to a discussion",
+    "confirm_erasure": "someone asked to erase the data kept for this address",
 }
+CONFIRM_PATHS = {
+    "confirm_subscription": "/v1/confirm",
+    "confirm_erasure": "/v1/erasure/confirm",
+}
+"""Where each confirmation request's token is used (the API's endpoints)."""
 
 
 class Unsendable(Exception):
@@ -128,9 +134,9 @@ def manage_url(subscriber_id: str, token: str, config: MailConfig) -> str:
     return f"{_base(config)}/v1/subscribers/{sid}/subscriptions?token={quote(token, safe='')}"
 
 
-def confirm_url(token: str, config: MailConfig) -> str:
-    """A guest's confirmation link (the API's confirm endpoint with the confirm token)."""
-    return f"{_base(config)}/v1/confirm?token={quote(token, safe='')}"
+def confirm_url(token: str, config: MailConfig, reason: str = "confirm_subscription") -> str:
+    """A confirmation link: the API's endpoint for the request's reason, with its token."""
+    return f"{_base(config)}{CONFIRM_PATHS[reason]}?token={quote(token, safe='')}"
 
 
 def _base(config: MailConfig) -> str:
@@ -192,7 +198,8 @@ def _subject(data: ev.NotificationCreatedData) -> str:
         "followed_commenter": f"{author} commented on “{title}”",
         "new_article": f"New article: {title}",
         "confirm_subscription": "Please confirm your subscription",
-    }[data.reason]
+        "confirm_erasure": "Please confirm the erasure of your data",
+    }.get(data.reason, f"News about “{title}”")
 
 
 def render_notification(event: ev.NotificationCreated, config: MailConfig) -> Mail:
@@ -200,30 +207,42 @@ def render_notification(event: ev.NotificationCreated, config: MailConfig) -> Ma
     data = event.data
     to = _recipient(data.recipient)
     subject = header_text(_subject(data))
-    unsubscribe = unsubscribe_url(data.unsubscribe_token, config)
+    # A request to confirm an erasure has no subscription to leave (and no unsubscribe token).
+    unsubscribe = (
+        unsubscribe_url(data.unsubscribe_token, config) if data.unsubscribe_token else None
+    )
     message = _envelope(config, to, subject, data.notification_id, event.time)
-    message["List-Unsubscribe"] = f"<{unsubscribe}>"
-    message["List-Unsubscribe-Post"] = ONE_CLICK
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{unsubscribe}>"
+        message["List-Unsubscribe-Post"] = ONE_CLICK
+    confirming = data.reason in CONFIRM_PATHS
+    if confirming and not data.confirm_token:
+        raise Unsendable(f"{data.reason} without a confirm_token")
     context: dict[str, Any] = {
         "lang": config.language,
         "subject": subject,
         "name": header_text(data.recipient.name, 100),
-        "headline": (data.article.title if data.confirm_token else subject) + ".",
+        "headline": (data.article.title if confirming else subject) + ".",
         "article": {
             "title": data.article.title,
             "url": _optional_link(data.article.url, "article.url"),
         },
         "comment": _comment(data.comment, "comment"),
         "parent": _comment(data.parent, "parent"),
-        "why": WHY[data.reason],
+        "why": WHY.get(data.reason, "you subscribed to it"),
         "unsubscribe_url": unsubscribe,
         "manage_url": (
             manage_url(data.recipient.id, data.manage_token, config) if data.manage_token else None
         ),
-        "confirm_url": confirm_url(data.confirm_token, config) if data.confirm_token else None,
+        "confirm_url": (
+            confirm_url(data.confirm_token, config, data.reason)
+            if confirming and data.confirm_token
+            else None
+        ),
+        "confirm_what": (
+            "the erasure of your data" if data.reason == "confirm_erasure" else "your subscription"
+        ),
     }
-    if data.reason == "confirm_subscription" and not data.confirm_token:
-        raise Unsendable("confirm_subscription without a confirm_token")
     _bodies(message, "notification", context)
     return Mail(message, config.sender, to.addr_spec, data.notification_id)
 
