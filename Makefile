@@ -136,6 +136,7 @@ bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real b
 	$(BIN)/python bench/throughput.py --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python bench/fanout_cost.py
 	$(BIN)/python bench/ratelimit_memory.py
+	$(BIN)/python bench/mail_latency.py
 
 soak: install ## fault scenarios with a larger workload; prints the figures
 	$(BIN)/python -m tests.faults.soak

@@ -8,9 +8,12 @@ from email.message import EmailMessage, Message
 from email.policy import default
 from typing import Any
 
+import orjson
 import pytest
 
+from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (
@@ -214,6 +217,22 @@ def test_header_text_drops_control_and_bidi_characters() -> None:
     # Control characters become spaces (then collapsed); bidi overrides go.
     assert header_text("a\r\nb\x00c\x1b[31m\u202eevil\u2066") == "a b c [31mevil"
     assert len(header_text("x" * 500, 50)) == 50
+
+
+def test_the_mailer_decodes_the_output_topics_and_names_what_is_wrong() -> None:
+    raw = sample_events()["newsroom.digest.ready"]
+    key = raw["data"]["recipient"]["id"].encode()
+    assert isinstance(codec.decode("digests", key, orjson.dumps(raw), 10_000), ev.DigestReady)
+    del raw["data"]["digest_id"]
+    with pytest.raises(Rejected, match=r"data\.digest_id: Field required"):
+        codec.decode("digests", key, orjson.dumps(raw), 10_000)
+    retract = sample_events()["newsroom.notification.retracted"]
+    with pytest.raises(Rejected, match="key must be the recipient id"):
+        codec.decode("notifications", b"someone-else", orjson.dumps(retract), 10_000)
+    with pytest.raises(Rejected, match="not accepted on the notifications topic"):
+        codec.decode(
+            "notifications", key, orjson.dumps(sample_events()["newsroom.digest.ready"]), 10_000
+        )
 
 
 def test_the_ledger_skips_sent_and_retracted_ids_and_stays_bounded() -> None:

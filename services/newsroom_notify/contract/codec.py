@@ -69,6 +69,7 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "digests": TypeAdapter(DigestReady),
 }
 _ENVELOPE_REQUIRED = ("specversion", "id", "source", "type")
+_SINGLE_TYPE = frozenset({"digests"})  # one event type, no union: no tag in error locations
 
 
 def _types_of(adapter: TypeAdapter[Any]) -> frozenset[str]:
@@ -84,10 +85,11 @@ TYPES_BY_ROLE: dict[str, frozenset[str]] = {
 }
 
 
-def _summarise(exc: ValidationError, limit: int = 5) -> str:
+def _summarise(exc: ValidationError, limit: int = 5, tagged: bool = True) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"  # [0] is the union tag
+        path = err["loc"][1:] if tagged else err["loc"]  # a union's [0] is its tag
+        loc = ".".join(str(p) for p in path) or "(event)"
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:
@@ -134,7 +136,8 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
     try:
         event: CloudEvent = _ADAPTERS[role].validate_python(obj)
     except ValidationError as exc:
-        raise Rejected(ErrorClass.SCHEMA_VIOLATION, _summarise(exc)) from exc
+        tagged = role not in _SINGLE_TYPE
+        raise Rejected(ErrorClass.SCHEMA_VIOLATION, _summarise(exc, tagged=tagged)) from exc
     expected = event.partition_key()
     if key is None or not key:
         raise Rejected(ErrorClass.KEY_MISMATCH, "record has no key")
