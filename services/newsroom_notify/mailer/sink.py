@@ -99,7 +99,8 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 class SmtpSink:
-    """An SMTP server on 127.0.0.1 in a background thread (aiosmtpd's ``Controller``)."""
+    """An SMTP server (127.0.0.1 unless told) in a background thread (aiosmtpd's
+    ``Controller``)."""
 
     def __init__(
         self,
@@ -109,12 +110,14 @@ class SmtpSink:
         refuse_first: int = 0,
         bounce_prefix: str | None = None,
         on_mail: Callable[[Landed], None] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.port = port
         self.handler = _Handler(directory, refuse_first, bounce_prefix, on_mail)
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=port)
+        self.host = host
+        self._controller = Controller(self.handler, hostname=host, port=port)
 
     def start(self) -> None:
         self._controller.start()
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="an SMTP sink writing each mail to files")
     parser.add_argument("--dir", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
     parser.add_argument("--refuse-first", type=int, default=0)
     parser.add_argument("--bounce-prefix")
     args = parser.parse_args(argv)
@@ -135,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
         refuse_first=args.refuse_first,
         bounce_prefix=args.bounce_prefix,
+        host=args.host,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sink.start()
-    print(f"smtp sink listening on 127.0.0.1:{args.port}", flush=True)
+    print(f"smtp sink listening on {args.host}:{args.port}", flush=True)
     stop.wait()
     sink.stop()
     return 0
