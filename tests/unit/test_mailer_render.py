@@ -1,5 +1,5 @@
 """Issue 18: what a reader's mail client gets from a notification or a digest (pure rendering),
-and the mailer's memory of sent and retracted ids."""
+the mailer's memory of sent and retracted ids, and which SMTP failures are permanent."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from email.message import EmailMessage, Message
 from email.policy import default
 from typing import Any
 
+import aiosmtplib
 import orjson
 import pytest
 
@@ -15,6 +16,7 @@ from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.contract.samples import sample_events
+from newsroom_notify.mailer.consumer import Permanent, classify
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (
     MailConfig,
@@ -250,3 +252,30 @@ def test_the_ledger_skips_sent_and_retracted_ids_and_stays_bounded() -> None:
     assert ledger.sizes == (3, 2)
     assert ledger.decide("n-1", retractable=True) is Decision.SEND  # forgotten: oldest first
     assert ledger.decide("n-9", retractable=True) is Decision.DUPLICATE
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(550, "no", "a@x")]),
+            True,
+        ),
+        (
+            aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(450, "busy", "a@x")]),
+            False,
+        ),
+        (aiosmtplib.SMTPDataError(554, "content rejected"), True),
+        (aiosmtplib.SMTPDataError(451, "try again later"), False),
+        # The relay, the network or our credentials: another try or an operator can fix it.
+        (aiosmtplib.SMTPSenderRefused(550, "sender refused", "n@x"), False),
+        (aiosmtplib.SMTPAuthenticationError(535, "bad credentials"), False),
+        (aiosmtplib.SMTPConnectError("refused"), False),
+        (aiosmtplib.SMTPServerDisconnected("gone"), False),
+        (ConnectionResetError(), False),
+        (TimeoutError(), False),
+    ],
+)
+def test_only_a_refusal_of_this_mail_is_permanent(error: Exception, permanent: bool) -> None:
+    assert isinstance(classify(error), Permanent) is permanent
+    assert "@" not in str(classify(error))  # the reason goes to a dead letter: no address
