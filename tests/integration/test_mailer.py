@@ -18,7 +18,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -83,7 +83,10 @@ class Sink:
             text=True,
         )
         assert self.proc.stdout is not None
-        assert "listening" in self.proc.stdout.readline()
+        if "listening" not in self.proc.stdout.readline():
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError("the SMTP sink did not start")
 
     def received(self) -> list[dict[str, Any]]:
         path = self.directory / "received.jsonl"
@@ -120,6 +123,7 @@ class Setup:
     env: dict[str, str]
     prefix: str
     tmp: Path
+    started: list[WorkerProcess | Sink] = field(default_factory=list)
 
     def publish(self, *events: ev.CloudEvent) -> None:
         for event in events:
@@ -134,13 +138,16 @@ class Setup:
         proc = WorkerProcess(
             self.env, self.tmp / f"{name}.log", command="mailer", ready_marker="mailer ready"
         )
+        self.started.append(proc)  # stopped by the fixture even when a test fails
         proc.start()
         proc.wait_ready(90)
         return proc
 
     def sink(self, name: str = "mail", *args: str) -> Sink:
         port = int(self.env["NEWSROOM_MAILER__SMTP_PORT"])
-        return Sink(self.tmp / name, port, *args)
+        sink = Sink(self.tmp / name, port, *args)
+        self.started.append(sink)
+        return sink
 
     def metric(self, name: str, **labels: str) -> float:
         url = f"http://127.0.0.1:{self.env['NEWSROOM_MAILER__METRICS_PORT']}/metrics"
