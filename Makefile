@@ -87,7 +87,7 @@ kafka-up: $(STAMP) ## start a local single-node Kafka on 127.0.0.1:$(KAFKA_PORT)
 kafka-down: $(STAMP) ## stop the local Kafka started by kafka-up
 	@$(BIN)/python -m newsroom_notify.devkafka down --dir $(KAFKA_DIR)
 
-run: install ## the demo: local Kafka, a worker, the API and a story on screen; Ctrl-C stops all
+run: install ## the demo: local Kafka, a worker, the API, the mailer and an SMTP sink, a story on screen; Ctrl-C stops all
 	$(BIN)/newsroom-notify demo --dir .run/demo
 
 # Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
@@ -136,6 +136,7 @@ bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real b
 	$(BIN)/python bench/throughput.py --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python bench/fanout_cost.py
 	$(BIN)/python bench/ratelimit_memory.py
+	$(BIN)/python bench/mail_latency.py
 
 soak: install ## fault scenarios with a larger workload; prints the figures
 	$(BIN)/python -m tests.faults.soak

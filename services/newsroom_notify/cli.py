@@ -61,6 +61,15 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _mailer(settings: Settings, args: argparse.Namespace) -> int:
+    from newsroom_notify.mailer.consumer import serve  # noqa: PLC0415
+
+    configure_logging(settings.log_level, settings.log_format)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
+    return 0
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
@@ -223,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     api.set_defaults(func=_api, signs_tokens=True)
+    mailer = sub.add_parser(
+        "mailer",
+        help="send notifications and digests as e-mail over SMTP (its own consumer group)",
+        description=(
+            "Consume the notifications and digests topics, render each to a multipart e-mail "
+            "and send it through the SMTP relay of NEWSROOM_MAILER__SMTP_*; each id at most "
+            "once, nothing retracted first. /metrics on NEWSROOM_MAILER__METRICS_PORT."
+        ),
+    )
+    mailer.set_defaults(func=_mailer)
     demo = sub.add_parser(
         "demo",
         help="see it work: start Kafka (if none is configured), a worker and the API, publish "

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,6 +40,9 @@ from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import LocalKafka, free_port, port_open
 from newsroom_notify.settings import Settings
+
+if TYPE_CHECKING:
+    from newsroom_notify.mailer.sink import Landed
 
 DEFAULT_PORT = 9092  # the settings' default: `newsroom-notify post` finds it without config
 CLOCK_SPEED = 60.0  # one service hour in a minute: the hourly digest arrives during the demo
@@ -253,6 +258,17 @@ def start_child(name: str, command: str, env: dict[str, str], run_dir: Path, mar
 
 
 @dataclass
+class Inbox:
+    """The mails the embedded SMTP sink accepted, handed from its thread to the demo's loop."""
+
+    directory: Path | None = None
+    landed: queue.SimpleQueue[Landed] = field(default_factory=queue.SimpleQueue)
+
+    def on_mail(self, mail: Landed) -> None:  # called in the sink's thread
+        self.landed.put(mail)
+
+
+@dataclass
 class Demo:
     """Runs the story against a broker and prints what goes in and what comes out."""
 
@@ -263,6 +279,11 @@ class Demo:
     confirmed: bool = False
     run_id: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     digest_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    inbox: Inbox | None = None
+    posted_at: dict[str, float] = field(default_factory=dict)  # comment id -> appended (wall)
+    mailed: dict[str, float] = field(default_factory=dict)  # message id -> accepted (wall)
+    latencies: list[float] = field(default_factory=list)
+    _unprinted: list[Landed] = field(default_factory=list)
 
     async def publish(self, producer: AIOKafkaProducer, step: Step) -> None:
         if step.caption:
@@ -274,6 +295,8 @@ class Demo:
             await producer.send_and_wait(
                 topic, key=key, value=value, headers=[codec.CONTENT_TYPE_HEADER]
             )
+            if isinstance(stamped, ev.CommentPosted):  # appended: the mail path's start
+                self.posted_at[stamped.data.comment_id] = time.time()
             self.console.print(f"  [cyan]→[/] {describe_input(stamped)}", highlight=False)
 
     async def watch(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
@@ -287,6 +310,78 @@ class Demo:
                         if event["type"] == "newsroom.digest.ready":
                             self.digest_seen.set()
                         self.console.print(f"  ← {describe_output(event)}", highlight=False)
+            self.print_mails()
+
+    def print_mails(self, final: bool = False) -> None:
+        """Print each mail the sink accepted, once the notification it came from was seen
+        here (for the comment it is about: the time from the comment's append to the SMTP
+        server's acceptance)."""
+        if self.inbox is None:
+            return
+        while not self.inbox.landed.empty():
+            self._unprinted.append(self.inbox.landed.get())
+        waiting = []
+        for mail in self._unprinted:
+            mid = str(mail.message.get("Message-ID", "")).strip("<>").split("@")[0]
+            event = next((e for e in self.seen if e["id"] == mid), None)
+            if event is None and not final and time.time() - mail.accepted_at < 5:
+                waiting.append(mail)
+                continue
+            self.mailed[mid] = mail.accepted_at
+            comment = (event or {}).get("data", {}).get("comment") or {}
+            appended = self.posted_at.get(comment.get("id", ""))
+            after = ""
+            if appended is not None and event and event["type"].endswith("notification.created"):
+                self.latencies.append(mail.accepted_at - appended)
+                after = f" ({mail.accepted_at - appended:.2f} s after the comment was posted)"
+            to = mail.message["To"]
+            name = to.addresses[0].display_name if to and to.addresses else "?"
+            subject = escape(str(mail.message.get("Subject", "")))
+            opened = mail.html or mail.eml
+            self.console.print(
+                f"  [magenta]✉[/] mail to {escape(name)}: “{subject}”{after} — open {opened}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        self._unprinted = waiting
+
+    def due_mails(self) -> set[str]:
+        """Ids that must become a mail: notifications and digests with an address, less the
+        notifications retracted (a retracted one may have been mailed before its retraction)."""
+        retracted = {
+            e["data"]["notification_id"]
+            for e in self.seen
+            if e["type"] == "newsroom.notification.retracted"
+        }
+        return {
+            e["id"]
+            for e in self.seen
+            if e["type"] in ("newsroom.notification.created", "newsroom.digest.ready")
+            and e["data"]["recipient"].get("email")
+            and e["id"] not in retracted
+        }
+
+    async def wait_for_mails(self, timeout_s: float) -> None:
+        """Until every due mail landed in the sink (bounded), then a summary."""
+        if self.inbox is None:
+            return
+        deadline = time.monotonic() + timeout_s
+        while not self.due_mails() <= set(self.mailed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            self.print_mails()
+        self.print_mails(final=True)
+        missing = self.due_mails() - set(self.mailed)
+        summary = (
+            f"\n[bold]{len(self.mailed)} mails landed in the SMTP sink[/] ({self.inbox.directory})"
+        )
+        if self.latencies:
+            summary += (
+                f"; comment posted → mail accepted: median {statistics.median(self.latencies):.2f}"
+                f" s, max {max(self.latencies):.2f} s"
+            )
+        if missing:
+            summary += f"; [red]{len(missing)} still missing[/]"
+        self.console.print(summary, highlight=False, soft_wrap=True)
 
     def confirm_token(self, subscriber_id: str) -> str | None:
         for event in self.seen:
@@ -331,6 +426,7 @@ class Demo:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.digest_seen.wait(), digest_wait_s)
+            await self.wait_for_mails(30.0)
             if stay:
                 bootstrap = self.settings.kafka.bootstrap_servers
                 self.console.print(
@@ -338,6 +434,8 @@ class Demo:
                     f"  NEWSROOM_KAFKA__BOOTSTRAP_SERVERS={bootstrap} "
                     ".venv/bin/newsroom-notify post --file event.json   (see schemas/examples/)\n"
                     f"  or the subscription API on http://127.0.0.1:{self.settings.api.port}\n"
+                    f"Each mail is written to {self.inbox.directory if self.inbox else '-'} "
+                    "(.eml, and .html to open in a browser).\n"
                     "Ctrl-C stops everything.",
                     soft_wrap=True,
                 )
@@ -365,11 +463,17 @@ async def _from_the_end(
 
 
 @contextlib.contextmanager
-def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Settings]:
-    """Kafka (unless configured), a worker and the API, stopped on exit."""
+def services(
+    settings: Settings, run_dir: Path, console: Console, inbox: Inbox | None = None
+) -> Iterator[Settings]:
+    """Kafka (unless configured), a worker, the API, an SMTP sink and the mailer, stopped on
+    exit."""
+    from newsroom_notify.mailer.sink import SmtpSink  # noqa: PLC0415 - a development tool
+
     run_dir.mkdir(parents=True, exist_ok=True)
     started: list[Child] = []
     kafka: LocalKafka | None = None
+    sink: SmtpSink | None = None
     env = dict(os.environ)
     try:
         if "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS" not in env:
@@ -403,6 +507,32 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
         started.append(start_child("worker", "worker", env, run_dir, "Worker ready"))
         console.print(f"Starting the API on port {env['NEWSROOM_API__PORT']}…")
         started.append(start_child("api", "api", env, run_dir, "api listening"))
+        mail_dir = run_dir / "mail"
+        shutil.rmtree(mail_dir, ignore_errors=True)  # this run's mails only
+        smtp_port = free_port()
+        sink = SmtpSink(mail_dir, smtp_port, on_mail=inbox.on_mail if inbox else None)
+        sink.start()
+        if inbox is not None:
+            inbox.directory = mail_dir
+        env.update(
+            {
+                "NEWSROOM_MAILER__SMTP_HOST": "127.0.0.1",
+                "NEWSROOM_MAILER__SMTP_PORT": str(smtp_port),
+                "NEWSROOM_MAILER__SMTP_SECURITY": "none",  # the local sink only
+                "NEWSROOM_MAILER__AUTO_OFFSET_RESET": "earliest",
+                "NEWSROOM_MAILER__GROUP_ID": env.get(
+                    "NEWSROOM_MAILER__GROUP_ID", env.get("NEWSROOM_APP_ID", "newsroom") + "-mailer"
+                ),
+                "NEWSROOM_MAILER__METRICS_PORT": env.get(
+                    "NEWSROOM_MAILER__METRICS_PORT", str(free_port())
+                ),
+                "NEWSROOM_API__PUBLIC_URL": f"http://127.0.0.1:{env['NEWSROOM_API__PORT']}",
+            }
+        )
+        console.print(
+            f"Starting an SMTP sink on port {smtp_port} (mails go to {mail_dir}) and the mailer…"
+        )
+        started.append(start_child("mailer", "mailer", env, run_dir, "mailer ready"))
         os.environ.update(env)  # this process reads the same settings as its children
         yield Settings()
     finally:
@@ -410,6 +540,8 @@ def services(settings: Settings, run_dir: Path, console: Console) -> Iterator[Se
         for child in reversed(started):
             with contextlib.suppress(Exception):
                 child.stop()
+        if sink is not None:
+            sink.stop()
         if kafka is not None:
             kafka.stop()
 
@@ -440,9 +572,10 @@ def run_demo(settings: Settings, *, publish_only: bool, stay: bool, run_dir: Pat
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     stopped = (KeyboardInterrupt, asyncio.CancelledError)
-    with contextlib.suppress(*stopped), services(settings, run_dir, console) as live:
+    inbox = Inbox()
+    with contextlib.suppress(*stopped), services(settings, run_dir, console, inbox) as live:
         clock = Clock(live.digest.clock_speed, live.digest.clock_anchor)
-        demo = Demo(live, console, clock)
+        demo = Demo(live, console, clock, inbox=inbox)
         asyncio.run(demo.run(stay=stay, digest_wait_s=60.0))
     console.print("Stopped.")
     return 0

@@ -65,3 +65,25 @@ CAPPED = Counter(
     "Times a per-key state record reached its cap (see README, bounded state), by record.",
     ["record"],
 )
+
+# The mailer (`newsroom-notify mailer`, served on its own /metrics port).
+MAILER_MESSAGES = Counter(
+    "newsroom_mailer_messages_total",
+    "Notifications and digests the mailer handled, by kind (notification, digest) and outcome "
+    "(sent, skipped_duplicate, skipped_retracted, skipped_no_address, failed: dead-lettered).",
+    ["kind", "outcome"],
+)
+MAILER_RETRIES = Counter(
+    "newsroom_mailer_retries_total",
+    "SMTP tries that failed transiently (4xx, connection, timeout) and were tried again.",
+)
+MAILER_RETRACTED_AFTER_SEND = Counter(
+    "newsroom_mailer_retractions_after_send_total",
+    "Retractions of notifications the mailer had already sent (nothing can be done; logged).",
+)
+MAILER_DELIVERY = Histogram(
+    "newsroom_mailer_delivery_seconds",
+    "Time of the notification or digest event to the SMTP server accepting its mail.",
+    ["kind"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+)

@@ -308,6 +308,12 @@ class ApiSettings(BaseModel):
     metrics_port: int = Field(
         9464, description="Internal port of the stand-alone API serving /metrics to Prometheus."
     )
+    public_url: str = Field(
+        "http://127.0.0.1:8080",
+        description="The API's public base URL as readers reach it (through the ingress, "
+        "https in production): the mailer's unsubscribe, manage and confirm links.",
+        pattern=r"^https?://[^\s]+$",
+    )
     worker_url: str = Field(
         "http://127.0.0.1:6066",
         description="Base URL of any worker's internal web port; the stand-alone API forwards "
@@ -353,6 +359,79 @@ class LimitSettings(BaseModel):
     )
 
 
+class SmtpSecurity(StrEnum):
+    """How the mailer secures its SMTP connection."""
+
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class MailerSettings(BaseModel):
+    """``newsroom-notify mailer``: the reference e-mail sender (its own consumer group)."""
+
+    group_id: str = Field("newsroom-mailer", description="Kafka consumer group of the mailer.")
+    auto_offset_reset: str = Field(
+        "latest",
+        pattern="^(earliest|latest)$",
+        description="Where a new group starts: 'latest' (a new mailer does not mail the topics' "
+        "history) or 'earliest'.",
+    )
+    sent_topic: str = Field(
+        "newsroom.mailer.sent",
+        description="Compacted topic of the ids the mailer sent (read back at start).",
+    )
+    sent_retention_ms: int = Field(
+        14 * 24 * 3600 * 1000,
+        description="How long sent ids are kept (longer than the notification topics' "
+        "retention, so any replay of them finds its ids).",
+    )
+    max_sent_ids: int = Field(
+        500_000, ge=1, description="Sent ids held in memory (oldest forgotten first)."
+    )
+    max_retracted_ids: int = Field(
+        100_000, ge=1, description="Retracted, not yet sent ids held in memory."
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay host.")
+    smtp_port: int = Field(25, description="SMTP relay port (587 STARTTLS, 465 TLS).")
+    smtp_security: SmtpSecurity = Field(
+        SmtpSecurity.STARTTLS,
+        description="'starttls' (required, never falls back to plaintext), 'tls' (implicit TLS) "
+        "or 'none' (a local sink only).",
+    )
+    smtp_username: str | None = Field(None, description="SMTP AUTH user name.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP AUTH password (secret).")
+    smtp_cafile: str | None = Field(None, description="CA bundle to verify the relay's cert.")
+    smtp_timeout_s: float = Field(30.0, gt=0, description="Timeout of each SMTP operation.")
+    retry_attempts: int = Field(
+        5, ge=1, description="Tries of one mail before the partition is paused and re-read."
+    )
+    retry_backoff_s: float = Field(
+        1.0, gt=0, description="First wait between tries; doubles up to retry_backoff_max_s."
+    )
+    retry_backoff_max_s: float = Field(60.0, gt=0, description="Longest wait between tries.")
+    sender: str = Field(
+        "notifications@news.example.com", description="From address and envelope sender."
+    )
+    sender_name: str = Field("Newsroom", description="Display name of the From address.")
+    message_id_domain: str | None = Field(
+        None, description="Right-hand side of Message-ID (default: the sender's domain)."
+    )
+    timezone: str = Field(
+        "UTC", description="Time zone of dates in the mails (events carry no reader's zone)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Bind address of the mailer's /metrics.")
+    metrics_port: int = Field(9465, description="Port of the mailer's /metrics (internal).")
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Self:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("smtp_username and smtp_password go together")
+        if self.smtp_password is not None and self.smtp_security == SmtpSecurity.NONE:
+            raise ValueError("SMTP AUTH over an unencrypted connection: use starttls or tls")
+        return self
+
+
 class Settings(BaseSettings):
     """newsroom-notify settings. Environment prefix ``NEWSROOM_``, nested delimiter ``__``."""
 
@@ -367,6 +446,7 @@ class Settings(BaseSettings):
     digest: DigestSettings = Field(default_factory=DigestSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    mailer: MailerSettings = Field(default_factory=MailerSettings)
     store: str = Field(
         "rocksdb://", description="Faust table store: 'rocksdb://' (production) or 'memory://'."
     )

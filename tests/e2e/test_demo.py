@@ -48,5 +48,24 @@ def test_the_demo_story_produces_each_notification_retraction_and_digest(
     assert digests == [("Dan Hale", "hourly", "4")], out
     # Nothing about the spam except its retraction reaches anyone else.
     assert out.count("about Cheap Watches's comment") == 1, out
+    # Issue 18: every notification with an address and Dan's digest land in the demo's SMTP sink
+    # as mails, printed with where to open them (Ana's spam notification may have been mailed
+    # before its retraction); the demo waits for every due mail and says when one is missing.
+    mails = re.findall(r"✉ mail to (.+?): “(.+?)”.*? — open (\S+)", out)
+    who = [m[0] for m in mails]
+    for name, _reason in EXPECTED:
+        assert name in who, out
+    assert any(m[0] == "Dan Hale" and m[1].startswith("Your hourly digest") for m in mails), out
+    assert "Please confirm your subscription" in [m[1] for m in mails if m[0] == "Geoff Roach"]
+    for _name, _subject, opened in mails:
+        page = Path(opened)
+        assert page.suffix == ".html", opened
+        assert page.parent == tmp_path / "mail", opened
+        assert page.with_suffix(".eml").read_bytes().startswith(b"From: "), opened
+        assert "Unsubscribe" in page.read_text(), opened
+    assert re.search(r"comment posted → mail accepted: median [0-9.]+ s", out), out
+    assert "still missing" not in out, out
+    # Never an address on screen.
+    assert "@example.org" not in out, out
     # The processes the demo started are gone: it stopped what it started.
     assert "Stopped." in out

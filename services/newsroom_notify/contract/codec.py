@@ -20,6 +20,8 @@ from newsroom_notify.contract.events import (
     ArticleEvent,
     CloudEvent,
     CommentEvent,
+    DigestReady,
+    NotificationEvent,
     SubscriptionEvent,
 )
 
@@ -62,13 +64,19 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "articles": TypeAdapter(ArticleEvent),
     "comments": TypeAdapter(CommentEvent),
     "subscriptions": TypeAdapter(SubscriptionEvent),
+    # The service's own outputs, for consumers of them (the mailer).
+    "notifications": TypeAdapter(NotificationEvent),
+    "digests": TypeAdapter(DigestReady),
 }
 _ENVELOPE_REQUIRED = ("specversion", "id", "source", "type")
+_SINGLE_TYPE = frozenset({"digests"})  # one event type, no union: no tag in error locations
 
 
 def _types_of(adapter: TypeAdapter[Any]) -> frozenset[str]:
     schema = adapter.json_schema()
     mapping = schema.get("discriminator", {}).get("mapping", {})
+    if not mapping:  # a single event type, not a union
+        return frozenset([schema["properties"]["type"]["const"]])
     return frozenset(mapping)
 
 
@@ -77,10 +85,11 @@ TYPES_BY_ROLE: dict[str, frozenset[str]] = {
 }
 
 
-def _summarise(exc: ValidationError, limit: int = 5) -> str:
+def _summarise(exc: ValidationError, limit: int = 5, tagged: bool = True) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:limit]:
-        loc = ".".join(str(p) for p in err["loc"][1:]) or "(event)"  # [0] is the union tag
+        path = err["loc"][1:] if tagged else err["loc"]  # a union's [0] is its tag
+        loc = ".".join(str(p) for p in path) or "(event)"
         parts.append(f"{loc}: {err['msg']}")
     more = exc.error_count() - limit
     if more > 0:
@@ -91,9 +100,10 @@ def _summarise(exc: ValidationError, limit: int = 5) -> str:
 def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) -> CloudEvent:
     """Decode and validate one consumed record of an input topic.
 
-    ``role`` is the topic's role in the contract: ``articles``, ``comments`` or
-    ``subscriptions``. Raises ``Rejected`` for anything that is not a valid event of that
-    topic with the right key.
+    ``role`` is the topic's role in the contract: ``articles``, ``comments``,
+    ``subscriptions`` (or, for consumers of the outputs, ``notifications`` and ``digests``).
+    Raises ``Rejected`` for anything that is not a valid event of that topic with the right
+    key.
     """
     size = len(key or b"") + len(value or b"")
     if size > max_bytes:
@@ -126,7 +136,8 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
     try:
         event: CloudEvent = _ADAPTERS[role].validate_python(obj)
     except ValidationError as exc:
-        raise Rejected(ErrorClass.SCHEMA_VIOLATION, _summarise(exc)) from exc
+        tagged = role not in _SINGLE_TYPE
+        raise Rejected(ErrorClass.SCHEMA_VIOLATION, _summarise(exc, tagged=tagged)) from exc
     expected = event.partition_key()
     if key is None or not key:
         raise Rejected(ErrorClass.KEY_MISMATCH, "record has no key")
@@ -135,7 +146,13 @@ def decode(role: str, key: bytes | None, value: bytes | None, max_bytes: int) ->
     return event
 
 
-_KEY_NAMES = {"articles": "article_id", "comments": "article_id", "subscriptions": "subscriber id"}
+_KEY_NAMES = {
+    "articles": "article_id",
+    "comments": "article_id",
+    "subscriptions": "subscriber id",
+    "notifications": "recipient id",
+    "digests": "recipient id",
+}
 
 
 def parse(role: str, value: bytes | str) -> CloudEvent:

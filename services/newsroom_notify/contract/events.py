@@ -730,6 +730,9 @@ SubscriptionEvent = Annotated[
     | ErasureConfirmed,
     Field(discriminator="type"),
 ]
+NotificationEvent = Annotated[
+    NotificationCreated | NotificationRetracted, Field(discriminator="type")
+]
 
 INPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     ArticlePublished,
