@@ -81,8 +81,8 @@ def test_fault_scenario_loses_nothing(key: str, kafka_bootstrap: str, tmp_path: 
         # the stop landed after the stream; mid-stream it does not (reported).
         known.append(f"{report.duplicated} duplicates after a graceful stop mid-stream")
     if report.token_choice:
-        # Seen once under a rebalance (a mention's token named another article follow of the
-        # reader than the reference's); open, README: the open defects.
+        # Seen in rebalance runs while a mention's token named the first subscription by key
+        # (it depended on arrival order across partitions); reported, never a pass.
         known.append(f"{CONSENT_TOKEN}: {report.token_choice[:2]}")
     if key == "broker_restart":
         # /readyz follows the broker; the worker rides the outage out instead of exiting.

@@ -528,6 +528,26 @@ def test_the_mention_token_cancels_the_consenting_subscription(pipe: LocalPipeli
     assert pipe.feed([comment("c3", BEN, "@Ana Lima again")]) == []  # and with it, consent
 
 
+def test_the_mention_token_names_the_longest_standing_subscription_whatever_arrives_first(
+    tokens: Tokens, clock: Clock
+) -> None:
+    # Ana has followed the "zoo" section for long; just before Ben mentions her she follows
+    # "arts" too (a "Notify of" tick elsewhere reaches the inbox by another path, so it may
+    # land before or after the mention). Either way the mail's one-click link cancels "zoo".
+    old = subscribe(ANA, "section", "zoo", "instant")
+    fresh = subscribe(ANA, "section", "arts", "instant")
+    mention = comment("c2", BEN, "@Ana Lima")
+    for order in ([old, fresh, mention], [old, mention, fresh]):
+        pipe = LocalPipeline(tokens=tokens, clock=clock)
+        pipe.feed([article("a-1"), comment("c1", ANA)])
+        (n,) = [x for x in created(pipe.feed(order)) if x.data.reason == "mention"]
+        assert names(tokens.read_unsubscribe(n.data.unsubscribe_token)) == (
+            "m-ana",
+            "section",
+            "zoo",
+        )
+
+
 def test_cancel_by_event(pipe: LocalPipeline) -> None:
     pipe.feed([subscribe(CAL, "commenter", "m-ben", "instant")])
     pipe.feed([cancel("m-cal", "commenter", "m-ben")])

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -167,18 +167,23 @@ def choose_basis(
                 if sub is not None:
                     break
         elif basis.condition is Condition.CONSENTED:
-            # Rule 5: any confirmed subscription is consent; it is the one a token cancels.
-            sub = next(
-                (
-                    s
-                    for k, _ in sorted(profile.subscriptions.items())
-                    if (s := _active(profile, k, at))
-                ),
-                None,
-            )
+            # Rule 5: any confirmed subscription is consent; the token cancels the longest
+            # standing one (earliest ``since``, then key). Not the first by key: a subscription
+            # made just before the comment (a "Notify of" tick on another article) reaches the
+            # inbox through another partition and may arrive after the candidacy, so the choice
+            # would depend on arrival order; the oldest one has long been in place.
+            active = [
+                (s.since or _EPOCH, k, s)
+                for k in profile.subscriptions
+                if (s := _active(profile, k, at)) is not None
+            ]
+            sub = min(active, key=lambda entry: entry[:2])[2] if active else None
         if sub is not None:
             return basis, sub
     return None
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 def delivery_for(basis: Basis, sub: Subscription | None) -> Delivery:
