@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.builders import (
@@ -54,6 +54,9 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+    def at(self, *args: int) -> None:
+        self.now = datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def names(claims: TokenClaims) -> tuple[str, str, str | None]:

@@ -12,6 +12,7 @@ from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.domain.local import TABLES, LocalPipeline
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from tests.builders import (
+    Clock,
     article,
     comment,
     delete,
@@ -28,17 +29,6 @@ CAL = member("m-cal", "Cal Duarte", "cal@example.org")
 DEE = member("m-dee", "Dee Park")
 TOKYO = member("m-tok", "Taro Yamada")
 NYC = member("m-nyc", "Nia Young")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, *args: int) -> None:
-        self.now = datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 @pytest.fixture

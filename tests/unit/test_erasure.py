@@ -12,23 +12,12 @@ import pytest
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
-from tests.builders import article, comment, created, erase, member, preferences, subscribe
+from tests.builders import Clock, article, comment, created, erase, member, preferences, subscribe
 
 GINA = member("m-gina", "Gina Gone", "gina@example.org")
 BEN = member("m-ben", "Ben Okoro")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
 HER_TEXT = "my private thoughts on the budget"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def at(self, *args: int) -> None:
-        self.now = datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 @pytest.fixture
