@@ -40,19 +40,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims
-from newsroom_notify.stream.admin import INTERNAL_STAGES
-from tests.integration.kafka_helpers import WorkerProcess, worker_env
+from tests.integration.kafka_helpers import (
+    Offsets,
+    WorkerProcess,
+    consumed_topics,
+    worker_env,
+)
 from tests.workload import TOKEN_KEY, TOKENS, Phase, Workload
 
 CLOCK_SPEED = 3600  # a virtual hour per real second: hourly digests are cut every second
-INPUT_TOPICS = ("newsroom.articles", "newsroom.comments", "newsroom.subscriptions")
 
 
 @dataclass
@@ -234,50 +236,6 @@ class Collector:
             await self._task
 
 
-class Offsets:
-    """End offsets of topics and the committed offsets of the workers' consumer group."""
-
-    def __init__(self, bootstrap: str, partitions: int) -> None:
-        self.bootstrap = bootstrap
-        self.partitions = partitions
-        self.consumer: AIOKafkaConsumer | None = None
-        self.admin: AIOKafkaAdminClient | None = None
-
-    async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
-        if self.consumer is None or self.admin is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-            await consumer.start()
-            await admin.start()
-            self.consumer, self.admin = consumer, admin
-        return self.consumer, self.admin
-
-    async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-        if self.admin is not None:
-            await self.admin.close()
-        self.consumer = self.admin = None
-
-    async def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
-        consumer, _ = await self._clients()
-        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        return ends
-
-    async def settled(self, group: str, topics: list[str]) -> bool:
-        """Whether the group committed every record of ``topics``. Committed offsets are read
-        first: a record is committed only after what it caused was written, so anything it
-        caused is inside the end offsets read afterwards."""
-        _, admin = await self._clients()
-        committed = await admin.list_consumer_group_offsets(group)
-        ends = await self.ends(topics)
-        return all(
-            end == 0 or (tp in committed and committed[tp].offset >= end)
-            for tp, end in ends.items()
-        )
-
-
 class FaultRun:
     """Workers, a workload, collectors and the figures of one scenario."""
 
@@ -307,9 +265,7 @@ class FaultRun:
         self.prefix = base["NEWSROOM_TOPICS__PREFIX"]
         self.group = base["NEWSROOM_APP_ID"]
         self.partitions = int(base["NEWSROOM_TOPICS__PARTITIONS"])
-        self.consumed = [self.prefix + t for t in INPUT_TOPICS] + [
-            f"{self.group}-{stage}" for stage in INTERNAL_STAGES
-        ]
+        self.consumed = consumed_topics(base)
         self.workers = []
         for i in range(workers):
             worker_vars = dict(base)

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from newsroom_notify.contract import builders, codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
+from newsroom_notify.stream.admin import INTERNAL_STAGES
 from newsroom_notify.stream.stages import key_partition
 
 
@@ -160,6 +161,94 @@ async def drain_until(
         settled = time.monotonic() + settle
         while time.monotonic() < settled:
             batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                got.extend(records)
+    finally:
+        await consumer.stop()
+    return got
+
+
+INPUT_TOPICS = ("newsroom.articles", "newsroom.comments", "newsroom.subscriptions")
+
+
+def consumed_topics(env: Mapping[str, str]) -> list[str]:
+    """The topics a worker started with ``env`` consumes: the inputs and its stage topics."""
+    prefix, group = env["NEWSROOM_TOPICS__PREFIX"], env["NEWSROOM_APP_ID"]
+    return [prefix + t for t in INPUT_TOPICS] + [f"{group}-{stage}" for stage in INTERNAL_STAGES]
+
+
+class Offsets:
+    """End offsets of topics and the committed offsets of the workers' consumer group."""
+
+    def __init__(self, bootstrap: str, partitions: int) -> None:
+        self.bootstrap = bootstrap
+        self.partitions = partitions
+        self.consumer: AIOKafkaConsumer | None = None
+        self.admin: AIOKafkaAdminClient | None = None
+
+    async def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaAdminClient]:
+        if self.consumer is None or self.admin is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await consumer.start()
+            await admin.start()
+            self.consumer, self.admin = consumer, admin
+        return self.consumer, self.admin
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.admin is not None:
+            await self.admin.close()
+        self.consumer = self.admin = None
+
+    async def ends(self, topics: list[str]) -> dict[TopicPartition, int]:
+        consumer, _ = await self._clients()
+        tps = [TopicPartition(t, p) for t in topics for p in range(self.partitions)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+
+    async def settled(self, group: str, topics: list[str]) -> bool:
+        """Whether the group committed every record of ``topics``. Committed offsets are read
+        first: a record is committed only after what it caused was written, so anything it
+        caused is inside the end offsets read afterwards."""
+        _, admin = await self._clients()
+        committed = await admin.list_consumer_group_offsets(group)
+        ends = await self.ends(topics)
+        return all(
+            end == 0 or (tp in committed and committed[tp].offset >= end)
+            for tp, end in ends.items()
+        )
+
+
+async def wait_settled(bootstrap: str, env: Mapping[str, str], timeout: float = 60.0) -> None:
+    """Poll until the worker started with ``env`` committed every record of the topics it
+    consumes: everything published so far has been handled and what it caused was written."""
+    offsets = Offsets(bootstrap, int(env["NEWSROOM_TOPICS__PARTITIONS"]))
+    deadline = time.monotonic() + timeout
+    try:
+        while not await offsets.settled(env["NEWSROOM_APP_ID"], consumed_topics(env)):
+            assert time.monotonic() < deadline, "the worker did not commit its input in time"
+            await asyncio.sleep(0.2)
+    finally:
+        await offsets.close()
+
+
+async def read_to_end(
+    bootstrap: str, topic: str, partitions: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` up to the end offsets read when called (no waiting for
+    extras: call it once the writers are known to be done, see ``wait_settled``)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            batch = await consumer.getmany(*parts, timeout_ms=200)
             for records in batch.values():
                 got.extend(records)
     finally:

@@ -34,7 +34,9 @@ from tests.integration.kafka_helpers import (
     drain_until,
     is_sentinel,
     publish_events,
+    read_to_end,
     run,
+    wait_settled,
     worker_env,
 )
 
@@ -52,9 +54,10 @@ Row = tuple[str, str, str, str | None]  # (type, recipient, reason|cause, commen
 class Story:
     """Publishes events and reads back the notifications topic of one isolated worker."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
+    def __init__(self, bootstrap: str, env: dict[str, str]) -> None:
         self.bootstrap = bootstrap
-        self.prefix = prefix
+        self.env = env
+        self.prefix = env["NEWSROOM_TOPICS__PREFIX"]
         self.records: list[Any] = []
         self.seen: Counter[Row] = Counter()
         self.phase = 0
@@ -87,17 +90,22 @@ class Story:
 
     def expect(self, total: int, timeout: float = 45.0) -> list[ev.CloudEvent]:
         """Wait until the notifications topic holds ``total`` records of the story (sentinels'
-        left out); return all of them."""
+        left out), then until the worker has handled everything published (so any extra
+        notification is written too); return all of them."""
+        topic = f"{self.prefix}newsroom.notifications"
+        run(
+            drain_until(
+                self.bootstrap,
+                topic,
+                lambda got: len([r for r in got if not is_sentinel(r)]) >= total,
+                timeout,
+            )
+        )
+        run(wait_settled(self.bootstrap, self.env, timeout))
         records = [
             r
             for r in run(
-                drain_until(
-                    self.bootstrap,
-                    f"{self.prefix}newsroom.notifications",
-                    lambda got: len([r for r in got if not is_sentinel(r)]) >= total,
-                    timeout,
-                    settle=1.0,  # extras, as before
-                )
+                read_to_end(self.bootstrap, topic, int(self.env["NEWSROOM_TOPICS__PARTITIONS"]))
             )
             if not is_sentinel(r)
         ]
@@ -137,7 +145,7 @@ def worker(kafka_bootstrap: str, tmp_path: Path) -> Any:
 def test_a_threaded_discussion_produces_exactly_the_right_notifications(
     kafka_bootstrap: str, worker: WorkerProcess
 ) -> None:
-    story = Story(kafka_bootstrap, worker.env["NEWSROOM_TOPICS__PREFIX"])
+    story = Story(kafka_bootstrap, worker.env)
 
     # Phase 1: the article, readers subscribe; Geoff (a guest) asks for replies on the form.
     story.publish([article("a-1")])
@@ -225,7 +233,7 @@ def test_restarting_the_worker_mid_stream_loses_and_repeats_nothing(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env = worker_env(kafka_bootstrap, tmp_path)
-    story = Story(kafka_bootstrap, env["NEWSROOM_TOPICS__PREFIX"])
+    story = Story(kafka_bootstrap, env)
     readers = [member(f"m-r{i}", f"Reader {i}") for i in range(6)]
     first = WorkerProcess(env, tmp_path / "worker-1.log")
     first.start()
