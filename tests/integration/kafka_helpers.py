@@ -19,13 +19,14 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from newsroom_notify.contract import builders, codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
 from newsroom_notify.stream.admin import INTERNAL_STAGES
+from newsroom_notify.stream.admin import create_topics as admin_create_topics
 from newsroom_notify.stream.stages import key_partition
 
 
@@ -41,32 +42,13 @@ async def create_topics(
     replication: int = 1,
     timeout: float = 30.0,
 ) -> None:
-    """Create topics and wait until every broker's metadata shows all their partitions.
-
-    Retries while the cluster cannot place the replicas yet (brokers still registering)."""
-    wanted = list(names)
+    """Create plain topics and wait until the metadata shows all their partitions (the
+    service's own ``create_topics``, with default topic configs)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        deadline = time.monotonic() + timeout
-        pending = list(wanted)
-        while pending:
-            response = await admin.create_topics(
-                [
-                    NewTopic(n, num_partitions=partitions, replication_factor=replication)
-                    for n in pending
-                ]
-            )
-            pending = [name for name, code, *_ in response.topic_errors if code not in (0, 36)]
-            if pending:
-                assert time.monotonic() < deadline, f"could not create {pending}: {response}"
-                await asyncio.sleep(0.5)
-        while True:
-            described = await admin.describe_topics(wanted)
-            if all(d["error_code"] == 0 and len(d["partitions"]) == partitions for d in described):
-                return
-            assert time.monotonic() < deadline, f"topics not visible: {described}"
-            await asyncio.sleep(0.2)
+        layout: dict[str, dict[str, str]] = {name: {} for name in names}
+        await admin_create_topics(admin, layout, partitions, replication, timeout)
     finally:
         await admin.close()
 
