@@ -38,6 +38,7 @@ from newsroom_notify.clock import Clock
 from newsroom_notify.contract import builders as b
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.describe import describe_output
 from newsroom_notify.devkafka import LocalKafka, free_port, port_open
 from newsroom_notify.settings import Settings
 
@@ -54,15 +55,6 @@ CARLA = b.member("m-carla", "Carla Diaz", "carla@example.org")
 DAN = b.member("m-dan", "Dan Hale", "dan@example.org")
 GEOFF = b.guest("Geoff Roach", "geoff.roach@example.org")
 SPAMMER = b.member("m-spam", "Cheap Watches", None)
-
-WHY = {
-    "reply": "someone replied to their comment",
-    "mention": "they were @mentioned in a comment",
-    "follow_up": 'they chose "Notify of: new follow-up comments" on this article',
-    "followed_commenter": "they follow this commenter",
-    "new_article": "they follow this journalist or section",
-    "confirm_subscription": "a guest confirms by e-mail before getting anything (double opt-in)",
-}
 
 
 @dataclass
@@ -190,32 +182,6 @@ def describe_input(event: ev.CloudEvent) -> str:
     return f"{kind}  {event.id}"
 
 
-def describe_output(event: dict[str, Any]) -> str:
-    """One line for an output event, with why (never the e-mail address)."""
-    data = event["data"]
-    kind = event["type"]
-    if kind == "newsroom.notification.created":
-        who = data["recipient"]["name"]
-        comment = data.get("comment") or {}
-        about = f" about {comment['author_name']}'s comment" if comment else ""
-        reason = data["reason"]
-        return f"[bold green]notify[/] {who}{about} — {reason}: {WHY.get(reason, reason)}"
-    if kind == "newsroom.notification.retracted":
-        return (
-            f"[bold red]retract[/] {data['notification_id']} for {data['recipient_id']}"
-            f" — the comment was removed ({data['cause']})"
-        )
-    if kind == "newsroom.digest.ready":
-        articles = ", ".join(
-            f"{a['article']['title']} (+{a['new_comments']})" for a in data["articles"]
-        )
-        return (
-            f"[bold blue]digest[/] for {data['recipient']['name']} "
-            f"({data['period']['frequency']}): {data['total_comments']} new comments — {articles}"
-        )
-    return f"{kind}"
-
-
 # --------------------------------------------------------------------- processes
 
 
@@ -309,7 +275,9 @@ class Demo:
                         self.seen.append(event)
                         if event["type"] == "newsroom.digest.ready":
                             self.digest_seen.set()
-                        self.console.print(f"  ← {describe_output(event)}", highlight=False)
+                        self.console.print(
+                            f"  ← {describe_output(event, markup=True)}", highlight=False
+                        )
             self.print_mails()
 
     def print_mails(self, final: bool = False) -> None:
