@@ -20,8 +20,6 @@ import queue
 import shutil
 import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.describe import describe_output
 from newsroom_notify.devkafka import LocalKafka, free_port, port_open
+from newsroom_notify.devprocess import ServiceProcess
 from newsroom_notify.settings import Settings
 
 if TYPE_CHECKING:
@@ -185,42 +184,19 @@ def describe_input(event: ev.CloudEvent) -> str:
 # --------------------------------------------------------------------- processes
 
 
-@dataclass
-class Child:
-    """A process the demo started, with its log file."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_child(name: str, command: str, env: dict[str, str], run_dir: Path, marker: str) -> Child:
-    log = run_dir / f"{name}.log"
-    handle = log.open("wb")  # this run's lines only: readiness is read from it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "newsroom_notify.cli", command],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited early; see {log}")
-        if marker in log.read_text(errors="replace"):
-            return Child(name, proc, log)
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{name} not ready after 120 s; see {log}")
+def start_child(command: str, env: dict[str, str], run_dir: Path, marker: str) -> ServiceProcess:
+    """``newsroom-notify <command>``, logging to a fresh ``<command>.log`` of the run
+    directory; returns once it is ready (a port taken meanwhile is drawn again, in ``env``)."""
+    log = run_dir / f"{command}.log"
+    log.unlink(missing_ok=True)  # this run's lines only
+    child = ServiceProcess(env, log, command, marker)
+    child.start()
+    try:
+        child.wait_ready(120)
+    except (RuntimeError, TimeoutError):
+        child.stop()
+        raise RuntimeError(f"{command} did not start; see {log}") from None
+    return child
 
 
 @dataclass
@@ -439,7 +415,7 @@ def services(
     from newsroom_notify.mailer.sink import SmtpSink  # noqa: PLC0415 - a development tool
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    started: list[Child] = []
+    started: list[ServiceProcess] = []
     kafka: LocalKafka | None = None
     sink: SmtpSink | None = None
     env = dict(os.environ)
@@ -470,11 +446,11 @@ def services(
                 "NEWSROOM_DEV_MODE": env.get("NEWSROOM_DEV_MODE", "true"),
             }
         )
-        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
         console.print(f"Starting the worker (log: {run_dir / 'worker.log'})…")
-        started.append(start_child("worker", "worker", env, run_dir, "Worker ready"))
+        started.append(start_child("worker", env, run_dir, "Worker ready"))
+        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
         console.print(f"Starting the API on port {env['NEWSROOM_API__PORT']}…")
-        started.append(start_child("api", "api", env, run_dir, "api listening"))
+        started.append(start_child("api", env, run_dir, "api listening"))
         mail_dir = run_dir / "mail"
         shutil.rmtree(mail_dir, ignore_errors=True)  # this run's mails only
         smtp_port = free_port()
@@ -500,7 +476,7 @@ def services(
         console.print(
             f"Starting an SMTP sink on port {smtp_port} (mails go to {mail_dir}) and the mailer…"
         )
-        started.append(start_child("mailer", "mailer", env, run_dir, "mailer ready"))
+        started.append(start_child("mailer", env, run_dir, "mailer ready"))
         os.environ.update(env)  # this process reads the same settings as its children
         yield Settings()
     finally:
