@@ -59,7 +59,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +73,7 @@ from newsroom_notify.contract import codec  # noqa: E402
 from newsroom_notify.contract import events as ev  # noqa: E402
 from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
 from newsroom_notify.settings import Settings  # noqa: E402
+from newsroom_notify.stream.admin import create_topics as admin_create_topics  # noqa: E402
 from newsroom_notify.stream.admin import internal_topic_names, topic_layout  # noqa: E402
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
@@ -123,15 +124,7 @@ async def create_topics(bootstrap: str, topics: dict[str, dict[str, str]], parti
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        response = await admin.create_topics(
-            [
-                NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=cfg)
-                for name, cfg in topics.items()
-            ]
-        )
-        failed = [(n, c) for n, c, *_ in response.topic_errors if c not in (0, 36)]
-        if failed:
-            raise RuntimeError(f"could not create topics: {failed}")
+        await admin_create_topics(admin, topics, partitions)
     finally:
         await admin.close()
 

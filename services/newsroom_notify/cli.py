@@ -140,43 +140,10 @@ def _post(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(topic: str, key: bytes | None, value: bytes | None, headers: list[Any]) -> str:
-    """One readable line for a record of an output topic (never the e-mail address)."""
-    import orjson  # noqa: PLC0415
-
-    extra = dict(headers)
-    if "newsroom.dlt.error.class" in extra:
-        return (
-            f"{topic}  DEAD LETTER {extra['newsroom.dlt.error.class'].decode()}: "
-            f"{extra.get('newsroom.dlt.error.message', b'').decode()}"
-        )
-    try:
-        event = orjson.loads(value or b"")
-        data = event["data"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return f"{topic}  (unreadable record, key={key!r})"
-    if event["type"] == "newsroom.notification.created":
-        comment = data.get("comment") or {}
-        about = f"comment {comment['id']} by {comment['author_name']}" if comment else ""
-        return (
-            f"{topic}  NOTIFY {data['recipient']['name']} ({data['recipient']['id']}) "
-            f"reason={data['reason']} article={data['article']['id']} {about}".rstrip()
-        )
-    if event["type"] == "newsroom.notification.retracted":
-        return (
-            f"{topic}  RETRACT {data['notification_id']} for {data['recipient_id']} "
-            f"cause={data['cause']}"
-        )
-    if event["type"] == "newsroom.digest.ready":
-        return (
-            f"{topic}  DIGEST for {data['recipient']['id']} "
-            f"{data['period']['frequency']} total_comments={data['total_comments']}"
-        )
-    return f"{topic}  {event['type']} id={event.get('id')}"
-
-
 async def _tail_topics(settings: Settings, from_beginning: bool) -> None:
     from aiokafka import AIOKafkaConsumer  # noqa: PLC0415
+
+    from newsroom_notify.contract.describe import describe_record  # noqa: PLC0415
 
     topics = settings.topics
     names = [topics.name(t) for t in (topics.notifications, topics.digests, topics.deadletter)]
@@ -190,9 +157,8 @@ async def _tail_topics(settings: Settings, from_beginning: bool) -> None:
     await consumer.start()
     try:
         async for record in consumer:
-            print(
-                describe(record.topic, record.key, record.value, list(record.headers)), flush=True
-            )
+            line = describe_record(record.topic, record.key, record.value, list(record.headers))
+            print(line, flush=True)
     finally:
         await consumer.stop()
 

@@ -20,8 +20,6 @@ import queue
 import shutil
 import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +36,9 @@ from newsroom_notify.clock import Clock
 from newsroom_notify.contract import builders as b
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.describe import describe_output
 from newsroom_notify.devkafka import LocalKafka, free_port, port_open
+from newsroom_notify.devprocess import ServiceProcess
 from newsroom_notify.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,15 +54,6 @@ CARLA = b.member("m-carla", "Carla Diaz", "carla@example.org")
 DAN = b.member("m-dan", "Dan Hale", "dan@example.org")
 GEOFF = b.guest("Geoff Roach", "geoff.roach@example.org")
 SPAMMER = b.member("m-spam", "Cheap Watches", None)
-
-WHY = {
-    "reply": "someone replied to their comment",
-    "mention": "they were @mentioned in a comment",
-    "follow_up": 'they chose "Notify of: new follow-up comments" on this article',
-    "followed_commenter": "they follow this commenter",
-    "new_article": "they follow this journalist or section",
-    "confirm_subscription": "a guest confirms by e-mail before getting anything (double opt-in)",
-}
 
 
 @dataclass
@@ -190,71 +181,22 @@ def describe_input(event: ev.CloudEvent) -> str:
     return f"{kind}  {event.id}"
 
 
-def describe_output(event: dict[str, Any]) -> str:
-    """One line for an output event, with why (never the e-mail address)."""
-    data = event["data"]
-    kind = event["type"]
-    if kind == "newsroom.notification.created":
-        who = data["recipient"]["name"]
-        comment = data.get("comment") or {}
-        about = f" about {comment['author_name']}'s comment" if comment else ""
-        reason = data["reason"]
-        return f"[bold green]notify[/] {who}{about} — {reason}: {WHY.get(reason, reason)}"
-    if kind == "newsroom.notification.retracted":
-        return (
-            f"[bold red]retract[/] {data['notification_id']} for {data['recipient_id']}"
-            f" — the comment was removed ({data['cause']})"
-        )
-    if kind == "newsroom.digest.ready":
-        articles = ", ".join(
-            f"{a['article']['title']} (+{a['new_comments']})" for a in data["articles"]
-        )
-        return (
-            f"[bold blue]digest[/] for {data['recipient']['name']} "
-            f"({data['period']['frequency']}): {data['total_comments']} new comments — {articles}"
-        )
-    return f"{kind}"
-
-
 # --------------------------------------------------------------------- processes
 
 
-@dataclass
-class Child:
-    """A process the demo started, with its log file."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def start_child(name: str, command: str, env: dict[str, str], run_dir: Path, marker: str) -> Child:
-    log = run_dir / f"{name}.log"
-    handle = log.open("wb")  # this run's lines only: readiness is read from it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "newsroom_notify.cli", command],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited early; see {log}")
-        if marker in log.read_text(errors="replace"):
-            return Child(name, proc, log)
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{name} not ready after 120 s; see {log}")
+def start_child(command: str, env: dict[str, str], run_dir: Path, marker: str) -> ServiceProcess:
+    """``newsroom-notify <command>``, logging to a fresh ``<command>.log`` of the run
+    directory; returns once it is ready (a port taken meanwhile is drawn again, in ``env``)."""
+    log = run_dir / f"{command}.log"
+    log.unlink(missing_ok=True)  # this run's lines only
+    child = ServiceProcess(env, log, command, marker)
+    child.start()
+    try:
+        child.wait_ready(120)
+    except (RuntimeError, TimeoutError):
+        child.stop()
+        raise RuntimeError(f"{command} did not start; see {log}") from None
+    return child
 
 
 @dataclass
@@ -309,7 +251,9 @@ class Demo:
                         self.seen.append(event)
                         if event["type"] == "newsroom.digest.ready":
                             self.digest_seen.set()
-                        self.console.print(f"  ← {describe_output(event)}", highlight=False)
+                        self.console.print(
+                            f"  ← {describe_output(event, markup=True)}", highlight=False
+                        )
             self.print_mails()
 
     def print_mails(self, final: bool = False) -> None:
@@ -471,7 +415,7 @@ def services(
     from newsroom_notify.mailer.sink import SmtpSink  # noqa: PLC0415 - a development tool
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    started: list[Child] = []
+    started: list[ServiceProcess] = []
     kafka: LocalKafka | None = None
     sink: SmtpSink | None = None
     env = dict(os.environ)
@@ -502,11 +446,11 @@ def services(
                 "NEWSROOM_DEV_MODE": env.get("NEWSROOM_DEV_MODE", "true"),
             }
         )
-        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
         console.print(f"Starting the worker (log: {run_dir / 'worker.log'})…")
-        started.append(start_child("worker", "worker", env, run_dir, "Worker ready"))
+        started.append(start_child("worker", env, run_dir, "Worker ready"))
+        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
         console.print(f"Starting the API on port {env['NEWSROOM_API__PORT']}…")
-        started.append(start_child("api", "api", env, run_dir, "api listening"))
+        started.append(start_child("api", env, run_dir, "api listening"))
         mail_dir = run_dir / "mail"
         shutil.rmtree(mail_dir, ignore_errors=True)  # this run's mails only
         smtp_port = free_port()
@@ -532,7 +476,7 @@ def services(
         console.print(
             f"Starting an SMTP sink on port {smtp_port} (mails go to {mail_dir}) and the mailer…"
         )
-        started.append(start_child("mailer", "mailer", env, run_dir, "mailer ready"))
+        started.append(start_child("mailer", env, run_dir, "mailer ready"))
         os.environ.update(env)  # this process reads the same settings as its children
         yield Settings()
     finally:

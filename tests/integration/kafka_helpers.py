@@ -6,26 +6,24 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
 from newsroom_notify.contract import builders, codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.devkafka import free_port
+from newsroom_notify.devprocess import PortTaken, ServiceProcess
 from newsroom_notify.stream.admin import INTERNAL_STAGES
+from newsroom_notify.stream.admin import create_topics as admin_create_topics
 from newsroom_notify.stream.stages import key_partition
 
 
@@ -41,32 +39,13 @@ async def create_topics(
     replication: int = 1,
     timeout: float = 30.0,
 ) -> None:
-    """Create topics and wait until every broker's metadata shows all their partitions.
-
-    Retries while the cluster cannot place the replicas yet (brokers still registering)."""
-    wanted = list(names)
+    """Create plain topics and wait until the metadata shows all their partitions (the
+    service's own ``create_topics``, with default topic configs)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        deadline = time.monotonic() + timeout
-        pending = list(wanted)
-        while pending:
-            response = await admin.create_topics(
-                [
-                    NewTopic(n, num_partitions=partitions, replication_factor=replication)
-                    for n in pending
-                ]
-            )
-            pending = [name for name, code, *_ in response.topic_errors if code not in (0, 36)]
-            if pending:
-                assert time.monotonic() < deadline, f"could not create {pending}: {response}"
-                await asyncio.sleep(0.5)
-        while True:
-            described = await admin.describe_topics(wanted)
-            if all(d["error_code"] == 0 and len(d["partitions"]) == partitions for d in described):
-                return
-            assert time.monotonic() < deadline, f"topics not visible: {described}"
-            await asyncio.sleep(0.2)
+        layout: dict[str, dict[str, str]] = {name: {} for name in names}
+        await admin_create_topics(admin, layout, partitions, replication, timeout)
     finally:
         await admin.close()
 
@@ -367,94 +346,8 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-BIND_FAILURE = "address already in use"
-PORT_ATTEMPTS = 5
-
-
-@dataclass
-class WorkerProcess:
-    """``newsroom-notify worker`` (or ``api``) as a user runs it, in a subprocess.
-
-    Its ports come from ``free_port()``, which another process may take before this one binds
-    it: a process that exits because its address is in use is started again on new ports
-    (``port_vars`` of ``env``, updated in place so callers read the port it really uses)."""
-
-    env: dict[str, str]
-    log_path: Path
-    command: str = "worker"  # or "api"
-    ready_marker: str = "Worker ready"
-    proc: subprocess.Popen[bytes] | None = None
-    port_vars: tuple[str, ...] | None = None
-    _log: Any = field(default=None, repr=False)
-    _log_start: int = field(default=0, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.port_vars is None:
-            wanted = (
-                ("NEWSROOM_API__PORT", "NEWSROOM_API__METRICS_PORT")
-                if self.command == "api"
-                else ("NEWSROOM_WEB_PORT",)
-            )
-            self.port_vars = tuple(name for name in wanted if name in self.env)
-
-    def start(self) -> None:
-        self._log_start = len(self.log_text())
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "newsroom_notify.cli", self.command],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 180.0) -> None:  # a loaded 2-core machine is slow
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            try:
-                self._wait_ready(timeout)
-            except PortTaken:
-                if attempt == PORT_ATTEMPTS:
-                    raise
-                self._log.close()
-                for name in self.port_vars or ():
-                    self.env[name] = str(free_port())
-                self.start()
-            else:
-                return
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                output = self.log_text()[self._log_start :]
-                if self.port_vars and BIND_FAILURE in output.lower():
-                    raise PortTaken(f"{self.command} could not bind:\n{output[-4000:]}")
-                raise RuntimeError(f"worker exited early:\n{output[-4000:]}")
-            if self.ready_marker in self.log_text()[self._log_start :]:
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready:\n{self.log_text()[-4000:]}")
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._log is not None:
-            self._log.close()
-        return self.proc.returncode
-
-
-class PortTaken(RuntimeError):
-    """A worker or API process exited because its port was taken by another process."""
+WorkerProcess = ServiceProcess  # the tests' name: most of them start a worker
+__all__ = ["PortTaken", "ServiceProcess", "WorkerProcess"]
 
 
 def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from newsroom_notify.cli import build_parser, describe
+from newsroom_notify.cli import build_parser
+from newsroom_notify.contract.describe import describe_output, describe_record
 from newsroom_notify.contract.samples import sample_events
 
 
@@ -19,25 +20,42 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 
 def test_tail_lines_say_who_why_and_never_the_address() -> None:
     event = sample_events()["newsroom.notification.created"]
-    line = describe("newsroom.notifications", b"k", orjson.dumps(event), [])
-    assert "NOTIFY Geoff Roach" in line
-    assert "reason=reply" in line
-    assert "c-88120 by Ana Lima" in line
+    line = describe_record("newsroom.notifications", b"k", orjson.dumps(event), [])
+    assert line.startswith(
+        "newsroom.notifications  notify Geoff Roach (guest_onbqi3yoqwo6fdoozjighifv23)"
+    )
+    assert (
+        "about Ana Lima's comment c-88120 on a-20261128-council — reply: someone replied to" in line
+    )
     assert "@" not in line
 
 
 def test_tail_lines_for_retractions_digests_and_dead_letters() -> None:
     samples = sample_events()
-    retraction = describe("n", None, orjson.dumps(samples["newsroom.notification.retracted"]), [])
-    assert "RETRACT n-5d1c0a6f9b2e4c7a8f3e" in retraction
-    assert "cause=spam" in retraction
-    digest = describe("d", None, orjson.dumps(samples["newsroom.digest.ready"]), [])
-    assert "DIGEST" in digest
-    assert "total_comments=14" in digest
-    dead = describe(
+    retracted = orjson.dumps(samples["newsroom.notification.retracted"])
+    retraction = describe_record("n", None, retracted, [])
+    assert "retract n-5d1c0a6f9b2e4c7a8f3e for" in retraction
+    assert "the comment was removed (spam)" in retraction
+    digest = describe_record("d", None, orjson.dumps(samples["newsroom.digest.ready"]), [])
+    assert "digest for Geoff Roach (daily): 14 new comments" in digest
+    dead = describe_record(
         "dl",
         None,
         b"{broken",
         [("newsroom.dlt.error.class", b"InvalidJson"), ("newsroom.dlt.error.message", b"x")],
     )
     assert "DEAD LETTER InvalidJson" in dead
+
+
+def test_an_unreadable_record_is_named_by_its_key() -> None:
+    assert describe_record("n", b"k-1", b"{broken", []) == "n  (unreadable record, key=b'k-1')"
+
+
+def test_markup_in_a_name_is_printed_as_it_is_in_the_demo() -> None:
+    from rich.console import Console  # noqa: PLC0415
+
+    event = sample_events()["newsroom.notification.created"]
+    event["data"]["recipient"]["name"] = "[blink]Eve[/blink]"
+    console = Console(width=400, color_system=None, record=True)
+    console.print(describe_output(event, markup=True), highlight=False)
+    assert "notify [blink]Eve[/blink] (guest_onbqi3yoqwo6fdoozjighifv23)" in console.export_text()

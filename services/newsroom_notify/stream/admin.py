@@ -10,15 +10,18 @@ before Faust starts removes that race.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError, for_code
 
 from newsroom_notify.contract.topics import CATALOGUE
 from newsroom_notify.settings import Settings
 
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+INVALID_REPLICATION_FACTOR = InvalidReplicationFactorError.errno  # brokers still registering
 
 
 def topic_layout(settings: Settings, changelogs: Iterable[str] = ()) -> dict[str, dict[str, str]]:
@@ -56,26 +59,59 @@ async def ensure_topics(settings: Settings, changelogs: Iterable[str] = ()) -> l
     try:
         existing = set(await admin.list_topics())
         layout = topic_layout(settings, changelogs)
-        missing = [
-            NewTopic(
-                name,
-                num_partitions=settings.topics.partitions,
-                replication_factor=settings.kafka.replication_factor,
-                topic_configs=configs,
-            )
-            for name, configs in layout.items()
-            if name not in existing
-        ]
-        if not missing:
-            return []
-        response = await admin.create_topics(missing)
-        failed = [
-            (name, code)
-            for name, code, *_ in response.topic_errors
-            if code not in (0, TOPIC_ALREADY_EXISTS)
-        ]
-        if failed:
-            raise RuntimeError(f"could not create topics: {failed}")
-        return [t.name for t in missing]
+        missing = {name: configs for name, configs in layout.items() if name not in existing}
+        await create_topics(
+            admin, missing, settings.topics.partitions, settings.kafka.replication_factor
+        )
+        return list(missing)
     finally:
         await admin.close()
+
+
+async def create_topics(
+    admin: AIOKafkaAdminClient,
+    layout: Mapping[str, Mapping[str, str]],
+    partitions: int,
+    replication: int = 1,
+    wait_s: float = 30.0,
+) -> None:
+    """Create the topics of ``layout`` (name -> topic configs; one that exists already is
+    fine) and wait until the cluster's metadata shows all their partitions. While a new
+    cluster cannot place the replicas yet (brokers still registering) or answers with a
+    retriable error, the creation is tried again for ``wait_s`` seconds; any other refusal raises
+    at once with its error code."""
+    if not layout:
+        return
+    deadline = time.monotonic() + wait_s
+    pending = dict(layout)
+    while pending:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=partitions,
+                    replication_factor=replication,
+                    topic_configs=dict(configs),
+                )
+                for name, configs in pending.items()
+            ]
+        )
+        errors = {name: code for name, code, *_ in response.topic_errors}
+        failed = {n: c for n, c in errors.items() if c not in (0, TOPIC_ALREADY_EXISTS)}
+        if not all(
+            c == INVALID_REPLICATION_FACTOR or for_code(c).retriable for c in failed.values()
+        ):
+            raise RuntimeError(f"could not create topics: {sorted(failed.items())}")
+        if failed and time.monotonic() > deadline:
+            raise RuntimeError(f"could not place the replicas of {sorted(failed)} in time")
+        pending = {name: pending[name] for name in failed}
+        if pending:
+            await asyncio.sleep(0.5)
+    names = list(layout)
+    while True:
+        described = await admin.describe_topics(names)
+        if all(d["error_code"] == 0 and len(d["partitions"]) == partitions for d in described):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics not visible in the metadata in time: {described}")
+        await asyncio.sleep(0.2)
