@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.events import Delivery
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id, mailbox_key
 from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
@@ -40,7 +41,6 @@ from newsroom_notify.domain.model import (
     CommentSummary,
     Condition,
     Contribution,
-    Delivery,
     Edit,
     Erase,
     FollowChange,

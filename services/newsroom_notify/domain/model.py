@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from newsroom_notify.contract.events import Delivery, Frequency, Scope
+
 
 class Reason(StrEnum):
     """Why somebody is notified."""
@@ -51,8 +53,6 @@ class Condition(StrEnum):
     CONSENTED = "consented"  # rule 5: any active (confirmed) subscription
 
 
-Scope = Literal["article", "replies", "commenter", "journalist", "section"]
-Delivery = Literal["instant", "digest"]
 Status = Literal["approved", "pending", "spam", "trash", "deleted"]
 
 # Defaults (DESIGN.md): replies and mentions instant, follows in the daily digest.
@@ -229,7 +229,7 @@ class QuietHours(State):
 class Preferences(State):
     """Delivery preferences of a subscriber."""
 
-    digest: Literal["hourly", "daily", "weekly"] = "daily"
+    digest: Frequency = "daily"
     timezone: str = "UTC"
     digest_hour: int = 8
     digest_weekday: int = 0
