@@ -11,8 +11,8 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain import tokens as tokens_module
+from newsroom_notify.domain.keys import sent_key, sent_prefix
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import sent_key, sent_prefix
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from tests.builders import (
     Clock,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
+from newsroom_notify.domain.keys import entity_key, fanout_key, fanout_prefix
 from newsroom_notify.domain.model import (
     PRIORITY,
     Activity,
@@ -31,11 +32,6 @@ from newsroom_notify.domain.model import (
     erased_author_id,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
-
-
-def entity_key(scope: str, target: str) -> str:
-    """The follows-stage key of a followable entity."""
-    return f"{scope}:{target}"
 
 
 def merge_followers(
@@ -75,7 +71,7 @@ class FollowsStage:
 
     def on_activity(self, entity: str, activity: Activity) -> list[Outbound]:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
-        record_key = f"{entity}|{activity.subject.key}"
+        record_key = fanout_key(entity, activity.subject.key)
         if activity.event in ("comment", "article"):
             merged = merge_followers(entity, activity, self.followers.get(entity))
             record = self.fanout.get(record_key) or Fanout()
@@ -146,7 +142,7 @@ class FollowsStage:
         its subjects; if the entity is the subscriber, its followers, and move who each of
         their comments went to where a later removal of the comment looks for it."""
         sid = erase.subscriber_id
-        prefix = f"{entity}|"
+        prefix = fanout_prefix(entity)
         if erase.subjects:
             keys = [prefix + subject for subject in erase.subjects]
         else:
@@ -189,7 +185,7 @@ class FollowsStage:
 
     def on_fanout_moved(self, entity: str, moved: FanoutMoved) -> list[Outbound]:
         """Keep who an erased author's comment went to under its new key."""
-        key = f"{entity}|{moved.subject_key}"
+        key = fanout_key(entity, moved.subject_key)
         record = self.fanout.get(key) or Fanout()
         new = [sid for sid in moved.recipients if sid not in record.recipients]
         if new:

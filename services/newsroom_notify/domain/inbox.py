@@ -33,6 +33,15 @@ from newsroom_notify.contract.events import Delivery
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id, mailbox_key
 from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id, retraction_id
+from newsroom_notify.domain.keys import (
+    comment_subject,
+    confirm_subject,
+    contribution_key,
+    entity_key,
+    sent_key,
+    sent_prefix,
+    subscription_key,
+)
 from newsroom_notify.domain.model import (
     DEFAULT_DELIVERY,
     ERASED_NAME,
@@ -62,9 +71,6 @@ from newsroom_notify.domain.model import (
     Subscription,
     Traces,
     anonymised,
-    sent_key,
-    sent_prefix,
-    subscription_key,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import (
@@ -120,11 +126,6 @@ class DigestBuffer(BaseModel):
     activity_cut: dict[str, datetime] = {}
     due_at: datetime | None = None  # when the timer should look again
     omitted: int = 0  # items and comments left out by the caps since the last digest
-
-
-def contribution_key(contribution: Contribution) -> str:
-    """An article's activity for one period, as a digest buffer keys it."""
-    return f"{contribution.article.id}|{contribution.period_end.isoformat()}"
 
 
 def schedule_of(prefs: Preferences) -> Schedule:
@@ -461,7 +462,7 @@ class InboxStage:
         done = buffer.activity_cut.get(msg.article.id)
         if done is not None and msg.period_end <= done:
             return []  # in a digest already: the same activity again (a replay)
-        buffer.contributions[contribution_key(msg)] = msg
+        buffer.contributions[contribution_key(msg.article.id, msg.period_end)] = msg
         excess = len(buffer.contributions) - self.digest_contributions_max
         if excess > 0:  # the oldest periods' activity goes; its comments are counted
             self.on_capped("digest_contributions")
@@ -535,7 +536,7 @@ class InboxStage:
         """The comments of ``comment_ids`` an earlier digest (not ``did``) already listed."""
         shown = set()
         for cid in comment_ids:
-            sent = self.sent.get(sent_key(rid, f"c:{cid}"))
+            sent = self.sent.get(sent_key(rid, comment_subject(cid)))
             if sent is not None and sent.digest_id is not None and sent.digest_id != did:
                 shown.add(cid)
         return frozenset(shown)
@@ -546,7 +547,7 @@ class InboxStage:
         did = digest.data.digest_id
         for part in digest.data.articles:
             for item in part.items:
-                subject = f"c:{item.comment.id}"
+                subject = comment_subject(item.comment.id)
                 key = sent_key(rid, subject)
                 sent = self.sent.get(key)
                 if sent is None:
@@ -793,7 +794,7 @@ class InboxStage:
     def _confirm_request(
         self, profile: Profile, scope: str, target: str | None, request_id: str
     ) -> list[Outbound]:
-        subject_key = f"confirm:{subscription_key(scope, target)}:{request_id}"
+        subject_key = confirm_subject(subscription_key(scope, target), request_id)
         nid = notification_id(profile.id, subject_key, Reason.CONFIRM_SUBSCRIPTION)
         version = profile.token_version
         claims = TokenClaims(profile.id, scope, target, version)
@@ -1038,7 +1039,7 @@ class InboxStage:
             owner = _owner(sub)
             if owner is not None:
                 keys.add(owner)
-        keys.add((Destination.FOLLOWS.value, f"commenter:{sid}"))
+        keys.add((Destination.FOLLOWS.value, entity_key("commenter", sid)))
         erase = Erase(subscriber_id=sid)
         out = [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
         # Other readers' pending digests and held notifications quoting them: every inbox

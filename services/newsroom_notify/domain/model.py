@@ -11,7 +11,6 @@ Three stages, each owning the state its decisions need (see ``domain/__init__``)
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -292,27 +291,10 @@ class Sent(State):
     listed_only: bool = False
 
 
-def sent_key(recipient_id: str, subject_key: str) -> str:
-    """Key of what a recipient got for one subject: one small record each, so the cost of a
-    notification does not grow with how many the recipient already got. JSON, because ids may
-    contain any character (``auth0|abc``): no two (recipient, subject) pairs share a key."""
-    return json.dumps([recipient_id, subject_key], separators=(",", ":"))
-
-
-def sent_prefix(recipient_id: str) -> str:
-    """The start of every ``sent_key`` of this recipient, and of no other's."""
-    return json.dumps([recipient_id], separators=(",", ":"))[:-1] + ","
-
-
 class Traces(State):
     """Where else a subscriber appears (stage, key), so erasure can reach it."""
 
     keys: list[tuple[str, str]] = Field(default_factory=list)
-
-
-def subscription_key(scope: str, target: str | None) -> str:
-    """The key of a subscription in a profile."""
-    return f"{scope}|{target or ''}"
 
 
 # ----------------------------------------------------------------------------- messages

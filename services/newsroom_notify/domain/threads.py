@@ -9,7 +9,6 @@ re-emits the same messages and changes no state twice.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,17 @@ from newsroom_notify.domain.digest import (
     record_comment,
     slot_start,
     summarise_slots,
+)
+from newsroom_notify.domain.keys import (
+    FOLLOWER_CHUNKS,
+    activity_key,
+    article_subject,
+    chunk_key,
+    chunk_key_of,
+    comment_key,
+    comment_subject,
+    entity_key,
+    member_key,
 )
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.model import (
@@ -50,7 +60,6 @@ from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import Schedule, last_closed_period
 
 RETRACTING = {"spam", "trash", "deleted"}
-FOLLOWER_CHUNKS = 64  # digest followers of an article are split so one subscribe is O(N/64)
 
 
 class DigestMember(State):
@@ -71,17 +80,6 @@ def _utcnow() -> datetime:
 
 def _uncounted(_: str) -> None:
     return None
-
-
-def chunk_key(article_id: str, schedule: str, subscriber_id: str) -> str:
-    """The key of the follower chunk a digest-mode follower of an article belongs to."""
-    chunk = zlib.crc32(subscriber_id.encode("utf-8")) % FOLLOWER_CHUNKS
-    return f"{article_id}|{schedule}|{chunk}"
-
-
-def comment_key(article_id: str, comment_id: str) -> str:
-    """Key of a comment in the comments table."""
-    return f"{article_id}/{comment_id}"
 
 
 def placeholder_article(article_id: str) -> ArticleInfo:
@@ -193,13 +191,13 @@ class ThreadsStage:
             return []
         activity = Activity(
             event="article",
-            subject=Subject(key=f"a:{info.id}", article=info),
+            subject=Subject(key=article_subject(info.id), article=info),
             at=event.time,
             origin=event.id,
         )
-        keys = [f"journalist:{info.journalist_id}"]
+        keys = [entity_key("journalist", info.journalist_id)]
         if info.section:
-            keys.append(f"section:{info.section}")
+            keys.append(entity_key("section", info.section))
         return [Outbound(Destination.FOLLOWS, key, activity) for key in keys]
 
     # ---------------------------------------------------------------- comments
@@ -241,9 +239,9 @@ class ThreadsStage:
         key = comment_key(aid, data.comment_id)
         comment = self.comments.get(key)
         if comment is None:  # a replay finds it stored and only re-emits
-            authored = self.authored.get(f"{aid}|{sid}") or Authored()
+            authored = self.authored.get(member_key(aid, sid)) or Authored()
             authored.comment_ids.append(data.comment_id)
-            self.authored[f"{aid}|{sid}"] = authored
+            self.authored[member_key(aid, sid)] = authored
             comment = CommentInfo(
                 id=data.comment_id,
                 article_id=aid,
@@ -296,7 +294,7 @@ class ThreadsStage:
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
+        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     def _set_status(
         self, article_id: str, comment_id: str, status: str, event: ev.CloudEvent
@@ -326,7 +324,9 @@ class ThreadsStage:
                 at=event.time,
                 origin=event.id,
             )
-            out = [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
+            out = [
+                Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)
+            ]
             out += self._forget_activity(thread, comment, status)
         if status in RETRACTING:
             comment.notify = None  # spam, trash or deleted before approval: subscribes nobody
@@ -342,7 +342,7 @@ class ThreadsStage:
         article = thread.article or placeholder_article(comment.article_id)
         parent = self._parent(comment)
         return Subject(
-            key=f"c:{comment.id}",
+            key=comment_subject(comment.id),
             article=article,
             comment=summarise(comment, article),
             parent=summarise(parent, article) if parent else None,
@@ -370,7 +370,7 @@ class ThreadsStage:
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, f"commenter:{comment.author_id}", activity)]
+        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     # ---------------------------------------------------- article digests (fan-out on read)
 
@@ -378,7 +378,7 @@ class ThreadsStage:
         """Count an approved comment once in the article's current slot: O(1) per comment."""
         now = self.clock()
         start = slot_start(now, self.slot_minutes)
-        key = f"{comment.article_id}|{start.isoformat()}"
+        key = activity_key(comment.article_id, start)
         slot = self.activity.get(key) or ActivitySlot()
         record_comment(slot, comment.id, self._keep)
         self.activity[key] = slot
@@ -405,7 +405,7 @@ class ThreadsStage:
         fanned = [k for k, end in thread.fanned_until.items() if end > start]
         retraction = Retraction(
             recipient_id="",
-            subject_key=f"c:{comment.id}",
+            subject_key=comment_subject(comment.id),
             cause=cause,
         )
         return [
@@ -417,7 +417,7 @@ class ThreadsStage:
     def _digest_followers(self, article_id: str, schedule: str) -> list[str]:
         followers: list[str] = []
         for chunk in range(FOLLOWER_CHUNKS):
-            group = self.digest_followers.get(f"{article_id}|{schedule}|{chunk}")
+            group = self.digest_followers.get(chunk_key_of(article_id, schedule, chunk))
             if group is not None:
                 followers.extend(group.delivery)
         return followers
@@ -441,7 +441,7 @@ class ThreadsStage:
                 for start in thread.activity_slots
                 if (done is None or start >= done)
                 and start < period.end
-                and (slot := self.activity.get(f"{article_id}|{start.isoformat()}")) is not None
+                and (slot := self.activity.get(activity_key(article_id, start))) is not None
             ]
             thread.fanned_until[schedule] = period.end
             count, latest = summarise_slots(slots, self._keep)
@@ -477,7 +477,7 @@ class ThreadsStage:
         if not ends or any(end is None for end in ends):
             if not ends:  # nobody follows in digest mode any more
                 for start in thread.activity_slots:
-                    self.activity.pop(f"{article_id}|{start.isoformat()}", None)
+                    self.activity.pop(activity_key(article_id, start), None)
                 thread.activity_slots = []
                 self.pending.pop(article_id, None)
             return
@@ -485,7 +485,7 @@ class ThreadsStage:
         keep = [s for s in thread.activity_slots if s >= horizon]
         for start in thread.activity_slots:
             if start < horizon:
-                self.activity.pop(f"{article_id}|{start.isoformat()}", None)
+                self.activity.pop(activity_key(article_id, start), None)
         thread.activity_slots = keep
         if not keep:
             self.pending.pop(article_id, None)
@@ -498,7 +498,7 @@ class ThreadsStage:
         sid = change.subscriber_id
         changed = False
         wants_digest = change.active and change.delivery == "digest" and change.schedule
-        member = self.digest_members.get(f"{article_id}|{sid}")
+        member = self.digest_members.get(member_key(article_id, sid))
         if member is not None and not (wants_digest and member.schedule == change.schedule):
             self._leave_group(article_id, thread, sid, member.schedule)
             changed = True
@@ -527,7 +527,7 @@ class ThreadsStage:
             return False
         group.delivery[sid] = "digest"
         self.digest_followers[key] = group
-        self.digest_members[f"{article_id}|{sid}"] = DigestMember(schedule=schedule)
+        self.digest_members[member_key(article_id, sid)] = DigestMember(schedule=schedule)
         thread.digest_schedules[schedule] = thread.digest_schedules.get(schedule, 0) + 1
         return True
 
@@ -539,7 +539,7 @@ class ThreadsStage:
                 self.digest_followers[key] = group
             else:
                 del self.digest_followers[key]
-        self.digest_members.pop(f"{article_id}|{sid}", None)
+        self.digest_members.pop(member_key(article_id, sid), None)
         left = thread.digest_schedules.get(schedule, 1) - 1
         if left > 0:
             thread.digest_schedules[schedule] = left
@@ -557,7 +557,7 @@ class ThreadsStage:
             return []
         thread.participants.pop(sid, None)
         thread.instant_followers.pop(sid, None)
-        authored = self.authored.pop(f"{article_id}|{sid}", None)
+        authored = self.authored.pop(member_key(article_id, sid), None)
         for comment_id in authored.comment_ids if authored else []:
             key = comment_key(article_id, comment_id)
             comment = self.comments.get(key)
@@ -569,20 +569,22 @@ class ThreadsStage:
                 comment.notify = None
                 self.comments[key] = comment
                 thread.erased_comments.append(comment_id)
-        member = self.digest_members.get(f"{article_id}|{sid}")
+        member = self.digest_members.get(member_key(article_id, sid))
         if member is not None:
             self._leave_group(article_id, thread, sid, member.schedule)
         self.threads[article_id] = thread
         out: list[Outbound] = []
         for participant in sorted(thread.participants):
-            theirs = self.authored.get(f"{article_id}|{participant}")
+            theirs = self.authored.get(member_key(article_id, participant))
             if theirs is not None and theirs.comment_ids:
-                subjects = [f"c:{cid}" for cid in theirs.comment_ids]
+                subjects = [comment_subject(cid) for cid in theirs.comment_ids]
                 forget = Erase(subscriber_id=sid, subjects=subjects)
-                out.append(Outbound(Destination.FOLLOWS, f"commenter:{participant}", forget))
+                out.append(
+                    Outbound(Destination.FOLLOWS, entity_key("commenter", participant), forget)
+                )
         for comment_id in thread.erased_comments:
             if authored is None or comment_id not in authored.comment_ids:
-                forget = Erase(subscriber_id=sid, subjects=[f"c:{comment_id}"])
-                entity = f"commenter:{erased_author_id(comment_id)}"
+                forget = Erase(subscriber_id=sid, subjects=[comment_subject(comment_id)])
+                entity = entity_key("commenter", erased_author_id(comment_id))
                 out.append(Outbound(Destination.FOLLOWS, entity, forget))
         return out
