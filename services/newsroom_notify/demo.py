@@ -252,7 +252,7 @@ class Demo:
                         if event["type"] == "newsroom.digest.ready":
                             self.digest_seen.set()
                         self.console.print(
-                            f"  ← {describe_output(event, markup=True)}", highlight=False
+                            f"  ← {describe_output(event, markup=True, ids=False)}", highlight=False
                         )
             self.print_mails()
 

@@ -57,5 +57,7 @@ def test_markup_in_a_name_is_printed_as_it_is_in_the_demo() -> None:
     event = sample_events()["newsroom.notification.created"]
     event["data"]["recipient"]["name"] = "[blink]Eve[/blink]"
     console = Console(width=400, color_system=None, record=True)
-    console.print(describe_output(event, markup=True), highlight=False)
-    assert "notify [blink]Eve[/blink] (guest_onbqi3yoqwo6fdoozjighifv23)" in console.export_text()
+    console.print(describe_output(event, markup=True, ids=False), highlight=False)
+    assert console.export_text().startswith(
+        "notify [blink]Eve[/blink] about Ana Lima's comment — reply: someone replied to their"
+    )

@@ -35,8 +35,10 @@ def _escaped(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("[", "\\[")
 
 
-def describe_output(event: Mapping[str, Any], *, markup: bool = False) -> str:
-    """One line for an output event: what happened, to whom, and why."""
+def describe_output(event: Mapping[str, Any], *, markup: bool = False, ids: bool = True) -> str:
+    """One line for an output event: what happened, to whom, and why (``ids``: with the
+    recipient's, comment's and article's ids, as an operator wants them; the demo's story
+    leaves them out)."""
     say = _escaped if markup else _plain
 
     def tag(word: str, style: str) -> str:
@@ -47,18 +49,15 @@ def describe_output(event: Mapping[str, Any], *, markup: bool = False) -> str:
     if kind == "newsroom.notification.created":
         recipient = data["recipient"]
         comment = data.get("comment") or {}
-        about = (
-            f" about {say(comment['author_name'])}'s comment {say(comment['id'])}"
-            if comment
-            else ""
-        )
-        article = data.get("article") or {}
-        on = f" on {say(article['id'])}" if article.get("id") else ""
+        about = f" about {say(comment['author_name'])}'s comment" if comment else ""
+        who = say(recipient["name"])
+        if ids:
+            who += f" ({say(recipient['id'])})"
+            about += f" {say(comment['id'])}" if comment else ""
+            article = data.get("article") or {}
+            about += f" on {say(article['id'])}" if article.get("id") else ""
         reason = data["reason"]
-        return (
-            f"{tag('notify', 'bold green')} {say(recipient['name'])} ({say(recipient['id'])})"
-            f"{about}{on} — {reason}: {WHY.get(reason, reason)}"
-        )
+        return f"{tag('notify', 'bold green')} {who}{about} — {reason}: {WHY.get(reason, reason)}"
     if kind == "newsroom.notification.retracted":
         return (
             f"{tag('retract', 'bold red')} {say(data['notification_id'])} for "
