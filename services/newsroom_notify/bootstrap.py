@@ -33,8 +33,8 @@ from newsroom_notify.domain.model import Profile
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.app import create_app
+from newsroom_notify.stream.faust_ext.tables import ModelTable
 from newsroom_notify.stream.stages import raw_topic
-from newsroom_notify.stream.tables import ModelTable
 
 
 def build_tokens(settings: Settings) -> Tokens:

@@ -23,9 +23,9 @@ from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.tables import DirectChangelogTable
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Transport
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
-from newsroom_notify.stream.tables import DirectChangelogTable
-from newsroom_notify.stream.transport import ChangelogWriter, Transport
 
 log = structlog.get_logger(__name__)
 

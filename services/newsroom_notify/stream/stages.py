@@ -75,9 +75,9 @@ from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.tables import ModelTable
+from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
-from newsroom_notify.stream.tables import ModelTable
-from newsroom_notify.stream.transport import Sender
 
 log = structlog.get_logger(__name__)
 

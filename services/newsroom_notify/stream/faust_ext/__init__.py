@@ -1,0 +1,1 @@
+"""Every extension of Faust's internals, fenced in one package."""
