@@ -23,24 +23,18 @@ from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
-from newsroom_notify.stream.faust_ext.tables import DirectChangelogTable
-from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Transport
+from newsroom_notify.stream.faust_ext.app import ExtendedApp
+from newsroom_notify.stream.faust_ext.tables import DirectChangelogTable, table_size
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
 
 log = structlog.get_logger(__name__)
 
 
-class NotifyApp(faust.App):
-    """A Faust app whose producers are idempotent (see ``stream.transport``)."""
+class NotifyApp(ExtendedApp):
+    """The worker's Faust app (the extensions of Faust: ``stream.faust_ext``)."""
 
     pipeline: Pipeline  # set by ``create_app``; tests and timers reach the stages through it
-    changelog_writer: ChangelogWriter  # set by ``create_app``; used by the tables
-
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self) -> Any:
-        return Transport(self.conf.broker_producer, self)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -136,14 +130,3 @@ def sample_state_metrics(app: faust.App) -> None:
             CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
     except Exception:  # metrics must never take the worker down
         log.exception("sampling state metrics failed")
-
-
-def table_size(table: Any) -> int:
-    """Keys of a table on this worker: RocksDB's own estimate (no scan) when the store is
-    RocksDB, else the exact count."""
-    dbs = getattr(table.data, "_dbs", None)
-    if dbs is not None:
-        return sum(
-            int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in dbs.values()
-        )
-    return len(table)
