@@ -12,6 +12,7 @@ The layers (checked by ``make lint``, see pyproject.toml's ``[tool.importlinter]
 
     cli, schemas                  the command line; the generator of schemas/
     bootstrap, demo               this module; the demo
+    devprocess                    the demo's and the tests' process supervisor
     stream | api | mailer         the Faust shell | the HTTP API | the e-mail sender
     domain                        the rules, pure
     contract                      events, codec, topics, dead-letter headers
