@@ -110,17 +110,18 @@ wheelhouse: $(STAMP) ## wheels of the service for an offline image build (.wheel
 compose-test: $(STAMP) ## the compose stack for real: up, story, failover, down (needs Docker or root)
 	deploy/docker/compose-test.sh
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy
+lint: $(STAMP) ## ruff check, ruff format --check, mypy, the layering (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 schemas: $(STAMP) ## regenerate schemas/ from the contract models
-	$(BIN)/python -m newsroom_notify.contract.schemas --out schemas
+	$(BIN)/python -m newsroom_notify.schemas --out schemas
 
 clean: ## remove local state (.run) and caches; keeps .venv
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -25,11 +25,11 @@ def changelog_topics(app: Any) -> list[str]:
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust  # noqa: PLC0415 - keep `--help` fast
 
+    from newsroom_notify.bootstrap import create_worker  # noqa: PLC0415
     from newsroom_notify.stream.admin import ensure_topics  # noqa: PLC0415
-    from newsroom_notify.stream.app import create_app  # noqa: PLC0415
 
     logging_config = configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_worker(settings)
     if settings.create_topics:
         created = asyncio.run(ensure_topics(settings, changelog_topics(app)))
         if created:
@@ -53,11 +53,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
-    from newsroom_notify.api.standalone import serve  # noqa: PLC0415
+    from newsroom_notify.bootstrap import serve_api  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+        asyncio.run(serve_api(settings))
     return 0
 
 
@@ -81,11 +81,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
+    from newsroom_notify.bootstrap import create_worker  # noqa: PLC0415
     from newsroom_notify.stream.admin import ensure_topics  # noqa: PLC0415
-    from newsroom_notify.stream.app import create_app  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format)
-    changelogs = changelog_topics(create_app(settings))
+    changelogs = changelog_topics(create_worker(settings))
     created = asyncio.run(ensure_topics(settings, changelogs))
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0

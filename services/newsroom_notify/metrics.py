@@ -22,7 +22,7 @@ NOTIFICATIONS = Counter(
 REWINDS = Counter(
     "newsroom_consumer_rewinds_total",
     "Partitions sought back because a fetch returned records beyond the position (no record "
-    "is skipped; see stream.continuity).",
+    "is skipped; see stream.faust_ext.continuity).",
     ["topic"],
 )
 UNDELIVERED = Counter(

@@ -35,11 +35,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
+from newsroom_notify.bootstrap import create_worker
 from newsroom_notify.cli import changelog_topics
 from newsroom_notify.demo import clock_anchor
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import topic_layout
-from newsroom_notify.stream.app import create_app
 from tests.demo_story import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,7 +184,7 @@ async def _read(
 
 def check_topics() -> None:
     settings = Settings()  # the names depend on the app id and prefix: compose keeps defaults
-    wanted = set(topic_layout(settings, changelog_topics(create_app(settings))))
+    wanted = set(topic_layout(settings, changelog_topics(create_worker(settings))))
     got = asyncio.run(_topics())
     missing = wanted - got
     if missing:

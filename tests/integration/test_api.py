@@ -1,4 +1,4 @@
-"""Issue 6 over HTTP against the running worker on the real broker."""
+"""README "Subscription HTTP API" over HTTP against the running worker on the real broker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5 on the real broker, with the worker's clock sped up 3600x (an hour per second)
+"""README "Digests" on the real broker, with the worker's clock sped up 3600x (an hour per second)
 once the story has been told on a stopped clock.
 
 Subscribers in different time zones and frequencies follow an article in digest mode; comments

@@ -1,4 +1,5 @@
-"""Issue 4 on the real broker: realistic threaded discussions through the running worker.
+"""README "What gets notified, and why" on the real broker: threaded discussions through the
+running worker.
 
 Each story is told in phases; a phase's events are published, then the test waits for the
 notifications topic to hold exactly what the phase should add. Phases keep cross-topic effects
@@ -183,7 +184,12 @@ def test_a_threaded_discussion_produces_exactly_the_right_notifications(
     assert story.new_rows(6) == Counter(
         {
             ("created", "m-ana", "reply", "c3"): 1,  # not also a mention: one per comment
-            ("created", "m-dee", "followed_commenter", "c3"): 1,  # beats follow_up (rule 3)
+            (
+                "created",
+                "m-dee",
+                "followed_commenter",
+                "c3",
+            ): 1,  # beats follow_up (rule "One notification per person per comment")
             ("created", "m-cal", "follow_up", "c3"): 1,
         }
     )  # c4 reached nobody: Cal wrote it, Geoff has not confirmed

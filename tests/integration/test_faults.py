@@ -1,4 +1,5 @@
-"""Issue 7, bounded: every fault scenario on the real processes, judged against the workload.
+"""README "What happens when things fail", bounded: every fault scenario on the real processes,
+judged against the workload.
 
 Per notification id: present, not unexpected, and the same content as the reference's (minus
 ``time``, tokens compared by their claims); every copy of a duplicate identical; the count of

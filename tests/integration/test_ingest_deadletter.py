@@ -1,4 +1,5 @@
-"""Issue 3: bad records go to the dead-letter topic byte-for-byte; good ones flow; no crash."""
+"""README "Dead letters", on the real broker: bad records go to the dead-letter topic
+byte-for-byte; good ones flow; no crash."""
 
 from __future__ import annotations
 

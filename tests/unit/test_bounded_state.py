@@ -21,9 +21,9 @@ from newsroom_notify.domain.model import Followers
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import OVERSIZED
 from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.tables import ModelTable, StateTooLarge
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Sender, check_delivery
 from newsroom_notify.stream.ingest import Ingestor
-from newsroom_notify.stream.tables import ModelTable, StateTooLarge
-from newsroom_notify.stream.transport import ChangelogWriter, Sender, check_delivery
 from tests.builders import Clock, article, comment, created, member, preferences, subscribe
 
 BEN = member("m-ben", "Ben Okoro")

@@ -13,8 +13,8 @@ import rocksdict
 from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
-from newsroom_notify.stream.tables import without_wal
-from newsroom_notify.stream.transport import ChangelogWriter
+from newsroom_notify.stream.faust_ext.tables import without_wal
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter
 
 
 @dataclass
@@ -113,7 +113,7 @@ async def test_a_producer_error_delays_the_records_but_loses_none(monkeypatch: A
     async def no_wait(_: float) -> None:
         return None
 
-    monkeypatch.setattr("newsroom_notify.stream.transport.asyncio.sleep", no_wait)
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.transport.asyncio.sleep", no_wait)
     producer = FakeProducer(refuse=2)
     writer = ChangelogWriter(FakeApp(producer))
     threads = table("threads")

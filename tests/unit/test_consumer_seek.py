@@ -16,8 +16,8 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from newsroom_notify.stream.continuity import Continuity
-from newsroom_notify.stream.transport import ContinuousConsumer
+from newsroom_notify.stream.faust_ext.continuity import Continuity
+from newsroom_notify.stream.faust_ext.transport import ContinuousConsumer
 
 NEVER = TP("t.newsroom.articles", 0)
 ZERO = TP("t.newsroom.articles", 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsroom_notify.stream.continuity import Continuity, Verdict
+from newsroom_notify.stream.faust_ext.continuity import Continuity, Verdict
 
 TP = ("newsroom.comments", 0)
 

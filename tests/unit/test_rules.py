@@ -58,7 +58,7 @@ def pipe(tokens: Tokens, clock: Clock) -> LocalPipeline:
     return p
 
 
-# ---------------------------------------------------------------- rule 4: replies
+# ---------------------------------------------------------------- rule "Replies"
 
 
 def test_reply_notifies_the_parent_author_who_asked_for_replies(
@@ -114,7 +114,7 @@ def test_nobody_is_notified_of_their_own_comment(pipe: LocalPipeline) -> None:
     assert out == []
 
 
-# ------------------------------------------------------------- rule 1: approval
+# ------------------------------------------ rule "Only approved comments notify"
 
 
 def test_only_approved_comments_notify_and_a_later_approval_notifies_once(
@@ -143,7 +143,7 @@ def test_edits_never_notify(pipe: LocalPipeline) -> None:
     assert pipe.feed([edit("c2", "Edited: read paragraph two, @Ana Lima")]) == []
 
 
-# ------------------------------------------------------------- rule 7: removal
+# ------------------------------------------------- rule "Removed after the fact"
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_removing_a_comment_that_never_notified_retracts_nothing(pipe: LocalPipe
     assert pipe.feed([moderate("c2", "spam")]) == []
 
 
-# ---------------------------------------------------------- rule 3: priority
+# -------------------------------- rule "One notification per person per comment"
 
 
 def test_one_notification_per_recipient_and_comment_strongest_reason_wins(
@@ -221,7 +221,7 @@ def test_following_the_article_counts_as_asking_for_replies(pipe: LocalPipeline)
     assert summary(out) == {("m-ana", "reply", "c2")}
 
 
-# ------------------------------------------------------------ rule 5: mentions
+# --------------------------------------------------------------- rule "Mentions"
 
 
 def test_mention_of_a_consenting_participant(pipe: LocalPipeline) -> None:
@@ -246,7 +246,7 @@ def test_mention_of_someone_outside_the_thread_notifies_nobody(pipe: LocalPipeli
     assert pipe.feed([comment("c2", BEN, "@Ana Lima come here")]) == []
 
 
-# ------------------------------------------------ rule 6: follows and delivery
+# ---------------------------------------------------------------- rule "Follows"
 
 
 def test_article_follow_up_goes_to_the_digest_by_default(pipe: LocalPipeline) -> None:
@@ -354,7 +354,7 @@ def test_tokens_signed_with_an_old_key_still_verify_after_rotation() -> None:
     assert rotated.read_unsubscribe(token).subscriber_id == "m-ana"
 
 
-# ------------------------------------------------- rule 8: guest double opt-in
+# --------------------------------------------------- rule "Guests confirm first"
 
 
 def test_guest_first_subscription_only_asks_for_confirmation(
@@ -395,7 +395,7 @@ def test_a_forged_confirmation_confirms_nothing(pipe: LocalPipeline, tokens: Tok
     assert pipe.feed([comment("c2", BEN)]) == []
 
 
-# -------------------------------------------- rule 10: pause, mute, quiet hours
+# ------------------------------------------------------------ rule "Preferences"
 
 
 def test_paused_and_muted_deliver_nothing(pipe: LocalPipeline) -> None:
@@ -439,7 +439,7 @@ def test_a_held_notification_of_a_removed_comment_is_never_sent(
     assert pipe.release("m-cal") == []
 
 
-# ---------------------------------------------------------- rule 11: erasure
+# ---------------------------------------------------------------- rule "Erasure"
 
 
 def test_erasure_removes_every_trace_and_stops_delivery(pipe: LocalPipeline) -> None:

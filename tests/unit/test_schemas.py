@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from newsroom_notify.contract.samples import sample_events
-from newsroom_notify.contract.schemas import stale_files
+from newsroom_notify.schemas import stale_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"

@@ -35,8 +35,8 @@ from newsroom_notify.api.web import (
 from newsroom_notify.clock import Clock
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.settings import Settings
-from newsroom_notify.stream.stages import build_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -143,7 +143,7 @@ def build_internal_app() -> web.Application:
     return app
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, tokens: Tokens) -> None:
     """Run the stand-alone API until SIGTERM or Ctrl-C, then close the producer cleanly."""
     producer = AIOKafkaProducer(
         **settings.kafka.aiokafka_kwargs(), acks="all", enable_idempotence=True
@@ -155,7 +155,7 @@ async def serve(settings: Settings) -> None:
     topics = settings.topics
     api = SubscriptionApi(
         settings=settings.api,
-        tokens=build_tokens(settings),
+        tokens=tokens,
         publish=kafka_publisher(producer, topics.name(topics.subscriptions)),
         read_profile=_no_local_profiles,
         clock=Clock(settings.digest.clock_speed, settings.digest.clock_anchor),

@@ -6,9 +6,16 @@ The single catalogue used to create topics, to document them (AsyncAPI) and to r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from newsroom_notify.contract.events import ALL_EVENTS, CloudEvent
-from newsroom_notify.settings import TopicSettings
+
+
+class TopicNames(Protocol):
+    """Configured topic names (the service's ``TopicSettings``): one attribute per role, and
+    the full name of a topic with its prefix."""
+
+    def name(self, base: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -22,7 +29,7 @@ class TopicSpec:
     consumed_by: str
     is_input: bool
 
-    def name(self, topics: TopicSettings) -> str:
+    def name(self, topics: TopicNames) -> str:
         """The configured, prefixed topic name."""
         return topics.name(getattr(topics, self.role))
 

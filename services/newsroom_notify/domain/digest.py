@@ -78,7 +78,8 @@ class ArticleDigest:
         self.token_scope: tuple[str, str | None] | None = None
 
     def add_item(self, reason: Reason, comment: CommentSummary, at: datetime) -> None:
-        """Keep the strongest reason for each comment (rule 3)."""
+        """Keep the strongest reason for each comment (rule "One notification per person per
+        comment")."""
         current = self.items.get(comment.id)
         if current is None or PRIORITY[reason] < PRIORITY[current[0]]:
             self.items[comment.id] = (reason, comment, at)

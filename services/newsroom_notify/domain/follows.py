@@ -3,9 +3,10 @@
 
 It owns the followers of each entity. For a comment it adds the author's followers
 (``followed_commenter``) to the candidates the threads stage found, merges all bases of each
-recipient into one candidacy (so the inbox can pick the strongest, rule 3), and remembers who
-it handed the comment to, so that a retraction or an edit reaches exactly them (rule 7). For a
-new article it hands it to the journalist's or section's followers (``new_article``).
+recipient into one candidacy (so the inbox can pick the strongest, rule "One notification per
+person per comment"), and remembers who it handed the comment to, so that a retraction or an
+edit reaches exactly them (rule "Removed after the fact"). For a new article it hands it to
+the journalist's or section's followers (``new_article``).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class FollowsStage:
         return []
 
     def on_erase(self, entity: str, erase: Erase) -> list[Outbound]:
-        """Forget a subscriber (rule 11): as a follower of this entity and as a recipient of
+        """Forget a subscriber (rule "Erasure"): as a follower of this entity and as a recipient of
         its subjects; if the entity is the subscriber, its followers, and move who each of
         their comments went to where a later removal of the comment looks for it."""
         sid = erase.subscriber_id

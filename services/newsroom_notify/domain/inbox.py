@@ -2,17 +2,19 @@
 preferences and everything they were sent.
 
 It turns candidacies into notifications: the recipient must exist and (guests) be confirmed,
-must not be paused or have muted the article, must not have had this subject already (rule 1,
-3); the strongest basis whose condition holds wins (rules 3-6); instant notifications inside
-quiet hours are held until they end (rule 10); digest-mode ones go to the digest buffer. It
-also owns subscription commands and consent (rule 8): a request without authentication (a
+must not be paused or have muted the article, must not have had this subject already (rules
+"Only approved comments notify", "One notification per person per comment"); the strongest
+basis whose condition holds wins (rules "One notification per person per comment" to
+"Follows"); instant notifications inside quiet hours are held until they end (rule
+"Preferences"); digest-mode ones go to the digest buffer. It also owns subscription commands
+and consent (rule "Guests confirm first"): a request without authentication (a
 guest's) never changes a subscription, a name or an address; it is kept pending and its address
 is asked to confirm exactly that request, and the confirm token activates only it. Every
 confirmation mail passes the per-address limit, kept in the ``quotas`` table under the
 mailbox's key (the untagged address's guest id), so aliases share it and it survives restarts
 and holds across replicas. An active subscription is announced to the stage that needs it
 (threads for article follows, follows for commenter/journalist/section); erasure removes every
-trace (11), and through a link or by address only once the address confirmed it by mail.
+trace (rule "Erasure"), and through a link or by address only once the address confirmed it by mail.
 
 Replays are idempotent: a candidacy for a subject already sent instantly re-emits the same
 notification (same id), so an output lost in a crash is not lost for good; consumers drop ids
@@ -158,7 +160,7 @@ def choose_basis(
         if basis.condition is Condition.SUBSCRIBED:
             sub = _active(profile, subscription_key(basis.scope, basis.target), at)
         elif basis.condition is Condition.ASKED_FOR_REPLIES:
-            # Rule 4: a replies/follow-up choice or subscription, for this article or site-wide.
+            # Rule "Replies": a replies/follow-up choice or subscription, here or site-wide.
             for key in (
                 subscription_key("replies", basis.target),
                 subscription_key("replies", None),
@@ -168,7 +170,7 @@ def choose_basis(
                 if sub is not None:
                     break
         elif basis.condition is Condition.CONSENTED:
-            # Rule 5: any confirmed subscription is consent; the token cancels the longest
+            # Rule "Mentions": any confirmed subscription is consent; the token cancels the longest
             # standing one (earliest ``since``, then key). Not the first by key: a subscription
             # made just before the comment (a "Notify of" tick on another article) reaches the
             # inbox through another partition and may arrive after the candidacy, so the choice
@@ -246,12 +248,13 @@ class InboxStage:
         rid, subject = msg.recipient_id, msg.subject
         profile = self.profiles.get(rid)
         if profile is None or (profile.guest and not profile.confirmed):
-            return []  # no consent (rule 8): nothing reaches an unconfirmed address
+            # No consent (rule "Guests confirm first"): nothing reaches an unconfirmed address.
+            return []
         if rid == subject.author_id:
-            return []  # rule 2
+            return []  # rule "Nobody hears about their own comment"
         prefs = profile.preferences
         if prefs.paused or subject.article.id in prefs.muted_articles:
-            return []  # rule 10
+            return []  # rule "Preferences"
         key = sent_key(rid, subject.key)
         sent = self.sent.get(key)
         if sent is not None and (not sent.listed_only or sent.retracted):
@@ -362,7 +365,8 @@ class InboxStage:
     # ------------------------------------------------------- retractions, edits
 
     def on_retraction(self, msg: Retraction) -> list[Outbound]:
-        """Withdraw what this recipient got about a removed comment (rule 7)."""
+        """Withdraw what this recipient got about a removed comment (rule "Removed after the
+        fact")."""
         rid = msg.recipient_id
         key = sent_key(rid, msg.subject_key)
         sent = self.sent.get(key)
@@ -422,7 +426,8 @@ class InboxStage:
             self.digests[rid] = buffer
 
     def on_edit(self, msg: Edit) -> list[Outbound]:
-        """A digest not yet emitted shows the comment's latest text (rule 7)."""
+        """A digest not yet emitted shows the comment's latest text (rule "Removed after the
+        fact")."""
         buffer = self.digests.get(msg.recipient_id)
         entry = buffer.items.get(msg.subject_key) if buffer else None
         if buffer is None or entry is None or entry.subject.comment is None:
@@ -494,7 +499,7 @@ class InboxStage:
         prefs = profile.preferences
         schedule = schedule_of(prefs)
         if in_quiet_hours(prefs.quiet_hours, prefs.timezone, now):
-            return []  # rule 10: no digest inside quiet hours; the next tick tries again
+            return []  # rule "Preferences": no digest inside quiet hours; the next tick tries again
         period = last_closed_period(schedule, now - self.digest_grace)
         out: list[Outbound] = []
         if buffer.emitted_until is None or buffer.emitted_until < period.end:
@@ -543,7 +548,8 @@ class InboxStage:
 
     def _record_listed(self, rid: str, digest: ev.DigestReady) -> None:
         """Remember, per comment, the digest that listed it (``Sent``): no other digest of
-        this recipient lists it again, whichever path brings it (rule: one per comment)."""
+        this recipient lists it again, whichever path brings it (rule "One notification per
+        person per comment")."""
         did = digest.data.digest_id
         for part in digest.data.articles:
             for item in part.items:

@@ -1,4 +1,4 @@
-"""Finding ``@mentions`` of thread participants in a comment's text (rule 5).
+"""Finding ``@mentions`` of thread participants in a comment's text (rule "Mentions").
 
 A participant is mentioned by ``@`` followed by their display name (``@Geoff Roach``) or one of
 their handles: the name without spaces (``@GeoffRoach``), with underscores (``@Geoff_Roach``),

@@ -32,7 +32,7 @@ class Reason(StrEnum):
     CONFIRM_ERASURE = "confirm_erasure"
 
 
-# Rule 3: when several reasons apply to one (recipient, comment), the strongest wins.
+# Rule "One notification per person per comment": when several reasons apply, the strongest wins.
 PRIORITY: dict[Reason, int] = {
     Reason.REPLY: 0,
     Reason.MENTION: 1,
@@ -48,8 +48,8 @@ class Condition(StrEnum):
     """What the inbox must still check before a basis may notify."""
 
     SUBSCRIBED = "subscribed"  # the basis's own subscription must be active
-    ASKED_FOR_REPLIES = "asked_for_replies"  # rule 4: replies/follow-up choice or subscription
-    CONSENTED = "consented"  # rule 5: any active (confirmed) subscription
+    ASKED_FOR_REPLIES = "asked_for_replies"  # rule "Replies": a choice or subscription
+    CONSENTED = "consented"  # rule "Mentions": any confirmed subscription
 
 
 Status = Literal["approved", "pending", "spam", "trash", "deleted"]
@@ -109,7 +109,7 @@ class Subject(Message):
 
     @property
     def author_id(self) -> str | None:
-        """Who caused it (never notified about it, rule 2)."""
+        """Who caused it (never notified about it, rule "Nobody hears about their own comment")."""
         return self.comment.author_id if self.comment else self.article.journalist_id
 
 
@@ -503,7 +503,8 @@ class Activity(Message):
     """threads -> follows: something happened that followers of an entity may want.
 
     ``candidates`` carries the recipients the threads stage already found, so the follows
-    stage can merge all bases of one recipient into one candidacy (rule 3).
+    stage can merge all bases of one recipient into one candidacy (rule "One notification per
+    person per comment").
     """
 
     kind: Literal["activity"] = "activity"

@@ -102,19 +102,21 @@ def summarise(comment: CommentInfo, article: ArticleInfo) -> CommentSummary:
 def comment_candidates(
     thread: Thread, comment: CommentInfo, parent: CommentInfo | None
 ) -> dict[str, list[Basis]]:
-    """Rules 2-6 as far as the thread knows them: who may hear of this comment, and why.
+    """The rules from "Nobody hears about their own comment" to "Follows" as far as the thread
+    knows them: who may hear of this comment, and why.
 
     The inbox still checks each basis's condition (consent, subscriptions) and picks the
-    strongest basis that holds (rule 3). A reply is a candidate for its parent's author only
-    if the parent was approved when the reply was first fanned out (``parent_approved``, kept
-    so that a replay decides the same); a reply to a held comment never notifies its author.
+    strongest basis that holds (rule "One notification per person per comment"). A reply is a
+    candidate for its parent's author only if the parent was approved when the reply was first
+    fanned out (``parent_approved``, kept so that a replay decides the same); a reply to a held
+    comment never notifies its author.
     """
     author = comment.author_id
     aid = comment.article_id
     candidates: dict[str, list[Basis]] = {}
 
     def add(recipient: str, basis: Basis) -> None:
-        if recipient != author:  # rule 2
+        if recipient != author:  # rule "Nobody hears about their own comment"
             candidates.setdefault(recipient, []).append(basis)
 
     approved = comment.parent_approved
@@ -203,7 +205,8 @@ class ThreadsStage:
     # ---------------------------------------------------------------- comments
 
     def on_comment_posted(self, event: ev.CommentPosted) -> list[Outbound]:
-        """Record the comment and its author; fan out if it is approved (rule 1)."""
+        """Record the comment and its author; fan out if it is approved (rule
+        "Only approved comments notify")."""
         data = event.data
         aid, sid = data.article_id, data.author.subscriber_id
         out: list[Outbound] = []
@@ -251,7 +254,8 @@ class ThreadsStage:
                 status=data.status,
                 text=data.text,
                 posted_at=data.posted_at,
-                # "Notify of" takes effect when the comment is first approved (rule 8).
+                # "Notify of" takes effect when the comment is first approved (rule "Guests
+                # confirm first").
                 notify=choice if data.status == "pending" else None,
             )
         if comment.status == "approved" and comment.notified_by in (None, event.id):
@@ -263,7 +267,8 @@ class ThreadsStage:
         return out
 
     def on_moderated(self, event: ev.CommentModerated) -> list[Outbound]:
-        """Approve (notify once), or remove (retract what it caused, rule 7)."""
+        """Approve (notify once), or remove (retract what it caused, rule
+        "Removed after the fact")."""
         data = event.data
         return self._set_status(data.article_id, data.comment_id, data.status, event)
 
@@ -308,7 +313,8 @@ class ThreadsStage:
         out: list[Outbound] = []
         if status == "approved" and comment.notified_by in (None, event.id):
             # The first approval notifies, and so does the same event replayed (same ids).
-            # Another approval later (again, or after a removal) does not: rule 1.
+            # Another approval later (again, or after a removal) does not: rule "Only approved
+            # comments notify".
             choice, comment.notify = comment.notify, None
             if choice is not None:
                 # The form's "Notify of" starts now, with the comment (at its approval).
@@ -548,7 +554,7 @@ class ThreadsStage:
             thread.fanned_until.pop(schedule, None)
 
     def on_erase(self, article_id: str, erase: Erase) -> list[Outbound]:
-        """Forget a subscriber in this thread: follower, participant, author name (rule 11);
+        """Forget a subscriber in this thread: follower, participant, author name (rule "Erasure");
         and tell the follows stage, under each commenter of the thread, which comments may
         have been handed to them (the fan-out records of replies, mentions, follow-ups)."""
         sid = erase.subscriber_id

@@ -43,6 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import ErrorClass, Rejected
+from newsroom_notify.contract.deadletter import dead_letter_headers
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (
     Mail,
@@ -58,7 +59,6 @@ from newsroom_notify.metrics import (
     MAILER_RETRIES,
 )
 from newsroom_notify.settings import Settings, SmtpSecurity
-from newsroom_notify.stream.deadletter import dead_letter_headers
 
 log = structlog.get_logger(__name__)
 

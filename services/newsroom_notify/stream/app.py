@@ -1,7 +1,9 @@
-"""The composition root: ``create_app(settings)`` builds the Faust app and wires everything.
+"""The Faust app factory: ``create_app(settings, tokens)`` builds the worker's Faust app with the
+pipeline's topics, tables and agents, /metrics and the gauges' timer.
 
 Agents here are thin: they take raw records off a topic and hand them to a named object that
-a test can call directly. No module-level app exists; the CLI and tests call the factory.
+a test can call directly. No module-level app exists; the composition root
+(``newsroom_notify.bootstrap``) calls the factory and mounts the subscription API on the app.
 """
 
 from __future__ import annotations
@@ -16,31 +18,23 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from newsroom_notify.api.service import SubscriptionApi
-from newsroom_notify.api.web import mount, publisher
 from newsroom_notify.clock import Clock
-from newsroom_notify.domain.model import Profile
+from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.app import ExtendedApp
+from newsroom_notify.stream.faust_ext.tables import DirectChangelogTable, table_size
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
-from newsroom_notify.stream.tables import DirectChangelogTable, ModelTable
-from newsroom_notify.stream.transport import ChangelogWriter, Transport
 
 log = structlog.get_logger(__name__)
 
 
-class NotifyApp(faust.App):
-    """A Faust app whose producers are idempotent (see ``stream.transport``)."""
+class NotifyApp(ExtendedApp):
+    """The worker's Faust app (the extensions of Faust: ``stream.faust_ext``)."""
 
     pipeline: Pipeline  # set by ``create_app``; tests and timers reach the stages through it
-    changelog_writer: ChangelogWriter  # set by ``create_app``; used by the tables
-
-    def _new_transport(self) -> Any:
-        return Transport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self) -> Any:
-        return Transport(self.conf.broker_producer, self)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -59,7 +53,9 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) -> faust.App:
+def create_app(
+    settings: Settings, tokens: Tokens, clock: Callable[[], datetime] | None = None
+) -> NotifyApp:
     """Build the service's Faust app from its settings (``clock``: tests may inject one)."""
     clock = clock or Clock(settings.digest.clock_speed, settings.digest.clock_anchor)
     app = NotifyApp(
@@ -97,22 +93,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] | None = None) 
     dead_letters = DeadLetterer(
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id
     )
-    app.pipeline = install(app, settings, dead_letters, clock)
-    profiles = app.pipeline.inbox.profiles
-
-    async def read_profile(subscriber_id: str) -> Profile | None:
-        return profiles.get(subscriber_id)
-
-    api = SubscriptionApi(
-        settings=settings.api,
-        tokens=app.pipeline.tokens,
-        publish=publisher(raw_topic(app, topics.name(topics.subscriptions))),
-        read_profile=read_profile,
-        clock=clock,
-        source=f"{settings.source}:api",
-    )
-    assert isinstance(profiles, ModelTable)
-    mount(app, settings, api, profiles.table)
+    app.pipeline = install(app, settings, dead_letters, clock, tokens)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -149,14 +130,3 @@ def sample_state_metrics(app: faust.App) -> None:
             CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
     except Exception:  # metrics must never take the worker down
         log.exception("sampling state metrics failed")
-
-
-def table_size(table: Any) -> int:
-    """Keys of a table on this worker: RocksDB's own estimate (no scan) when the store is
-    RocksDB, else the exact count."""
-    dbs = getattr(table.data, "_dbs", None)
-    if dbs is not None:
-        return sum(
-            int(db.property_int_value("rocksdb.estimate-num-keys") or 0) for db in dbs.values()
-        )
-    return len(table)

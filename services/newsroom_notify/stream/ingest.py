@@ -19,10 +19,11 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from newsroom_notify.contract import codec
+from newsroom_notify.contract.deadletter import RawRecord
 from newsroom_notify.contract.events import CloudEvent
 from newsroom_notify.metrics import EVENTS_CONSUMED, OVERSIZED
-from newsroom_notify.stream.deadletter import DeadLetterer, RawRecord
-from newsroom_notify.stream.tables import StateTooLarge
+from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 

@@ -75,9 +75,9 @@ from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.deadletter import DeadLetterer
+from newsroom_notify.stream.faust_ext.tables import ModelTable
+from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
-from newsroom_notify.stream.tables import ModelTable
-from newsroom_notify.stream.transport import Sender
 
 log = structlog.get_logger(__name__)
 
@@ -284,21 +284,12 @@ def observe_latency(event_time: datetime, outbound: list[Outbound]) -> None:
             LATENCY.labels(type=item.message.type).observe(max(elapsed, 0.0))
 
 
-def build_tokens(settings: Settings) -> Tokens:
-    """The token minter/verifier configured by ``settings.tokens``."""
-    return Tokens(
-        [k.get_secret_value() for k in settings.tokens.secret_keys],
-        settings.tokens.unsubscribe_max_age_s,
-        settings.tokens.confirm_max_age_s,
-        settings.tokens.manage_max_age_s,
-    )
-
-
 def install(
     app: faust.App,
     settings: Settings,
     dead_letters: DeadLetterer,
     clock: Callable[[], datetime],
+    tokens: Tokens,
 ) -> Pipeline:
     """Create the internal topics, tables and agents of the pipeline on ``app``."""
     topics = settings.topics
@@ -320,7 +311,6 @@ def install(
         )
         return ModelTable(faust_table, model, limits.state_record_bytes)
 
-    tokens = build_tokens(settings)
     held = table("held", Held)
     sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending)

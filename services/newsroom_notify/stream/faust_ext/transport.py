@@ -22,8 +22,8 @@ from faust.types import TP, Message
 from faust.types.tuples import ack_lock
 
 from newsroom_notify.metrics import OVERSIZED, REWINDS, UNDELIVERED
-from newsroom_notify.stream.continuity import Continuity, Verdict
-from newsroom_notify.stream.tables import StateTooLarge
+from newsroom_notify.stream.faust_ext.continuity import Continuity, Verdict
+from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 

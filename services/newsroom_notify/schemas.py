@@ -1,6 +1,6 @@
 """Generate ``schemas/`` from the contract models: JSON Schemas, examples and AsyncAPI 3.0.
 
-    python -m newsroom_notify.contract.schemas [--check] [--out schemas]
+    python -m newsroom_notify.schemas [--check] [--out schemas]
 
 ``--check`` writes nothing and exits 1 if a committed file differs from what the models give
 (the staleness test runs the same comparison).
@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from newsroom_notify import __version__
 from newsroom_notify.api.openapi import document as openapi_document
+from newsroom_notify.contract.deadletter import HEADER_PREFIX, REASON_HEADERS
 from newsroom_notify.contract.events import (
     ALL_EVENTS,
     CONTENT_TYPE,
@@ -29,7 +30,6 @@ from newsroom_notify.contract.events import (
 from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.contract.topics import CATALOGUE
 from newsroom_notify.settings import TopicSettings
-from newsroom_notify.stream.deadletter import HEADER_PREFIX
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 KAFKA_BINDING = "0.5.0"
@@ -132,18 +132,7 @@ def asyncapi_document() -> dict[str, Any]:
         ),
         "headers": {
             "type": "object",
-            "properties": {
-                f"{HEADER_PREFIX}{h}": {"type": "string"}
-                for h in (
-                    "error.class",
-                    "error.message",
-                    "source.topic",
-                    "source.partition",
-                    "source.offset",
-                    "consumer.group",
-                    "failed.at",
-                )
-            },
+            "properties": {f"{HEADER_PREFIX}{h}": {"type": "string"} for h in REASON_HEADERS},
         },
         "payload": {"description": "The original value, any bytes."},
     }

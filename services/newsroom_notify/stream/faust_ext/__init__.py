@@ -1,0 +1,76 @@
+"""Every extension of Faust's internals, fenced in one package.
+
+The rest of the service uses Faust as it is (``app.topic``, ``app.Table``, ``app.agent``,
+``app.timer``, ``app.page``). Whatever here overrides a Faust method, calls a private one or
+reads a private attribute was written against faust-streaming ``SUPPORTED_FAUST`` and is
+re-checked by hand before that version moves: ``check_faust_version`` refuses any other
+version when the app is built (``app.ExtendedApp``), so an upgrade fails loudly at start-up
+(and in tests/unit/test_faust_ext.py) instead of quietly losing records.
+
+What is overridden, and why:
+
+``app.py``
+  ``ExtendedApp._new_transport`` / ``_new_producer_transport`` (private factories): the
+  transport below instead of Faust's aiokafka one.
+``transport.py``
+  ``IdempotentProducer._settings_extra`` (private hook): acks=all and idempotence on every
+  producer; Faust turns idempotence on only inside transactions.
+  ``IdempotentProducer.flush`` / ``on_stop``: Faust flushes before every commit; the queued
+  changelog records (``ChangelogWriter``) go first, so no offset is committed before the
+  state changes it caused are in the changelog.
+  ``ContinuousConsumer.seek`` / ``seek_to_committed`` / ``on_partitions_revoked`` /
+  ``getmany``: every fetched record is judged by ``continuity.Continuity``; 0.15 can hand a
+  stream a stale prefetch from beyond a fresh seek and then mark the records in between as
+  processed. A partition never committed is read again from its start.
+  ``ContinuousConsumer.ack`` (takes Faust's ``ack_lock``, edits the private
+  ``_unacked_messages``): an acknowledgement from an older consumer generation is dropped;
+  the record is read again in this one.
+  ``ContinuousConsumer._commit`` (private): no commit once ``app.undelivered`` is set.
+  ``Sender``: records go straight to ``app.producer.send`` (no ``FutureMessage``), and the
+  ``KafkaError`` inside Faust's ``ProducerSendError`` is raised as it is, so it is retried.
+  ``check_delivery``: a record the producer gave up on sets ``app.undelivered`` (an attribute
+  of ours on Faust's app) and crashes the app (``app.crash``).
+  ``ChangelogWriter``: writes the tables' changelog records itself and stores the offsets with
+  the store's ``set_persisted_offset``.
+``tables.py``
+  ``DirectChangelogTable.on_key_set`` / ``on_key_del`` (calling the private
+  ``_maybe_set_key_ttl``, ``_maybe_del_key_ttl``, ``_sensor_on_set``, ``_sensor_on_del``):
+  changelog records through ``ChangelogWriter`` instead of a ``FutureMessage`` each.
+  ``DirectChangelogTable._new_store`` (private) with ``without_wal``: RocksDB's write-ahead
+  log off (the changelog is the state's log), by wrapping the store's ``rocksdb_options.open``.
+  ``ModelTable``: reads values from ``table.data`` (the store) instead of ``table[key]``,
+  which asks RocksDB twice.
+  ``table_size``: the RocksDB store's private ``_dbs``, for the key-count estimate.
+``continuity.py``
+  the pure rule ``ContinuousConsumer`` applies (no Faust import).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+SUPPORTED_FAUST = frozenset({"0.15.3"})
+"""The faust-streaming versions these extensions were written for and tested with."""
+
+
+class UnsupportedFaust(RuntimeError):
+    """The installed faust-streaming is not one the extensions were written for."""
+
+
+def installed_faust_version() -> str:
+    """The installed faust-streaming's version."""
+    return version("faust-streaming")
+
+
+def check_faust_version(installed: str | None = None) -> None:
+    """Raise ``UnsupportedFaust`` unless ``installed`` (default: the installed version) is in
+    ``SUPPORTED_FAUST``."""
+    installed = installed or installed_faust_version()
+    if installed not in SUPPORTED_FAUST:
+        supported = ", ".join(sorted(SUPPORTED_FAUST))
+        raise UnsupportedFaust(
+            f"faust-streaming {installed} is installed; newsroom_notify.stream.faust_ext "
+            f"overrides Faust internals written for {supported} only. Re-check every override "
+            "listed in its docstring against the new version, then add it to SUPPORTED_FAUST "
+            "and to the pins (pyproject.toml, constraints.txt)."
+        )

@@ -1,0 +1,28 @@
+"""The Faust app with the service's transport (``transport.Transport``); built only for a
+faust-streaming version the extensions were written for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from newsroom_notify.stream.faust_ext import check_faust_version
+from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Transport
+
+
+class ExtendedApp(faust.App):
+    """A Faust app whose producers are idempotent and whose consumer skips nothing (see
+    ``transport``). Refuses to be built on an unsupported faust-streaming."""
+
+    changelog_writer: ChangelogWriter  # set by ``create_app``; used by the tables
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        check_faust_version()
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return Transport(self.conf.broker_producer, self)

@@ -1,0 +1,48 @@
+"""The Faust extensions (stream/faust_ext) refuse a faust-streaming they were not written for."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from newsroom_notify.bootstrap import build_tokens, create_worker
+from newsroom_notify.settings import Settings
+from newsroom_notify.stream import faust_ext
+from newsroom_notify.stream.app import create_app
+from newsroom_notify.stream.faust_ext import SUPPORTED_FAUST, UnsupportedFaust, check_faust_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_installed_faust_is_one_the_extensions_were_written_for() -> None:
+    check_faust_version()  # raises UnsupportedFaust otherwise
+
+
+def test_the_lock_and_the_requirement_pin_a_supported_faust() -> None:
+    lock = (ROOT / "constraints.txt").read_text()
+    pinned = re.findall(r"^faust-streaming==(\S+)$", lock, flags=re.MULTILINE)
+    assert pinned, "constraints.txt pins no faust-streaming"
+    assert set(pinned) <= SUPPORTED_FAUST
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    [requirement] = [d for d in project["dependencies"] if d.startswith("faust-streaming")]
+    assert requirement.endswith("==" + pinned[0]), requirement
+
+
+@pytest.mark.parametrize("other", ["0.15.2", "0.15.4", "0.16.0", "1.0.0"])
+def test_another_faust_version_is_refused_naming_both_versions(other: str) -> None:
+    with pytest.raises(UnsupportedFaust) as refused:
+        check_faust_version(other)
+    assert f"faust-streaming {other} is installed" in str(refused.value)
+    assert "0.15.3" in str(refused.value)
+
+
+def test_the_worker_does_not_start_on_another_faust(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faust_ext, "installed_faust_version", lambda: "0.16.0")
+    settings = Settings(dev_mode=True)
+    with pytest.raises(UnsupportedFaust):
+        create_worker(settings)
+    with pytest.raises(UnsupportedFaust):
+        create_app(settings, build_tokens(settings))

@@ -1,0 +1,169 @@
+"""The Faust shell's wiring without a broker (tests/memory_shell.py): the agents, topics,
+routes and encodings ``stream.stages.install`` sets up, fed a seeded workload event by event,
+must produce exactly what the in-process reference (``LocalPipeline``) produces, with no dead
+letter; and a route pointed at the wrong stage must be caught. Seconds, where the same mistake
+costs a run of the integration suite."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import pytest
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.codec import Rejected
+from newsroom_notify.domain.local import LocalPipeline
+from newsroom_notify.domain.model import Release
+from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.logs import configure_logging
+from newsroom_notify.settings import Settings
+from tests.builders import Clock, article, comment, erase, member, preferences, subscribe
+from tests.memory_shell import MemoryShell
+from tests.workload import TOKENS, generate
+
+TABLE_NAMES = {"pending": "digest-pending"}  # the reference's table -> the worker's
+START = datetime.fromisoformat("2026-11-28T12:00:00+00:00")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker_logging() -> None:
+    configure_logging("WARNING", "json")  # as the worker does before it builds the app
+
+
+@pytest.fixture(scope="module")
+def workload() -> Phases:
+    """A seeded workload (tests/workload.py): subscriptions, confirmations, discussion with
+    replies, mentions, moderation, edits and deletions, then cancellations, erasures, pauses."""
+    generated = generate(seed=7, articles=6, readers=24, comments=90, guests=4, burst=0)
+    return [(p.name, p.events) for p in generated.phases]
+
+
+def _key(key: str | None) -> bytes | None:
+    return None if key is None else key.encode("utf-8")
+
+
+def _json(events: Iterable[ev.CloudEvent]) -> Counter[str]:
+    return Counter(e.model_dump_json() for e in events)
+
+
+Phases = list[tuple[str, list[ev.CloudEvent] | timedelta]]
+
+
+async def differences(
+    phases: Phases,
+    break_route: tuple[Destination, Destination] | None = None,
+) -> tuple[list[str], Counter[str]]:
+    """Feed the workload to a shell and to the reference, one event at a time, then move the
+    clock past the digest periods and fire the timers on both. Returns the differences (in the
+    outputs, their keys, dead letters, the tables at the end) and the shell's output types.
+    ``break_route``: what goes to the first destination goes to the second's topic instead
+    (the mistake the test must catch)."""
+    clock = Clock(START)
+    settings = Settings(dev_mode=True)
+    shell = MemoryShell.start(settings, TOKENS, clock)
+    if break_route is not None:
+        wrong, instead = break_route
+        shell.pipeline.destinations[wrong] = shell.pipeline.destinations[instead]
+    reference = LocalPipeline(tokens=TOKENS, clock=clock)
+    found: list[str] = []
+    seen = 0
+
+    async def compare(label: str, expected: list[ev.CloudEvent]) -> None:
+        nonlocal seen
+        await shell.run_until_idle()
+        outputs = shell.outputs()[seen:]
+        seen += len(outputs)
+        found.extend(f"{label}: {e}" for _, e in outputs if isinstance(e, Rejected))
+        produced = [(k, e) for k, e in outputs if not isinstance(e, Rejected)]
+        if _json(e for _, e in produced) != _json(expected):
+            found.append(f"{label}: expected {len(expected)} outputs, got {len(produced)}")
+        found.extend(
+            f"{label}: {e.type} keyed {k!r}" for k, e in produced if k != _key(e.partition_key())
+        )
+
+    async def timers(at: timedelta) -> None:
+        """The clock moves to START + ``at``; the timers fire twice on both."""
+        clock.now = START + at
+        expected: list[ev.CloudEvent] = []
+        for rid in list(reference.tables["held"]):
+            expected += reference.release(rid)
+        expected += reference.tick() + reference.tick()
+        await shell.timers()
+        await shell.timers()
+        await compare(f"timers at +{at}", expected)
+
+    for name, events in phases:
+        if isinstance(events, timedelta):
+            await timers(events)
+            continue
+        for i, event in enumerate(events):
+            shell.publish(event)
+            await compare(f"{name}[{i}] {event.type}", reference.feed([event]))
+    await timers(timedelta(hours=2))  # after the periods ended
+    await timers(timedelta(hours=4))
+    found += [f"dead letter from {r.topic}" for r in shell.dead_letters()]
+    state = shell.state()
+    for name, table in reference.tables.items():
+        expected_state = {k: v.model_dump_json() for k, v in table.items()}
+        if state[TABLE_NAMES.get(name, name.replace("_", "-"))] != expected_state:
+            found.append(f"table {name} differs from the reference's")
+    return found, Counter(type(e).__name__ for _, e in shell.outputs())
+
+
+async def test_the_shell_routes_a_workload_exactly_as_the_reference(
+    workload: Phases,
+) -> None:
+    found, produced = await differences(workload)
+    assert found == []
+    # Not vacuous: every kind of output went through the shell.
+    assert produced["NotificationCreated"] > 100
+    assert produced["NotificationRetracted"] > 0
+    assert produced["DigestReady"] > 0
+
+
+async def test_an_erased_commenter_leaves_the_digests_of_every_inbox_partition() -> None:
+    """An erasure's Forget reaches every inbox partition: readers spread over all of them
+    follow an article in digest mode; a commenter's comments are erased before the digest."""
+    readers = [member(f"m-r{i}", f"Reader {i}") for i in range(16)]
+    xavier = member("m-x", "Xavier")
+    story = [
+        ("setup", [article("a-1"), *(subscribe(r, "article", "a-1", "digest") for r in readers)]),
+        ("hourly", [preferences(r["id"], digest="hourly") for r in readers]),
+        ("discussion", [comment("a-1-c1", xavier, "Mine."), comment("a-1-c2", readers[0])]),
+        ("the hour ends: the article's activity reaches the inboxes", timedelta(minutes=61)),
+        ("erasure", [erase("m-x")]),
+    ]
+    found, produced = await differences(story)
+    assert found == []
+    assert produced["DigestReady"] >= len(readers) - 1  # every reader but perhaps the author
+
+
+@pytest.mark.parametrize(
+    "break_route",
+    [
+        (Destination.FOLLOWS, Destination.INBOX),
+        (Destination.INBOX, Destination.FOLLOWS),
+        (Destination.THREADS, Destination.INBOX),
+        (Destination.NOTIFICATIONS, Destination.DIGESTS),
+        (Destination.DIGESTS, Destination.NOTIFICATIONS),
+    ],
+    ids=lambda r: f"{r[0].name}-to-{r[1].name}",
+)
+async def test_a_route_to_the_wrong_topic_is_caught(
+    workload: Phases, break_route: tuple[Destination, Destination]
+) -> None:
+    found, _ = await differences(workload, break_route)
+    assert found != []
+
+
+async def test_a_quiet_hours_release_reaches_the_inbox_of_its_recipient() -> None:
+    """The quiet-hours timer's Release goes to the inbox topic under the recipient's key."""
+    shell = MemoryShell.start(Settings(dev_mode=True), TOKENS, Clock(START))
+    await shell.pipeline.route(
+        [Outbound(Destination.INBOX, "m-0001", Release(recipient_id="m-0001"))]
+    )
+    [record] = shell.app.log.records
+    assert record.topic == shell.pipeline.destinations[Destination.INBOX]
+    assert record.key == b"m-0001"
