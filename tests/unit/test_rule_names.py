@@ -12,7 +12,10 @@ SOURCES = sorted(
     p
     for p in [*(ROOT / "services").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
     if p != Path(__file__).resolve()
-)
+    and not any(
+        part.startswith(".") or part == "node_modules" for part in p.relative_to(ROOT).parts
+    )
+)  # the project's own files, not the tools' virtualenvs under tests/tools/
 CITED = re.compile(r'\b[Rr]ules?\s+"([^"]+)"')
 NUMBERED = re.compile(r"\b[Rr]ules?\s+#?\d")
 
