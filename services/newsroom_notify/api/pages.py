@@ -88,15 +88,16 @@ def is_form(content_type: str | None) -> bool:
 
 
 def same_origin(headers: Mapping[str, str], public_url: str) -> bool:
-    """False when the browser says the request comes from another site: ``Sec-Fetch-Site``
-    other than same-origin or none (typed, bookmarked), or an ``Origin`` that is neither the
-    API's public origin nor the origin the request was addressed to. Requests without either
-    header (not a current browser) rely on the CSRF token alone."""
+    """False when the browser says the request comes from another site. ``Sec-Fetch-Site``
+    (every current browser) decides when present: same-origin, or none (typed, bookmarked).
+    Without it, an ``Origin`` must be the API's public origin or the one the request was
+    addressed to; ``Origin: null`` (what Chromium sends from a page with
+    ``Referrer-Policy: no-referrer``) and no header at all rely on the CSRF token alone."""
     site = headers.get("Sec-Fetch-Site")
-    if site is not None and site.lower() not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site.lower() in ("same-origin", "none")
     origin = headers.get("Origin")
-    if origin is None:
+    if origin is None or origin == "null":
         return True
     parts = urllib.parse.urlsplit(public_url)
     allowed = {f"{parts.scheme}://{parts.netloc}"}
