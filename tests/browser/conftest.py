@@ -9,6 +9,7 @@ by git; the README's copies live in ``docs/pages/``).
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import os
@@ -120,10 +121,20 @@ def text_of(message: EmailMessage) -> str:
 
 @pytest.fixture
 def stack(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(kafka_bootstrap, tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_stack(
+    kafka_bootstrap: str, tmp_path: Path, extra: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Worker, API, mailer (whose links lead to this API) and sink, stopped at the end."""
     env = worker_env(
         kafka_bootstrap,
         tmp_path,
         {
+            **(extra or {}),
             "NEWSROOM_API__JWT_KEYS": json.dumps([IDENTITY_KEY]),
             "NEWSROOM_API__PER_IP_PER_MINUTE": "100000",
             "NEWSROOM_API__CONFIRMATIONS_PER_ADDRESS_PER_DAY": "100000",
