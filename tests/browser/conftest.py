@@ -43,8 +43,10 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 IDENTITY_KEY = "browser-identity-key-0123456789abcdef"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """Chromium for one test: Playwright's sync API keeps an event loop running in this thread
+    while it is open, so it must not outlive the test (later tests call asyncio.run)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: `make browser` installs Debian's chromium")
     with sync_playwright() as playwright:
