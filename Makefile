@@ -23,7 +23,7 @@ KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak lock audit images-local wheelhouse compose-test
+.PHONY: help install deploy-tools run test test-deploy lint format schemas kafka-up kafka-down kafka-fetch clean bench soak lock audit images-local wheelhouse compose-test browser
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,7 +93,16 @@ run: install ## the demo: local Kafka, a worker, the API, the mailer and an SMTP
 # Not part of `install`, so `make run` does not wait for a Go build on a fresh clone.
 deploy-tools: $(DEPLOY_TOOLS) ## install the deployment validators (tools venv, schema, kustomize)
 
-test: install deploy-tools lint ## lint, then all tests (unit + integration on a real Kafka broker)
+# Debian's chromium for tests/browser (Playwright drives it; never `playwright install`, which
+# downloads a browser build). Skipped when it is there; root here, sudo otherwise.
+CHROMIUM ?= /usr/bin/chromium
+browser: ## install Debian's chromium for the browser tests, when missing
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium; }
+
+test: install deploy-tools lint browser ## lint, then all tests (unit + integration on a real Kafka broker, browser tests)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-deploy: $(STAMP) deploy-tools ## only the deployment checks (compose, Dockerfile, k8s, alerts)

@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).parts
         if "unit" in parts:
             item.add_marker(pytest.mark.unit)
-        elif "integration" in parts or "e2e" in parts or "security" in parts:
+        elif {"integration", "e2e", "security", "browser"} & set(parts):
             item.add_marker(pytest.mark.integration)
 
 

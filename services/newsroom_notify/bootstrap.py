@@ -45,6 +45,8 @@ def build_tokens(settings: Settings) -> Tokens:
         settings.tokens.unsubscribe_max_age_s,
         settings.tokens.confirm_max_age_s,
         settings.tokens.manage_max_age_s,
+        undo_max_age=settings.tokens.undo_max_age_s,
+        form_max_age=settings.tokens.form_max_age_s,
     )
 
 

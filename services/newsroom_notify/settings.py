@@ -219,6 +219,17 @@ class TokenSettings(BaseModel):
         description="Lifetime of the manage token in each notification in seconds (it can read "
         "and change preferences and ask for erasure; signing out everywhere revokes it).",
     )
+    undo_max_age_s: int = Field(
+        15 * 60,
+        ge=1,
+        description="How long the 'undo' of an unsubscribe page works, in seconds: it restores "
+        "the subscription just cancelled without a new confirmation.",
+    )
+    form_max_age_s: int = Field(
+        2 * 3600,
+        ge=60,
+        description="Lifetime of the CSRF token in each reader page's form, in seconds.",
+    )
 
 
 class DigestSettings(BaseModel):

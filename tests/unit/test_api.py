@@ -11,6 +11,8 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from newsroom_notify.api.models import SubscriberView
+from newsroom_notify.api.pages import ReaderPages
 from newsroom_notify.api.service import ApiError, SubscriptionApi
 from newsroom_notify.api.web import client_ip
 from newsroom_notify.contract import events as ev
@@ -242,11 +244,15 @@ async def test_invalid_requests_get_clear_problems_without_values(
     assert "not-an-address" not in problem.payload().decode()
 
 
+async def _no_reads(_: str, __: str) -> SubscriberView:
+    raise AssertionError("no read expected")
+
+
 async def test_one_click_unsubscribe_per_rfc_8058(
     api: SubscriptionApi, tokens: Tokens, published: list[ev.CloudEvent]
 ) -> None:
     token = tokens.unsubscribe(TokenClaims("m-ana", "article", "a-1"))
-    page = api.unsubscribe_page({"token": token})
+    page = ReaderPages(api, _no_reads).unsubscribe_page({"token": token})
     assert page.status == 200
     assert "One-Click" in str(page.body)
     assert published == []  # the GET changes nothing

@@ -215,7 +215,10 @@ def document() -> dict[str, Any]:
                         "description": "An HTML page with a one-click form",
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     },
-                    **_problems(400),
+                    "400": {
+                        "description": "An HTML page: the link is invalid or has expired",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
                 },
             },
             "post": {
@@ -236,7 +239,28 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"200": _json(Accepted, "Unsubscribed"), **_problems(400, 413, 415)},
+                "responses": {
+                    "200": {
+                        "description": "Unsubscribed (the reader page's form, which adds its "
+                        "`csrf` field: the 'done' page)",
+                        "content": {
+                            "application/json": {"schema": _ref(Accepted)},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    **_problems(413, 415),
+                    "400": {
+                        "description": "Invalid token (an HTML page for the reader page's form)",
+                        "content": {
+                            "application/problem+json": {"schema": _ref(Problem)},
+                            "text/html": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "403": {
+                        "description": "The reader page's form with an invalid CSRF token",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                },
             },
         },
         "/healthz": {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import html
 import ipaddress
 import math
 import time
@@ -38,7 +37,7 @@ from newsroom_notify.api.models import (
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, Profile
-from newsroom_notify.domain.tokens import InvalidToken, Tokens
+from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from newsroom_notify.settings import ApiSettings
 
 PROBLEM_JSON = "application/problem+json"
@@ -48,7 +47,11 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     # No page of another site may frame ours (click-jacking of the unsubscribe button).
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; form-action 'self'",
+    # Reader pages (api.pages) load one stylesheet from this origin and post forms only to it.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # the unsubscribe page's URL holds a token
 }
@@ -509,7 +512,8 @@ class SubscriptionApi:
         )
         return ApiResponse(202, Accepted(status="accepted", subscriber_id=claims.subscriber_id))
 
-    def _unsubscribe_claims(self, query: Mapping[str, str]) -> Any:
+    def unsubscribe_claims(self, query: Mapping[str, str]) -> TokenClaims:
+        """The claims of the unsubscribe token in ``query``; 400 without a valid one."""
         token = query.get("token")
         if not token:
             raise ApiError(400, "Bad Request", "the unsubscribe link has no token")
@@ -518,25 +522,11 @@ class SubscriptionApi:
         except InvalidToken as exc:
             raise ApiError(400, "Bad Request", "invalid or expired unsubscribe link") from exc
 
-    def unsubscribe_page(self, query: Mapping[str, str]) -> ApiResponse:
-        """GET /v1/unsubscribe?token=...: a confirmation page; changes nothing (RFC 8058)."""
-        claims = self._unsubscribe_claims(query)
-        what = html.escape(f"{claims.scope} {claims.target or ''}".strip())
-        action = html.escape(f"?token={query['token']}", quote=True)
-        page = (
-            "<!doctype html><html lang=en><meta charset=utf-8><title>Unsubscribe</title>"
-            f"<h1>Unsubscribe</h1><p>Stop notifications for: {what}?</p>"
-            f'<form method=post action="{action}">'
-            '<input type=hidden name="List-Unsubscribe" value="One-Click">'
-            "<button type=submit>Unsubscribe</button></form></html>"
-        )
-        return ApiResponse(200, page, "text/html")  # the page declares its charset
-
     async def unsubscribe(self, query: Mapping[str, str], form: Mapping[str, str]) -> ApiResponse:
         """POST /v1/unsubscribe?token=... with body List-Unsubscribe=One-Click (RFC 8058)."""
         if form.get("List-Unsubscribe") != "One-Click":
             raise ApiError(400, "Bad Request", f"the body must be {ONE_CLICK}")
-        claims = self._unsubscribe_claims(query)
+        claims = self.unsubscribe_claims(query)
         await self._cancel(
             ev.SubscriptionCancelledData(
                 subscriber_id=claims.subscriber_id,
@@ -546,3 +536,25 @@ class SubscriptionApi:
             )
         )
         return ApiResponse(200, Accepted(status="unsubscribed", subscriber_id=claims.subscriber_id))
+
+    async def restore(self, undo_token: str) -> ApiResponse:
+        """The undo of an unsubscribe (reader pages): the undo token, minted when the unsubscribe
+        was done and short-lived, restores exactly the subscription that it cancelled."""
+        try:
+            claims = self.tokens.read_undo(undo_token)
+        except InvalidToken as exc:
+            raise ApiError(400, "Bad Request", "this undo link is invalid or has expired") from exc
+        data = ev.SubscriptionRestoredData(
+            subscriber_id=claims.subscriber_id,
+            scope=claims.scope,
+            target=claims.target,
+            token_version=claims.version,
+        )
+        # One restore per undo token (a repeated click publishes the same id).
+        event_id = _event_id("restore", hashlib.sha256(undo_token.encode()).hexdigest())
+        await self.publish(
+            ev.SubscriptionRestored(
+                **self._envelope("newsroom.subscription.restored", event_id), data=data
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=claims.subscriber_id))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,8 +22,10 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from newsroom_notify.api.models import Health
-from newsroom_notify.api.service import SECURITY_HEADERS, ApiResponse, SubscriptionApi
+from newsroom_notify.api import pages_http
+from newsroom_notify.api.models import Health, Problem, SubscriberView
+from newsroom_notify.api.pages import ReaderPages
+from newsroom_notify.api.service import SECURITY_HEADERS, ApiError, ApiResponse, SubscriptionApi
 from newsroom_notify.api.web import (
     INTERNAL_PREFIX,
     PROFILE_READ,
@@ -72,6 +75,28 @@ def kafka_publisher(
     return publish
 
 
+def view_reader(
+    worker: str, http: aiohttp.ClientSession
+) -> Callable[[str, str], Awaitable[SubscriberView]]:
+    """The manager page's read: the same internal worker route as a JSON read, with the token."""
+
+    async def read_view(sid: str, token: str) -> SubscriberView:
+        path = PROFILE_READ.format(subscriber_id=urllib.parse.quote(sid, safe=""))
+        target = URL(worker + INTERNAL_PREFIX + path, encoded=True).with_query(token=token)
+        try:
+            async with http.get(target, headers={"Accept": "application/json"}) as upstream:
+                body = await upstream.read()
+                if upstream.status == 200:
+                    return SubscriberView.model_validate_json(body)
+                problem = Problem.model_validate_json(body)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("worker unreachable for a page's read", error=type(exc).__name__)
+            raise ApiError(503, "Service Unavailable", "try again in a moment") from exc
+        raise ApiError(problem.status, problem.title, problem.detail)
+
+    return read_view
+
+
 def build_app(
     settings: Settings, api: SubscriptionApi, http: aiohttp.ClientSession
 ) -> web.Application:
@@ -116,9 +141,30 @@ def build_app(
         problem = ApiResponse(503, Health(status="unavailable", checks={"worker_reachable": False}))
         return _response(problem)
 
-    for path, methods in ROUTES.items():
-        for method, route in methods.items():
-            target = forward if path == PROFILE_READ else handler(route)
+    pages = pages_http.routes(ReaderPages(api, view_reader(worker, http)), api, limit)
+
+    def page_first(
+        page: pages_http.PageRoute,
+        fallback: Callable[[web.Request], Awaitable[web.StreamResponse]] | None,
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            result = await pages_http.answer(page, request, request.match_info)
+            if result is not None:
+                return _response(result)
+            if fallback is None:
+                raise web.HTTPMethodNotAllowed(request.method, [])
+            return await fallback(request)
+
+        return handle
+
+    for path in {**ROUTES, **pages}:
+        api_methods, page_methods = ROUTES.get(path, {}), pages.get(path, {})
+        for method in {**api_methods, **page_methods}:
+            route = api_methods.get(method)
+            target = forward if path == PROFILE_READ else handler(route) if route else None
+            if method in page_methods:
+                target = page_first(page_methods[method], target)
+            assert target is not None
             app.router.add_route(method.upper(), path, target)
 
     async def healthz(_: web.Request) -> web.StreamResponse:

@@ -196,12 +196,6 @@ async def _confirm(
     return await api.confirm(await _json_body(request, limit), _ip(api, request))
 
 
-async def _unsubscribe_page(
-    api: SubscriptionApi, request: Any, _: Mapping[str, str], __: int
-) -> ApiResponse:
-    return api.unsubscribe_page(request.query)
-
-
 async def _unsubscribe(
     api: SubscriptionApi, request: Any, _: Mapping[str, str], limit: int
 ) -> ApiResponse:
@@ -226,9 +220,10 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/erasure": {"post": _request_erasure},
     "/v1/erasure/confirm": {"post": _confirm_erasure},
     "/v1/confirm": {"post": _confirm},
-    "/v1/unsubscribe": {"get": _unsubscribe_page, "post": _unsubscribe},
+    "/v1/unsubscribe": {"post": _unsubscribe},
 }
-"""Every public API route: path -> HTTP method -> handler, served by ``api.standalone``."""
+"""Every public JSON API route: path -> HTTP method -> handler, served by ``api.standalone``
+(with the reader pages of ``api.pages_http``, some on the same paths)."""
 
 
 async def answer(

@@ -276,6 +276,13 @@ class SubscriptionCancelledData(InputData):
     )
 
 
+class SubscriptionRestoredData(SubscriptionCancelledData):
+    """The 'undo' of an unsubscribe: the subscription just cancelled is restored as it was
+    (delivery included), without a new confirmation. Only a subscription the subscriber
+    cancelled themselves and has not taken up again since is restored; anything else is
+    ignored."""
+
+
 class SubscriptionConfirmedData(InputData):
     """A guest clicked the confirmation link (double opt-in)."""
 
@@ -615,6 +622,14 @@ class SubscriptionCancelled(_KeyedBySubscriber):
     data: SubscriptionCancelledData
 
 
+class SubscriptionRestored(_KeyedBySubscriber):
+    """newsroom.subscription.restored (topic newsroom.subscriptions, key subscriber id)."""
+
+    topic_role: ClassVar[str] = "subscriptions"
+    type: Literal["newsroom.subscription.restored"] = Field(description="Event type.")
+    data: SubscriptionRestoredData
+
+
 class SubscriptionConfirmed(CloudEvent):
     """newsroom.subscription.confirmed (topic newsroom.subscriptions, key subscriber id).
 
@@ -722,6 +737,7 @@ CommentEvent = Annotated[
 SubscriptionEvent = Annotated[
     SubscriptionRequested
     | SubscriptionCancelled
+    | SubscriptionRestored
     | SubscriptionConfirmed
     | PreferencesUpdated
     | SubscriberErased
@@ -743,6 +759,7 @@ INPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     CommentDeleted,
     SubscriptionRequested,
     SubscriptionCancelled,
+    SubscriptionRestored,
     SubscriptionConfirmed,
     PreferencesUpdated,
     SubscriberErased,

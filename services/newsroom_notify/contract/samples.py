@@ -110,6 +110,12 @@ def sample_events() -> dict[str, dict[str, Any]]:
             {"subscriber_id": "m-3381", "scope": "article", "target": ARTICLE["article_id"]},
         ),
         _envelope(
+            "newsroom.subscription.restored",
+            "evt-s-9",
+            web,
+            {"subscriber_id": "m-3381", "scope": "article", "target": ARTICLE["article_id"]},
+        ),
+        _envelope(
             "newsroom.subscription.confirmed",
             "evt-s-3",
             web,

@@ -85,6 +85,7 @@ from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 
 DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest-mode follows
 MAX_PENDING = 10  # unconfirmed requests kept per subscriber (the oldest is dropped)
+MAX_ENDED = 10  # cancelled subscriptions an undo may restore, per subscriber (oldest dropped)
 QUOTA_WINDOW = timedelta(days=1)
 # How long a digest remembers which period of an article's activity it included (a replay of
 # that activity is later by at most the time to recover from a crash; weekly periods need 7d).
@@ -708,6 +709,8 @@ class InboxStage:
             return []  # authorised by a link minted before a sign-out (or an erasure)
         if isinstance(event, ev.SubscriptionCancelled):
             return self.cancel(subscriber_id, event.data.scope, event.data.target)
+        if isinstance(event, ev.SubscriptionRestored):
+            return self.restore(subscriber_id, event.data.scope, event.data.target, event.time)
         if isinstance(event, ev.SubscriptionConfirmed):
             return self.confirm(event.data.token, event.time)
         if isinstance(event, ev.PreferencesUpdated):
@@ -912,8 +915,39 @@ class InboxStage:
         ended = [sub for k in keys if (sub := profile.subscriptions.pop(k, None)) is not None]
         if not ended:
             return []
+        for sub in ended:  # what an undo may restore: the newest MAX_ENDED
+            key = subscription_key(sub.scope, sub.target)
+            profile.ended.pop(key, None)
+            profile.ended[key] = sub
+        while len(profile.ended) > MAX_ENDED:
+            del profile.ended[next(iter(profile.ended))]
         self.profiles[sid] = profile
         return [out for sub in ended for out in self._announce(profile, sub, active=False)]
+
+    def restore(self, sid: str, scope: str, target: str | None, at: datetime) -> list[Outbound]:
+        """The undo of an unsubscribe: the subscription(s) that cancel ended come back with the
+        delivery they had, from ``at`` on (nothing in between is notified), without a new
+        confirmation: they were the subscriber's own. One taken up again since, or never
+        cancelled, is left alone. The scope ``digest`` restores every digest-mode one."""
+        profile = self.profiles.get(sid)
+        if profile is None:
+            return []
+        if scope == DIGEST_SCOPE:
+            keys = [k for k, sub in profile.ended.items() if sub.delivery == "digest"]
+        else:
+            keys = [subscription_key(scope, target)]
+        restored = []
+        for key in keys:
+            sub = profile.ended.pop(key, None)
+            if sub is None or key in profile.subscriptions:
+                continue
+            sub = sub.model_copy(update={"active": True, "since": at})
+            profile.subscriptions[key] = sub
+            restored.append(sub)
+        if not restored:
+            return []
+        self.profiles[sid] = profile
+        return [out for sub in restored for out in self._announce(profile, sub, active=True)]
 
     def on_follow_ended(self, msg: FollowEnded) -> list[Outbound]:
         """The followed commenter was erased: forget the follow and where it led."""

@@ -253,9 +253,11 @@ class Profile(State):
 
     ``subscriptions`` holds what the subscriber has (``active`` False only in records stored
     before requests were kept apart); ``pending`` what somebody asked for in their name and the
-    address's owner has not confirmed yet. ``token_version`` is in every token minted for them:
-    signing out everywhere changes it, so older tokens stop working; a profile created (again,
-    after erasure) starts at its creation time in milliseconds, never at an earlier one's."""
+    address's owner has not confirmed yet; ``ended`` the last few subscriptions they cancelled,
+    oldest first, which an "undo" of the unsubscribe page may restore as they were.
+    ``token_version`` is in every token minted for them: signing out everywhere changes it, so
+    older tokens stop working; a profile created (again, after erasure) starts at its creation
+    time in milliseconds, never at an earlier one's."""
 
     id: str
     name: str
@@ -264,6 +266,7 @@ class Profile(State):
     confirmed: bool = False
     subscriptions: dict[str, Subscription] = Field(default_factory=dict)
     pending: dict[str, PendingRequest] = Field(default_factory=dict)
+    ended: dict[str, Subscription] = Field(default_factory=dict)
     preferences: Preferences = Field(default_factory=Preferences)
     token_version: int = 0
 

@@ -9,6 +9,10 @@ Purposes (a salt each, so one kind of token can never be used as another):
   preferences, sign out everywhere, and *ask* for erasure (which then needs an erase token);
 * **erase** — confirms an erasure asked for through a manage link or by address; mailed to
   the address, so only its owner can confirm.
+* **undo** — shown on the page that confirms an unsubscribe: restores exactly the subscription
+  that unsubscribe cancelled, for a short while (``undo_max_age``), without a new confirmation;
+* **form** — the CSRF token of a reader page's form: bound to the form's name and to the link
+  token the page was reached with (a hash of it), expiring after ``form_max_age``.
 
 Every token carries the subscriber's *token version* (``Profile.token_version``). The inbox
 bumps it when the subscriber signs out everywhere, and a profile re-created after erasure starts
@@ -23,6 +27,8 @@ is at most ``REUSE_S`` seconds older than a fresh one, nothing else differs.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +39,8 @@ UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
 CONFIRM = "newsroom-notify/confirm/v1"
 MANAGE = "newsroom-notify/manage/v1"
 ERASE = "newsroom-notify/erase/v1"
+UNDO = "newsroom-notify/undo/v1"
+FORM = "newsroom-notify/form/v1"
 REUSE_S = 10.0  # how long a minted token is handed out again for the same claims
 _MEMO_LIMIT = 100_000  # entries before the memo is emptied
 
@@ -62,6 +70,9 @@ class Tokens:
         unsubscribe_max_age: int,
         confirm_max_age: int,
         manage_max_age: int | None = None,
+        *,
+        undo_max_age: int = 15 * 60,
+        form_max_age: int = 2 * 3600,
     ):
         if not keys_newest_first:
             raise ValueError("at least one token key is needed")
@@ -69,7 +80,7 @@ class Tokens:
         keys = list(reversed(keys_newest_first))
         self._serializers = {
             purpose: URLSafeTimedSerializer(keys, salt=purpose)
-            for purpose in (UNSUBSCRIBE, CONFIRM, MANAGE, ERASE)
+            for purpose in (UNSUBSCRIBE, CONFIRM, MANAGE, ERASE, UNDO, FORM)
         }
         self._minted: dict[tuple[str, str, str, str | None, int], tuple[float, str]] = {}
         self._max_age = {
@@ -77,7 +88,14 @@ class Tokens:
             CONFIRM: confirm_max_age,
             MANAGE: manage_max_age if manage_max_age is not None else unsubscribe_max_age,
             ERASE: confirm_max_age,
+            UNDO: undo_max_age,
+            FORM: form_max_age,
         }
+
+    @property
+    def undo_max_age(self) -> int:
+        """Seconds an undo token works."""
+        return self._max_age[UNDO]
 
     def unsubscribe(self, claims: TokenClaims) -> str:
         """A token that cancels exactly this subscription."""
@@ -96,6 +114,34 @@ class Tokens:
         """A token that confirms the erasure of this subscriber (mailed to their address)."""
         claims = TokenClaims(subscriber_id, "erase", None, version)
         return str(self._serializers[ERASE].dumps(_payload(claims)))
+
+    def undo(self, claims: TokenClaims) -> str:
+        """A token that restores exactly this just-cancelled subscription (never memoised: its
+        short lifetime starts at the unsubscribe)."""
+        return str(self._serializers[UNDO].dumps(_payload(claims)))
+
+    def form(self, form: str, credential: str) -> str:
+        """The CSRF token of the form ``form`` on a page reached with ``credential`` (a link
+        token): valid only for that form, with that credential, for ``form_max_age``."""
+        return str(self._serializers[FORM].dumps([form, _fingerprint(credential)]))
+
+    def check_form(self, token: str, form: str, credential: str) -> None:
+        """``InvalidToken`` unless ``token`` is a current CSRF token of ``form`` for
+        ``credential``."""
+        try:
+            payload = self._serializers[FORM].loads(token, max_age=self._max_age[FORM])
+        except SignatureExpired as exc:
+            raise InvalidToken("token expired") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise InvalidToken("token invalid") from exc
+        if (
+            not isinstance(payload, list)
+            or len(payload) != 2
+            or payload[0] != form
+            or not isinstance(payload[1], str)
+            or not hmac.compare_digest(payload[1], _fingerprint(credential))
+        ):
+            raise InvalidToken("token invalid")
 
     def _mint(self, purpose: str, claims: TokenClaims) -> str:
         key = (purpose, claims.subscriber_id, claims.scope, claims.target, claims.version)
@@ -125,6 +171,10 @@ class Tokens:
         """The claims of a valid erase token; ``InvalidToken`` otherwise."""
         return self._read(ERASE, token)
 
+    def read_undo(self, token: str) -> TokenClaims:
+        """The claims of a valid, unexpired undo token; ``InvalidToken`` otherwise."""
+        return self._read(UNDO, token)
+
     def _read(self, purpose: str, token: str) -> TokenClaims:
         try:
             payload = self._serializers[purpose].loads(token, max_age=self._max_age[purpose])
@@ -133,6 +183,11 @@ class Tokens:
         except (BadSignature, ValueError, TypeError) as exc:
             raise InvalidToken("token invalid") from exc
         return _claims(payload)
+
+
+def _fingerprint(credential: str) -> str:
+    """What a CSRF token holds of the link token it is bound to: a hash, never the token."""
+    return hashlib.sha256(credential.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 def _payload(claims: TokenClaims) -> list[Any]:
