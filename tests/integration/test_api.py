@@ -105,12 +105,16 @@ def service(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[WorkerProces
     worker.start()
     worker.wait_ready()
     worker_url = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
-    api_port = str(free_port())
-    api_env = {**env, "NEWSROOM_API__PORT": api_port, "NEWSROOM_API__WORKER_URL": worker_url}
+    api_env = {
+        **env,
+        "NEWSROOM_API__PORT": str(free_port()),
+        "NEWSROOM_API__WORKER_URL": worker_url,
+    }
     front = WorkerProcess(api_env, tmp_path / "api.log", "api", "api listening")
     front.start()
     front.wait_ready()
-    yield worker, Client(f"http://127.0.0.1:{api_port}")
+    # Where it really listens: a port taken meanwhile was drawn again (in api_env).
+    yield worker, Client(f"http://127.0.0.1:{api_env['NEWSROOM_API__PORT']}")
     assert front.stop() == 0, "the stand-alone API stops cleanly on SIGTERM"
     assert worker.stop() == 0
 
