@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -130,9 +131,34 @@ def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
     return libs
 
 
+def ephemeral_ports() -> range:
+    """The ports the kernel hands out for outgoing connections (Linux; the usual range
+    elsewhere)."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    return range(32768, 61000)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
+    """A TCP port on 127.0.0.1 that is free right now, drawn at random below the ephemeral
+    range: a port the kernel chose (bind to 0) comes from the range every outgoing
+    connection (Kafka clients, HTTP) also draws from, so one of those could take it before the
+    process it is meant for binds it (seen in make test runs). A caller still handles a bind
+    failure (``ServiceProcess`` draws again)."""
+    ephemeral = ephemeral_ports()
+    low = 10_000
+    for _ in range(50):
+        port = random.randrange(low, max(ephemeral.start, low + 1000))  # noqa: S311 - not a secret
+        if port in ephemeral:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

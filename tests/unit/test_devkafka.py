@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from newsroom_notify.devkafka import KafkaHarnessError, LocalKafka, new_cluster_id
+from newsroom_notify.devkafka import (
+    KafkaHarnessError,
+    LocalKafka,
+    ephemeral_ports,
+    free_port,
+    new_cluster_id,
+)
 
 URLSAFE_B64 = set(string.ascii_letters + string.digits + "-_")
 
@@ -89,3 +95,13 @@ def test_a_port_the_caller_fixed_is_never_moved_and_a_taken_one_is_refused(
             cluster.start(libs=tmp_path / "no-jars-needed")
     cluster.redraw_ports()
     assert cluster.nodes[0].port == port
+
+
+def test_free_ports_are_drawn_below_the_range_outgoing_connections_use() -> None:
+    """A port the kernel picks for a listener comes from the ephemeral range, which every
+    outgoing connection draws from too: one of them took an API's port in a make test run."""
+    ephemeral = ephemeral_ports()
+    drawn = [free_port() for _ in range(200)]
+    assert [p for p in drawn if p in ephemeral] == []
+    assert all(1024 < p < 65536 for p in drawn)
+    assert len(set(drawn)) > 150  # at random, not one port again and again
