@@ -79,36 +79,45 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
   trap - EXIT
 fi
 
-build() {  # tag, context directory
+# The stand-ins build side by side (each is mostly apt-get waiting on the mirror): a cold run
+# takes about the longest of them instead of their sum.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pids=()
+build() {  # tag, context directory: in the background, logging to $work
   log "docker build $1"
-  local out
-  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$base" -t "$1" "$2" 2>&1); then
-    printf '%s\n' "$out" >&2
-    exit 1
-  fi
+  local name=${1//[\/:]/_}
+  DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$base" -t "$1" "$2" \
+    >"$work/$name.log" 2>&1 &
+  pids+=("$!:$name")
 }
 
 build "$python_image" "$here/python"
 build "$prometheus_image" "$here/prometheus"
 
 libs=$("$python" -c 'import sys; from pathlib import Path; from newsroom_notify.devkafka import fetch_jars; print(fetch_jars(Path(sys.argv[1])))' "$here/kafka/pom.xml")
-context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
-cp -r "$here/kafka/Dockerfile" "$here/kafka/bin" "$here/kafka/docker" "$context/"
-mkdir "$context/libs"
-cp "$libs"/*.jar "$context/libs/"
-build "$kafka_image" "$context"
-rm -rf "$context"
-trap - EXIT
+mkdir -p "$work/kafka/libs"
+cp -r "$here/kafka/Dockerfile" "$here/kafka/bin" "$here/kafka/docker" "$work/kafka/"
+cp "$libs"/*.jar "$work/kafka/libs/"
+build "$kafka_image" "$work/kafka"
 
 if [[ -n $mailpit_pid ]] && ! wait "$mailpit_pid"; then
   tail -30 "$cache/mailpit-build.log" >&2
   log "go build mailpit failed"
   exit 1
 fi
-context=$(mktemp -d)
-trap 'rm -rf "$context"' EXIT
-cp "$here/mailpit/Dockerfile" "$context/"
-cp "$mailpit_bin" "$context/mailpit"
-build "$mailpit_image" "$context"
+mkdir -p "$work/mailpit"
+cp "$here/mailpit/Dockerfile" "$work/mailpit/"
+cp "$mailpit_bin" "$work/mailpit/mailpit"
+build "$mailpit_image" "$work/mailpit"
+
+failed=0
+for job in "${pids[@]}"; do
+  if ! wait "${job%%:*}"; then
+    cat "$work/${job#*:}.log" >&2
+    log "docker build ${job#*:} failed"
+    failed=1
+  fi
+done
+[[ $failed == 0 ]] || exit 1
 log "done: $python_image $kafka_image $prometheus_image $mailpit_image"
