@@ -7,6 +7,14 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 cache=${TOOLS_CACHE:-$HOME/.cache/newsroom-notify}
+# Compose when `docker compose` is missing: COMPOSE_FROM=deb (default) takes the static binary
+# of Debian trixie's docker-compose package (needs glibc >= 2.34; bookworm has 2.36), checked
+# against the SHA256 pinned here (the trixie Packages index's): seconds. COMPOSE_FROM=go builds
+# COMPOSE_VERSION from the Go module proxy instead: 14-20 minutes on a 2-core machine. If the
+# mirror no longer carries that .deb, point COMPOSE_DEB_URL at snapshot.debian.org's copy.
+compose_from=${COMPOSE_FROM:-deb}
+compose_deb_url=${COMPOSE_DEB_URL:-http://deb.debian.org/debian/pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb}
+compose_deb_sha256=${COMPOSE_DEB_SHA256:-47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea}
 compose_version=${COMPOSE_VERSION:-v2.40.3}
 go=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 log() { printf '%s compose-test: %s\n' "$(date -u +%T)" "$*" >&2; }
@@ -33,26 +41,59 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { tail -20 "$cache/dockerd.log" >&2; exit 1; }
 fi
 
-if ! docker compose version >/dev/null 2>&1; then
-  plugin=$cache/bin/docker-compose-$compose_version
+compose_from_deb() {  # the plugin's path: the binary of the pinned Debian package, checked
+  local plugin=$cache/bin/docker-compose-deb-$compose_deb_sha256
+  if [[ ! -x $plugin ]]; then
+    log "docker compose from Debian's package $(basename "$compose_deb_url")"
+    local tmp
+    tmp=$(mktemp -d)
+    curl -fsSL --retry 3 -o "$tmp/compose.deb" "$compose_deb_url" || { rm -rf "$tmp"; return 1; }
+    if ! echo "$compose_deb_sha256  $tmp/compose.deb" | sha256sum --check --quiet >&2; then
+      log "$(basename "$compose_deb_url"): SHA256 is not $compose_deb_sha256"
+      rm -rf "$tmp"
+      return 1
+    fi
+    dpkg-deb -x "$tmp/compose.deb" "$tmp/root"
+    mkdir -p "$cache/bin"
+    mv "$tmp/root/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
+    rm -rf "$tmp"
+  fi
+  echo "$plugin"
+}
+
+compose_from_go() {  # the plugin's path: COMPOSE_VERSION built from the Go module proxy
+  local plugin=$cache/bin/docker-compose-$compose_version
   if [[ ! -x $plugin ]]; then
     log "building docker compose $compose_version from the Go module proxy"
-    export GOPATH=$cache/go GOCACHE=$cache/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local
-    dir=$("$go" mod download -json "github.com/docker/compose/v2@$compose_version" \
+    local dir src
+    dir=$(GOPATH=$cache/go GOCACHE=$cache/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+      "$go" mod download -json "github.com/docker/compose/v2@$compose_version" \
       | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
     src=$(mktemp -d)
     cp -r "$dir/." "$src"
     chmod -R u+w "$src"
     mkdir -p "$cache/bin"
-    (cd "$src" && "$go" build -trimpath \
+    (cd "$src" && GOPATH=$cache/go GOCACHE=$cache/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+      "$go" build -trimpath \
       -ldflags "-X github.com/docker/compose/v2/internal.Version=$compose_version" \
-      -o "$plugin.tmp" ./cmd)
+      -o "$plugin.tmp" ./cmd) >&2
     mv "$plugin.tmp" "$plugin"
     rm -rf "$src"
   fi
+  echo "$plugin"
+}
+
+if ! docker compose version >/dev/null 2>&1; then
+  t=$(date +%s)
+  plugin=
+  if [[ $compose_from == deb ]]; then
+    plugin=$(compose_from_deb) || log "no compose from the Debian package: building it with Go"
+  fi
+  [[ -n $plugin ]] || plugin=$(compose_from_go)
   mkdir -p "$HOME/.docker/cli-plugins"
   ln -sf "$plugin" "$HOME/.docker/cli-plugins/docker-compose"
   docker compose version
+  log "compose installed in $(($(date +%s) - t)) s"
 fi
 log "engine and compose ready after $(($(date +%s) - t0)) s"
 

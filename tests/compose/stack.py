@@ -6,7 +6,9 @@ checks, through the published ports only: the ``topics`` job created every topic
 joined one consumer group and split the partitions; the stand-alone API takes a subscription
 and reads it back from the worker that owns the subscriber; the ``demo`` profile's story
 produces exactly the demo's notifications, retraction and digest (read on the host through the
-broker's published listener); Prometheus scrapes every target and loaded the alert rules;
+broker's published listener); the mailer sends each of the story's notifications and its
+digest to Mailpit, with the one-click unsubscribe headers (read through Mailpit's HTTP API on
+its published port); Prometheus scrapes every target and loaded the alert rules;
 killing one worker moves its partitions to the other and loses nothing; ``down -v`` leaves no
 container, network or volume. A failed check prints the containers' logs and exits 1.
 
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -47,8 +50,10 @@ PROJECT = "newsroom-notify"
 BOOTSTRAP = "127.0.0.1:9092"  # the broker's EXTERNAL listener, published on the host
 API = "http://127.0.0.1:8080"
 PROMETHEUS = "http://127.0.0.1:9090"
+MAILPIT = "http://127.0.0.1:8025"
+MAIL_DOMAIN = "news.example.com"  # of NEWSROOM_MAILER__SENDER: the Message-IDs' right-hand side
 CLOCK_SPEED = 15.0  # a service hour in 4 real minutes: the whole story fits in one hour
-LEAD_S = 150.0  # the service clock reads hh:01 this long after `up` starts
+LEAD_S = 90.0  # the service clock reads hh:01 this long after `up` starts
 STORY_S = 60.0  # the demo's story must start this long before its hour ends
 GROUP = "newsroom-notify"  # Settings.app_id: the workers' consumer group
 SOURCES = ("newsroom.articles", "newsroom.comments", "newsroom.subscriptions")
@@ -249,7 +254,7 @@ def check_api() -> None:
     log("api: subscribe, confirmation, confirm and read-back through the published port 8080")
 
 
-def check_demo(t0: float) -> None:
+def check_demo(t0: float) -> list[dict[str, Any]]:
     now = time.time()
     hour_end = t0 + 59 * 60 / CLOCK_SPEED
     if now > hour_end - STORY_S:
@@ -289,6 +294,87 @@ def check_demo(t0: float) -> None:
     if problems:
         raise CheckFailed("the demo story on the topics: " + "; ".join(problems))
     log(f"demo: {len(created)} notifications {sorted(got)}, 1 retraction, digest {summary[0]}")
+    return records
+
+
+def _mailpit_messages() -> dict[str, dict[str, Any]]:
+    """Mailpit's messages by Message-ID (without the angle brackets, as Mailpit lists it)."""
+    status, answer = http("GET", f"{MAILPIT}/api/v1/messages?limit=1000")
+    if status != 200 or not isinstance(answer, dict):
+        raise ValueError(f"GET /api/v1/messages: {status} {answer!r:.200}")
+    return {m["MessageID"]: m for m in answer["messages"]}
+
+
+def check_mail(records: list[dict[str, Any]]) -> None:
+    """Each of the story's notifications and its digest is a mail in Mailpit, to the event's
+    recipient, with the one-click unsubscribe headers of the event's token (README "Sending
+    e-mail"); the link works from the host. The notification retracted as spam may have been
+    mailed before its retraction arrived: it is not required."""
+    retracted = {
+        r["data"]["notification_id"]
+        for r in records
+        if r["type"] == "newsroom.notification.retracted"
+    }
+    due = {}
+    for r in records:
+        data = r["data"]
+        if r["type"] == "newsroom.notification.created":
+            event_id = data["notification_id"]
+        elif r["type"] == "newsroom.digest.ready":
+            event_id = data["digest_id"]
+        else:
+            continue
+        if data["recipient"].get("email") and event_id not in retracted:
+            due[f"{event_id}@{MAIL_DOMAIN}"] = data
+    if not any(d.get("reason") == "reply" for d in due.values()):
+        raise CheckFailed(f"the story has no reply notification with an address: {due}")
+
+    def all_landed() -> Any:
+        messages = _mailpit_messages()
+        return set(due) <= set(messages) and messages
+
+    messages = wait_for(f"the story's {len(due)} mails in Mailpit", all_landed, 120, 2)
+    problems = []
+    for message_id, data in due.items():
+        summary = messages[message_id]
+        to = [a["Address"] for a in summary["To"]]
+        if to != [data["recipient"]["email"]]:
+            problems.append(f"{message_id}: To {len(to)} address(es), not the recipient's")
+        status, headers = http("GET", f"{MAILPIT}/api/v1/message/{summary['ID']}/headers")
+        if status != 200 or not isinstance(headers, dict):
+            problems.append(f"{message_id}: headers {status}")
+            continue
+        token = data.get("unsubscribe_token")
+        if not token:
+            continue
+        wanted = f"<{API}/v1/unsubscribe?token={urllib.parse.quote(token, safe='')}>"
+        if headers.get("List-Unsubscribe") != [wanted]:
+            problems.append(f"{message_id}: List-Unsubscribe {headers.get('List-Unsubscribe')}")
+        if headers.get("List-Unsubscribe-Post") != ["List-Unsubscribe=One-Click"]:
+            problems.append(f"{message_id}: List-Unsubscribe-Post missing or wrong")
+    if problems:
+        raise CheckFailed("the story's mails in Mailpit: " + "; ".join(problems))
+    # What a mail client does with List-Unsubscribe-Post (RFC 8058), through the published port.
+    reply = next(m for m, d in due.items() if d.get("reason") == "reply")
+    status, headers = http("GET", f"{MAILPIT}/api/v1/message/{messages[reply]['ID']}/headers")
+    url = headers["List-Unsubscribe"][0].strip("<>")
+    request = urllib.request.Request(
+        url,
+        data=b"List-Unsubscribe=One-Click",
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    if not 200 <= status < 300:
+        raise CheckFailed(f"one-click unsubscribe from the mail's List-Unsubscribe: {status}")
+    log(
+        f"mail: the story's {len(due)} mails in Mailpit (of {len(messages)} there) with their "
+        f"List-Unsubscribe(-Post) headers; the one-click POST answered {status}"
+    )
 
 
 def check_prometheus() -> None:
@@ -297,7 +383,7 @@ def check_prometheus() -> None:
         active = answer["data"]["activeTargets"]
         health = {t["labels"]["instance"]: t["health"] for t in active}
         jobs = {t["labels"]["job"] for t in active}
-        wanted = {"newsroom-notify-worker", "newsroom-notify-api"}
+        wanted = {"newsroom-notify-worker", "newsroom-notify-api", "newsroom-notify-mailer"}
         return wanted <= jobs and set(health.values()) == {"up"} and health
 
     health = wait_for("every Prometheus target up", targets_up, 120, 3)
@@ -397,8 +483,9 @@ def main() -> int:
             owned = check_group(2)
             check_api()
             story = time.monotonic()
-            check_demo(t0)
+            records = check_demo(t0)
             log(f"story through in {time.monotonic() - story:.0f} s")
+            check_mail(records)
             check_prometheus()
             check_failover(owned)
         except Exception as failure:  # any failure: show the logs that explain it, clean up

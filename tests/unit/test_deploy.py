@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from newsroom_notify.cli import build_parser
-from newsroom_notify.settings import Settings
+from newsroom_notify.settings import Settings, SmtpSecurity
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -203,9 +203,10 @@ def test_every_image_is_a_variable_defaulting_to_the_official_image(
     assert defaults["kafka"] == ("KAFKA_IMAGE", "apache/kafka:4.1.1")
     assert defaults["prometheus"][0] == "PROMETHEUS_IMAGE"
     assert defaults["prometheus"][1].startswith("prom/prometheus:v")
-    assert {defaults[n] for n in ("topics", "worker-1", "worker-2", "api", "demo")} == {
-        ("NEWSROOM_IMAGE", IMAGE)
-    }
+    assert defaults["mailpit"][0] == "MAILPIT_IMAGE"
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", defaults["mailpit"][1])
+    project = ("topics", "worker-1", "worker-2", "api", "mailer", "demo")
+    assert {defaults[n] for n in project} == {("NEWSROOM_IMAGE", IMAGE)}
     # The Dockerfile's base is a build argument with the same default as the Dockerfile's ARG.
     instructions = _instructions(DOCKERFILE.read_text())
     dockerfile_args = dict(a.split("=", 1) for op, a in instructions if op == "ARG" and "=" in a)
@@ -353,6 +354,42 @@ def test_compose_publishes_only_the_api_to_readers(
         assert settings.dev_key_settings()
 
 
+def test_compose_mailer_sends_to_mailpit_and_links_to_the_published_api(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18 item 2: the mailer relays to the Mailpit service's SMTP port (no TLS, no AUTH:
+    a local catcher), once Mailpit is healthy; its links point at the API where a reader on the
+    host reaches it; Mailpit's web UI and SMTP are published on the loopback only."""
+    services = compose["services"]
+    mailer = settings_from_env(services["mailer"]["environment"], monkeypatch)
+    assert services["mailer"]["command"] == ["mailer"]
+    assert mailer.mailer.smtp_host == "mailpit"
+    assert mailer.mailer.smtp_security == SmtpSecurity.NONE
+    assert mailer.mailer.smtp_password is None
+    assert services["mailer"]["depends_on"]["mailpit"]["condition"] == "service_healthy"
+    assert "9465" in " ".join(services["mailer"]["healthcheck"]["test"])
+    assert mailer.mailer.metrics_port == 9465
+    mailpit = services["mailpit"]
+    # Mailpit listens for SMTP on 1025 and serves its web UI and API on 8025 (its defaults).
+    assert mailer.mailer.smtp_port == 1025
+    assert set(mailpit["ports"]) == {"127.0.0.1:1025:1025", "127.0.0.1:8025:8025"}
+    assert mailpit["healthcheck"]["test"]
+    api = settings_from_env(services["api"]["environment"], monkeypatch)
+    assert mailer.api.public_url == f"http://127.0.0.1:{api.api.port}"
+    assert f"{api.api.port}:{api.api.port}" in services["api"]["ports"]
+
+
+def test_the_mailpit_stand_in_builds_the_version_compose_pins(raw_compose: dict[str, Any]) -> None:
+    """The registry-free Mailpit is built from the Go module proxy at the version of the
+    official image the compose file defaults to."""
+    match = VARIABLE.fullmatch(raw_compose["services"]["mailpit"]["image"])
+    assert match
+    script = (ROOT / "deploy/docker/build-local-images.sh").read_text()
+    built = re.search(r"^mailpit_version=\$\{MAILPIT_VERSION:-(v[\d.]+)\}$", script, re.M)
+    assert built, "build-local-images.sh pins no Mailpit version"
+    assert match["default"] == f"axllent/mailpit:{built[1]}"
+
+
 def test_prometheus_scrapes_every_worker_and_the_api(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -371,6 +408,9 @@ def test_prometheus_scrapes_every_worker_and_the_api(
             expected.add(f"{name}:{settings.web_port}")
         elif service["command"] == ["api"]:
             expected.add(f"{name}:{settings.api.metrics_port}")  # internal, not the API port
+        elif service["command"] == ["mailer"]:
+            assert settings.mailer.metrics_host == "0.0.0.0"  # reachable from Prometheus
+            expected.add(f"{name}:{settings.mailer.metrics_port}")
     assert targets == expected
     mounted = [v.split(":")[0] for v in compose["services"]["prometheus"]["volumes"]]
     assert {(ROOT / m).resolve() for m in mounted} == {PROMETHEUS_FILE, ALERTS_FILE}

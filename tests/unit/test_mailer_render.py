@@ -3,6 +3,7 @@ the mailer's memory of sent and retracted ids, and which SMTP failures are perma
 
 from __future__ import annotations
 
+import asyncio
 import email
 from email.message import EmailMessage, Message
 from email.policy import default
@@ -16,7 +17,7 @@ from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.contract.samples import sample_events
-from newsroom_notify.mailer.consumer import Permanent, classify
+from newsroom_notify.mailer.consumer import Permanent, classify, smtp_sender
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (
     MailConfig,
@@ -25,6 +26,7 @@ from newsroom_notify.mailer.render import (
     render_digest,
     render_notification,
 )
+from newsroom_notify.settings import Settings
 
 CONFIG = MailConfig(
     sender="notifications@news.example.com",
@@ -279,3 +281,40 @@ def test_the_ledger_skips_sent_and_retracted_ids_and_stays_bounded() -> None:
 def test_only_a_refusal_of_this_mail_is_permanent(error: Exception, permanent: bool) -> None:
     assert isinstance(classify(error), Permanent) is permanent
     assert "@" not in str(classify(error))  # the reason goes to a dead letter: no address
+
+
+# A real token's length (the compose run's guest tokens: ~150 characters), so the header is
+# longer than the 78 characters SMTP's default policy folds at.
+LONG_TOKEN = "WyJndWVzdF9vbmJxaTN5b3F3bzZmZG9vemppZ2hpZnYyMyIsInJlcGxpZXMiLCJhLXRyYW0tMjAy" * 2
+
+
+def test_the_bytes_handed_to_smtp_keep_the_unsubscribe_url_as_a_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by make compose-test (Mailpit showed the raw header): aiosmtplib re-flattens an
+    EmailMessage under email.policy.SMTP, folding a long List-Unsubscribe into RFC 2047 encoded
+    words that no mail client reads as a URL. What goes on the wire keeps it on one line, and
+    is 7-bit (a relay without 8BITMIME takes it as is)."""
+    comment = sample_events()["newsroom.notification.created"]["data"]["comment"]
+    comment["excerpt"] = "Ça « passe » ou pas, déjà"
+    event = notification(unsubscribe_token=LONG_TOKEN, comment=comment)
+    mail = render_notification(event, CONFIG)
+    handed: list[Any] = []
+
+    async def send(message: Any, **kwargs: Any) -> None:
+        handed.append(message)
+        assert kwargs["sender"] == mail.sender
+        assert kwargs["recipients"] == [mail.recipient]
+
+    monkeypatch.setattr(aiosmtplib, "send", send)
+    asyncio.run(smtp_sender(Settings())(mail))
+    (message,) = handed
+    # aiosmtplib sends bytes as they are, and flattens a message object this way.
+    raw = message if isinstance(message, bytes) else aiosmtplib.email.flatten_message(message)
+    url = f"https://news.example.com/notify/v1/unsubscribe?token={LONG_TOKEN}"
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert max(raw) < 128
+    got = email.message_from_bytes(raw, policy=default)
+    text, _ = parts(got)
+    assert "Ça « passe » ou pas, déjà" in text

@@ -46,6 +46,7 @@ from newsroom_notify.contract.codec import ErrorClass, Rejected
 from newsroom_notify.contract.deadletter import dead_letter_headers
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (
+    POLICY,
     Mail,
     MailConfig,
     Unsendable,
@@ -96,6 +97,7 @@ def classify(exc: Exception) -> Exception:
 
 
 SendFn = Callable[[Mail], Awaitable[None]]
+WIRE_POLICY = POLICY.clone(cte_type="7bit")
 
 
 def smtp_sender(settings: Settings) -> SendFn:
@@ -106,8 +108,12 @@ def smtp_sender(settings: Settings) -> SendFn:
         context = ssl.create_default_context(cafile=m.smtp_cafile)
 
     async def send(mail: Mail) -> None:
+        # Bytes, flattened under the message's own policy: given the message object, aiosmtplib
+        # re-flattens it under email.policy.SMTP, which folds a long List-Unsubscribe into
+        # RFC 2047 encoded words (no longer a URL to a mail client). 7-bit: 8-bit text parts
+        # are re-encoded, so a relay without 8BITMIME takes the mail too.
         await aiosmtplib.send(
-            mail.message,
+            mail.message.as_bytes(policy=WIRE_POLICY),
             sender=mail.sender,
             recipients=[mail.recipient],
             hostname=m.smtp_host,
