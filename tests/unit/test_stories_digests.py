@@ -123,6 +123,27 @@ def test_an_article_follow_goes_to_the_daily_digest_at_0800_utc(
     )
 
 
+def test_a_comment_delivered_again_after_a_digest_follow_is_not_in_that_digest(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """A digest holds what happened while the article was followed: a comment posted before
+    Cal followed stays out of Cal's digest even when its event comes again afterwards (a
+    redelivery after a rebalance; the compose run's digest counted 5 comments, not 4)."""
+    at(clock, 2026, 11, 27, 12, 0)
+    first = comment("c1", ANA, "Posted before anyone followed in digest mode.")
+    pipe.feed([first])
+    at(clock, 2026, 11, 27, 12, 10)
+    pipe.feed([subscribe(CAL, "article", "a-1")])  # daily digest (the default)
+    at(clock, 2026, 11, 27, 12, 15)
+    assert pipe.feed([first]) == []  # delivered again
+    at(clock, 2026, 11, 27, 12, 20)
+    pipe.feed([comment("c2", BEN, "Posted while Cal follows.")])
+    (digest,) = run_until(pipe, clock, datetime(2026, 11, 28, 8, 3, tzinfo=Z))
+    (part,) = digest.data.articles
+    assert (digest.data.total_comments, part.new_comments) == (1, 1)
+    assert [i.comment.id for i in part.items] == ["c2"]
+
+
 # ----------------------------------------------------------- What a digest holds: order
 
 

@@ -358,6 +358,7 @@ class ThreadsStage:
         self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
     ) -> list[Outbound]:
         parent = self._parent(comment)
+        replay = comment.notified_by == event.id  # this very event was fanned out before
         if comment.notified_by is None and parent is not None:
             # Decided once, at the first fan-out: a replay (or a re-approval) sees the same.
             comment.parent_approved = parent.status == "approved"
@@ -367,7 +368,9 @@ class ThreadsStage:
         if comment.notified_text is not None:  # edited since it was sent: a replay repeats it
             as_sent = comment.model_copy(update={"text": comment.notified_text})
         subject = self._subject(thread, as_sent)
-        if thread.digest_schedules and comment.slot is None:
+        if thread.digest_schedules and comment.slot is None and not replay:
+            # A comment fanned out before the article had digest followers is not their news:
+            # the same event delivered again later (a rebalance) must not count it then.
             self._record_activity(thread, comment)
         activity = Activity(
             event="comment",
