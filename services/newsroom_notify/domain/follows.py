@@ -44,18 +44,20 @@ def merge_followers(
     reason = Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE
     author = activity.subject.author_id
     merged = {sid: list(bases) for sid, bases in activity.candidates.items() if sid != author}
+    shared: dict[str, Basis] = {}  # one frozen Basis per delivery, shared by the followers
     for sid, delivery in (followers.delivery if followers else {}).items():
         if sid == author:
             continue
-        merged.setdefault(sid, []).append(
-            Basis(
+        basis = shared.get(delivery)
+        if basis is None:
+            basis = shared[delivery] = Basis.model_construct(
                 reason=reason,
                 condition=Condition.SUBSCRIBED,
-                scope=scope,
+                scope=scope,  # type: ignore[arg-type] # an entity key's scope: one of Scope
                 target=target,
                 delivery=delivery,
             )
-        )
+        merged.setdefault(sid, []).append(basis)
     for bases in merged.values():
         bases.sort(key=lambda b: PRIORITY[b.reason])
     return merged
@@ -84,7 +86,7 @@ class FollowsStage:
                 Outbound(
                     Destination.INBOX,
                     sid,
-                    Candidacy(
+                    Candidacy.model_construct(
                         recipient_id=sid,
                         subject=activity.subject,
                         bases=bases,
