@@ -71,6 +71,7 @@ from tests.workload import TOKEN_KEY, BenchWorkload, generate_bench  # noqa: E40
 from bench.stats import latency_summary, sustained_rate  # noqa: E402
 from newsroom_notify.contract import codec  # noqa: E402
 from newsroom_notify.contract import events as ev  # noqa: E402
+from newsroom_notify.contract.builders import article, member, subscribe  # noqa: E402
 from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
 from newsroom_notify.settings import Settings  # noqa: E402
 from newsroom_notify.stream.admin import create_topics as admin_create_topics  # noqa: E402
@@ -219,6 +220,15 @@ def vm_hwm_mb(pid: int) -> float | None:
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def vm_rss_mb(pid: int) -> float | None:
+    """Current resident set size (VmRSS) of a live process, in MiB."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return None
 
@@ -619,6 +629,109 @@ def run_limit(
     return figures
 
 
+# ---------------------------------------------------------------------- breaking news
+
+
+def breaking_news_records(prefix: str, followers: int, seed: int) -> tuple[list[Record], Record]:
+    """``followers`` members subscribed (instant) to one section, and the article published in
+    it: its journalist has no followers of their own, so every notification is ``new_article``
+    from the section."""
+    section = f"breaking-{seed}"
+    subscriptions = records_of(
+        (
+            subscribe(member(f"bn-{i}", f"Reader {i}"), "section", section, "instant")
+            for i in range(followers)
+        ),
+        prefix,
+    )
+    (alert,) = records_of(
+        [article(f"a-breaking-{seed}", journalist=f"j-breaking-{seed}", section=section)], prefix
+    )
+    return subscriptions, alert
+
+
+async def breaking_news_phase(
+    run: Run, watch: Watch, followers: int, seed: int, within_s: float
+) -> dict[str, Any]:
+    """One worker, ready; ``followers`` instant followers of a section subscribed (not timed);
+    then one article in that section: seconds from its append to the last notification's
+    append (both LogAppendTime), the worker's RSS before and at its peak, and its CPU."""
+    service, topics = run.service, run.topics
+    subscriptions, alert = breaking_news_records(service.prefix, followers, seed)
+    service.start(1)
+    await service.ready()
+    started = time.monotonic()
+    await publish(run.bootstrap, subscriptions)
+    await settle(watch, service.group, run.consumed, within_s, "breaking-news followers")
+    print(
+        f"breaking news: {followers} section followers subscribed in "
+        f"{time.monotonic() - started:.1f}s (not timed)"
+    )
+    (pid,) = service.pids()
+    rss_before = vm_rss_mb(pid)
+    cpu0 = cpu_seconds(pid) or 0.0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=run.bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    watched = [TopicPartition(topics["notifications"], p) for p in range(run.sizes.partitions)]
+    consumer.assign(watched)
+    await consumer.seek_to_end(*watched)
+    for tp in watched:
+        await consumer.position(tp)
+    aid = orjson.loads(alert[2])["data"]["article_id"]
+    prod = producer(run.bootstrap)
+    await prod.start()
+    try:
+        meta = await (
+            await prod.send(
+                alert[0], key=alert[1], value=alert[2], headers=[codec.CONTENT_TYPE_HEADER]
+            )
+        )
+    finally:
+        await prod.stop()
+    appended_ms = meta.timestamp
+    count, last_ms, peak_rss = 0, None, rss_before or 0.0
+    deadline = time.monotonic() + within_s
+    try:
+        while count < followers and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    data = value.get("data", {})
+                    if (
+                        value.get("type") == "newsroom.notification.created"
+                        and data.get("article", {}).get("id") == aid
+                    ):
+                        count += 1
+                        last_ms = max(last_ms or 0, record.timestamp)
+            peak_rss = max(peak_rss, vm_hwm_mb(pid) or 0.0)
+    finally:
+        await consumer.stop()
+    cpu = (cpu_seconds(pid) or 0.0) - cpu0
+    service.stop()
+    seconds = (last_ms - appended_ms) / 1000 if last_ms is not None else None
+    figures = {
+        "followers": followers,
+        "notifications": count,
+        "completed": count >= followers,
+        "seconds": _round(seconds, 2),
+        "notifications_per_s": _round(count / seconds) if seconds else None,
+        "rss_before_mb": _round(rss_before),
+        "peak_rss_mb": _round(peak_rss),
+        "worker_cpu_s": _round(cpu),
+        "cpu_ms_per_notification": _round(1000 * cpu / count, 3) if count else None,
+        "timestamp_types": "LogAppendTime (article and notifications)",
+    }
+    print(
+        f"breaking news: {count} of {followers} notifications, the last "
+        f"{figures['seconds']}s after the article; peak RSS {figures['peak_rss_mb']} MiB "
+        f"(before: {figures['rss_before_mb']} MiB)"
+    )
+    return figures
+
+
 # -------------------------------------------------------------------------------- run
 
 
@@ -708,7 +821,7 @@ async def make_topics(run: Run) -> None:
     """The service's topics (LogAppendTime on comments and notifications) and the limit's."""
     layout = topic_layout(run.service.settings())
     topics = run.topics
-    for name in (topics["comments"], topics["notifications"]):
+    for name in (topics["articles"], topics["comments"], topics["notifications"]):
         layout[name]["message.timestamp.type"] = "LogAppendTime"
     layout[topics["limit_in"]] = dict(layout[topics["comments"]])
     layout[topics["limit_out"]] = dict(layout[topics["notifications"]])
@@ -793,6 +906,10 @@ async def bench(
                 f"limit with the service's outputs: {result['limit_with_outputs']['rate']} "
                 f"records/s in, {result['limit_with_outputs']['written_per_s']} out"
             )
+            if "breaking" in args.phases:
+                result["breaking_news"] = await breaking_news_phase(
+                    run, watch, args.breaking_followers, args.seed, args.timeout
+                )
             if "two" in args.phases:
                 result["two_workers"] = await throughput_phase(
                     name="2 workers", workers=2, records=run.batches["two"], **phase_args
@@ -846,6 +963,10 @@ async def bench(
 
 def finish(result: dict[str, Any], started: float) -> dict[str, Any]:
     result["ratios"] = ratios(result)
+    # the issue's two headline keys: comment events/s / the limit's writing the same outputs,
+    # and seconds from the breaking-news article to its last notification
+    result["ratio_to_limit_outputs"] = result["ratios"]["service_over_limit_with_outputs"]
+    result["breaking_news_s"] = result.get("breaking_news", {}).get("seconds")
     result["total_s"] = round(time.monotonic() - started, 1)
     return result
 
@@ -936,6 +1057,7 @@ def table(result: dict[str, Any]) -> str:
     limit, lat = result.get("limit", {}), result.get("latency", {})
     lw, mod = result.get("limit_with_outputs", {}), result.get("latency_moderate", {})
     state, ratio = result.get("state", {}), result.get("ratios", {})
+    bn = result.get("breaking_news", {})
 
     def fmt(value: Any, unit: str = "") -> str:
         if value is None:
@@ -985,6 +1107,11 @@ def table(result: dict[str, Any]) -> str:
         (
             f"latency at {mod.get('rate_target', 0):.0f}/s (half of 1 worker's): p50 / p99 / max",
             f"{fmt(mod.get('p50_ms'))} / {fmt(mod.get('p99_ms'))} / {fmt(mod.get('max_ms'))} ms",
+        ),
+        (
+            f"breaking news: {fmt(bn.get('followers'))} instant followers, article -> last",
+            f"{fmt(bn.get('seconds'), ' s')} ({fmt(bn.get('notifications_per_s'))} notif./s; "
+            f"RSS {fmt(bn.get('rss_before_mb'))} -> peak {fmt(bn.get('peak_rss_mb'), ' MiB')})",
         ),
         ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
         ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
@@ -1059,8 +1186,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--phases",
         type=lambda v: set(v.split(",")),
-        default={"two", "latency"},
-        help="after setup, the limit and 1 worker: 'two', 'latency' or 'two,latency' (default)",
+        default={"breaking", "two", "latency"},
+        help="after setup, the limit and 1 worker: any of 'breaking', 'two', 'latency' "
+        "(comma-separated; default all three; 'none' for none)",
+    )
+    parser.add_argument(
+        "--breaking-followers",
+        type=int,
+        default=10_000,
+        help="instant followers of the breaking-news section (at most NEWSROOM_LIMITS__FOLLOWERS"
+        " are stored: one record per followed entity, see README)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args()
