@@ -233,11 +233,13 @@ def vm_rss_mb(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds a live process has used."""
+def cpu_seconds(pid: int, system_only: bool = False) -> float | None:
+    """User + system (or only system: the kernel's work, e.g. socket I/O) CPU seconds a live
+    process has used."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[12]) + (0 if system_only else int(fields[11]))
+        return ticks / os.sysconf("SC_CLK_TCK")
     return None
 
 
@@ -370,6 +372,7 @@ class Phase:
     done_s: float | None = None
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
+    system_cpu_s: dict[int, float] = field(default_factory=dict)  # of which in the kernel
     machine_busy: float | None = None  # share of all cores busy (any process) until done
     broker_cpu_s: float | None = None  # the local broker's CPU until done (if started here)
 
@@ -407,6 +410,7 @@ class Phase:
             "notifications_per_s_overall": _round(overall_out),
             "peak_rss_mb": {str(k): round(v, 1) for k, v in self.peak_rss_mb.items()},
             "cpu_s": {str(k): round(v, 1) for k, v in self.cpu_s.items()},
+            "system_cpu_s": {str(k): round(v, 1) for k, v in self.system_cpu_s.items()},
             # worker CPU (all processes) per comment event: steadier than rates on a shared box
             "cpu_ms_per_comment": _round(1000 * sum(self.cpu_s.values()) / self.total_in, 2),
             "machine_cpu_busy_percent": _round(
@@ -439,6 +443,7 @@ async def follow(
     """Sample the group's progress until every input and internal record is processed."""
     started = time.monotonic()
     cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
+    sys0 = {pid: cpu_seconds(pid, system_only=True) or 0.0 for pid in service.pids()}
     broker0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.broker_pids}
     busy0, total0 = machine_jiffies()
     settled = 0
@@ -456,6 +461,7 @@ async def follow(
             cpu = cpu_seconds(pid)
             if cpu is not None:
                 phase.cpu_s[pid] = cpu - cpu0.get(pid, 0.0)
+                phase.system_cpu_s[pid] = (cpu_seconds(pid, True) or 0.0) - sys0.get(pid, 0.0)
         lag = sum(ends[t] - committed[t] for t in internal)
         settled = settled + 1 if consumed >= phase.total_in and lag <= 0 else 0
         if settled == 1:
