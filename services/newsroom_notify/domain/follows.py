@@ -77,11 +77,16 @@ class FollowsStage:
         record_key = fanout_key(entity, activity.subject.key)
         if activity.event in ("comment", "article"):
             merged = merge_followers(entity, activity, self.followers.get(entity))
-            record = self.fanout.get(record_key) or Fanout()
-            new = [sid for sid in merged if sid not in record.recipients]
-            if new:
-                record.recipients.extend(new)
-                self.fanout[record_key] = record
+            if activity.event == "comment":
+                # Only a comment is retracted or edited later (rule 7): who got it is kept. An
+                # article's fan-out (every follower of a section or journalist) is not: nothing
+                # reads it, and a replay would rewrite a record as large as the follower list.
+                record = self.fanout.get(record_key) or Fanout()
+                known = set(record.recipients)
+                new = [sid for sid in merged if sid not in known]
+                if new:
+                    record.recipients.extend(new)
+                    self.fanout[record_key] = record
             return [
                 Outbound(
                     Destination.INBOX,
