@@ -638,10 +638,12 @@ def run_limit(
 # ---------------------------------------------------------------------- breaking news
 
 
-def breaking_news_records(prefix: str, followers: int, seed: int) -> tuple[list[Record], Record]:
-    """``followers`` members subscribed (instant) to one section, and the article published in
-    it: its journalist has no followers of their own, so every notification is ``new_article``
-    from the section."""
+def breaking_news_records(
+    prefix: str, followers: int, seed: int, articles: int
+) -> tuple[list[Record], list[Record]]:
+    """``followers`` members subscribed (instant) to one section, and ``articles`` articles
+    published in it (one per measurement): their journalist has no followers of their own, so
+    every notification is ``new_article`` from the section."""
     section = f"breaking-{seed}"
     subscriptions = records_of(
         (
@@ -650,32 +652,61 @@ def breaking_news_records(prefix: str, followers: int, seed: int) -> tuple[list[
         ),
         prefix,
     )
-    (alert,) = records_of(
-        [article(f"a-breaking-{seed}", journalist=f"j-breaking-{seed}", section=section)], prefix
+    alerts = records_of(
+        [
+            article(f"a-breaking-{seed}-{n}", journalist=f"j-breaking-{seed}", section=section)
+            for n in range(articles)
+        ],
+        prefix,
     )
-    return subscriptions, alert
+    return subscriptions, alerts
 
 
 async def breaking_news_phase(
-    run: Run, watch: Watch, followers: int, seed: int, within_s: float
+    run: Run, watch: Watch, *, followers: int, seed: int, within_s: float, workers: list[int]
 ) -> dict[str, Any]:
-    """One worker, ready; ``followers`` instant followers of a section subscribed (not timed);
-    then one article in that section: seconds from its append to the last notification's
-    append (both LogAppendTime), the worker's RSS before and at its peak, and its CPU."""
-    service, topics = run.service, run.topics
-    subscriptions, alert = breaking_news_records(service.prefix, followers, seed)
+    """``followers`` instant followers of a section subscribed (one worker, not timed); then,
+    for each count of ``workers``, that many workers, ready, and one article in the section:
+    seconds from its append to the last notification's append (both LogAppendTime), the
+    workers' RSS before and at their peak, and their CPU."""
+    service = run.service
+    subscriptions, alerts = breaking_news_records(service.prefix, followers, seed, len(workers))
     service.start(1)
     await service.ready()
     started = time.monotonic()
     await publish(run.bootstrap, subscriptions)
     await settle(watch, service.group, run.consumed, within_s, "breaking-news followers")
+    service.stop()
     print(
         f"breaking news: {followers} section followers subscribed in "
         f"{time.monotonic() - started:.1f}s (not timed)"
     )
-    (pid,) = service.pids()
-    rss_before = vm_rss_mb(pid)
-    cpu0 = cpu_seconds(pid) or 0.0
+    by_workers: dict[str, Any] = {}
+    for count, alert in zip(workers, alerts, strict=True):
+        service.start(count)
+        await service.ready()
+        try:
+            figures = await breaking_news_alert(run, alert, followers, within_s)
+        finally:
+            service.stop()
+        by_workers[str(count)] = figures
+        print(
+            f"breaking news, {count} worker(s): {figures['notifications']} of {followers} "
+            f"notifications, the last {figures['seconds']}s after the article; RSS "
+            f"{figures['rss_before_mb']} MiB before, peak {figures['peak_rss_mb']} MiB"
+        )
+    first = by_workers[str(workers[0])]
+    return {"followers": followers, **first, "by_workers": by_workers}
+
+
+async def breaking_news_alert(
+    run: Run, alert: Record, followers: int, within_s: float
+) -> dict[str, Any]:
+    """Publish ``alert`` (an article) to the ready workers; follow its notifications."""
+    topics, pids = run.topics, run.service.pids()
+    rss_before = max(vm_rss_mb(pid) or 0.0 for pid in pids)
+    hwm_before = max(vm_hwm_mb(pid) or 0.0 for pid in pids)
+    cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=run.bootstrap, group_id=None, enable_auto_commit=False
     )
@@ -697,7 +728,7 @@ async def breaking_news_phase(
     finally:
         await prod.stop()
     appended_ms = meta.timestamp
-    count, last_ms, peak_rss = 0, None, rss_before or 0.0
+    count, last_ms, peak_rss = 0, None, hwm_before
     deadline = time.monotonic() + within_s
     try:
         while count < followers and time.monotonic() < deadline:
@@ -712,30 +743,22 @@ async def breaking_news_phase(
                     ):
                         count += 1
                         last_ms = max(last_ms or 0, record.timestamp)
-            peak_rss = max(peak_rss, vm_hwm_mb(pid) or 0.0)
+            peak_rss = max([peak_rss] + [vm_hwm_mb(pid) or 0.0 for pid in pids])
     finally:
         await consumer.stop()
-    cpu = (cpu_seconds(pid) or 0.0) - cpu0
-    service.stop()
+    cpu = sum((cpu_seconds(pid) or 0.0) - cpu0[pid] for pid in pids)
     seconds = (last_ms - appended_ms) / 1000 if last_ms is not None else None
-    figures = {
-        "followers": followers,
+    return {
         "notifications": count,
         "completed": count >= followers,
         "seconds": _round(seconds, 2),
         "notifications_per_s": _round(count / seconds) if seconds else None,
         "rss_before_mb": _round(rss_before),
+        "peak_rss_before_mb": _round(hwm_before),  # VmHWM: start-up and recovery included
         "peak_rss_mb": _round(peak_rss),
         "worker_cpu_s": _round(cpu),
         "cpu_ms_per_notification": _round(1000 * cpu / count, 3) if count else None,
-        "timestamp_types": "LogAppendTime (article and notifications)",
     }
-    print(
-        f"breaking news: {count} of {followers} notifications, the last "
-        f"{figures['seconds']}s after the article; peak RSS {figures['peak_rss_mb']} MiB "
-        f"(before: {figures['rss_before_mb']} MiB)"
-    )
-    return figures
 
 
 # -------------------------------------------------------------------------------- run
@@ -914,7 +937,12 @@ async def bench(
             )
             if "breaking" in args.phases:
                 result["breaking_news"] = await breaking_news_phase(
-                    run, watch, args.breaking_followers, args.seed, args.timeout
+                    run,
+                    watch,
+                    followers=args.breaking_followers,
+                    seed=args.seed,
+                    within_s=args.timeout,
+                    workers=args.breaking_workers,
                 )
             if "two" in args.phases:
                 result["two_workers"] = await throughput_phase(
@@ -1114,10 +1142,14 @@ def table(result: dict[str, Any]) -> str:
             f"latency at {mod.get('rate_target', 0):.0f}/s (half of 1 worker's): p50 / p99 / max",
             f"{fmt(mod.get('p50_ms'))} / {fmt(mod.get('p99_ms'))} / {fmt(mod.get('max_ms'))} ms",
         ),
-        (
-            f"breaking news: {fmt(bn.get('followers'))} instant followers, article -> last",
-            f"{fmt(bn.get('seconds'), ' s')} ({fmt(bn.get('notifications_per_s'))} notif./s; "
-            f"RSS {fmt(bn.get('rss_before_mb'))} -> peak {fmt(bn.get('peak_rss_mb'), ' MiB')})",
+        *(
+            (
+                f"breaking news, {n} worker(s): {fmt(bn.get('followers'))} followers, "
+                "article -> last",
+                f"{fmt(b.get('seconds'), ' s')} ({fmt(b.get('notifications_per_s'))} notif./s; "
+                f"RSS {fmt(b.get('rss_before_mb'))} -> peak {fmt(b.get('peak_rss_mb'), ' MiB')})",
+            )
+            for n, b in bn.get("by_workers", {}).items()
         ),
         ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
         ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
@@ -1186,6 +1218,12 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=90.0,
         help="latency: at most this many seconds after the last comment for its notifications",
+    )
+    parser.add_argument(
+        "--breaking-workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[1, 2],
+        help="worker counts of the breaking-news phase, one article each (default 1,2)",
     )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
