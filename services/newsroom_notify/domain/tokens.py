@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 
 UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
 CONFIRM = "newsroom-notify/confirm/v1"
@@ -65,18 +66,21 @@ class TokenClaims:
     request: str | None = None
 
 
-class _Signer(TimestampSigner):
-    """itsdangerous's signer, its derived keys computed once per secret (same tokens)."""
+# Derived signing keys, by (derivation, salt, secret): itsdangerous makes a new signer for
+# every token and derives its key again (a hash each time).
+_DERIVED: dict[tuple[str, bytes, bytes], bytes] = {}
 
-    _derived: dict[tuple[bytes, bytes | str | None], bytes]
+
+class _Signer(TimestampSigner):
+    """itsdangerous's signer, its derived keys computed once per salt and secret (the same
+    tokens, one hash less per token)."""
 
     def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
-        derived: dict[tuple[bytes, bytes | str | None], bytes] = self.__dict__.setdefault(
-            "_derived", {}
-        )
-        key = derived.get((self.salt, secret_key))
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        memo = (f"{self.key_derivation}/{self.digest_method}", self.salt, secret)
+        key = _DERIVED.get(memo)
         if key is None:
-            key = derived[(self.salt, secret_key)] = super().derive_key(secret_key)
+            key = _DERIVED[memo] = super().derive_key(secret)
         return key
 
 
