@@ -78,9 +78,10 @@ class FollowsStage:
         if activity.event in ("comment", "article"):
             merged = merge_followers(entity, activity, self.followers.get(entity))
             if activity.event == "comment":
-                # Only a comment is retracted or edited later (rule 7): who got it is kept. An
-                # article's fan-out (every follower of a section or journalist) is not: nothing
-                # reads it, and a replay would rewrite a record as large as the follower list.
+                # Only a comment is retracted or edited later (rule "Removed after the fact"):
+                # who got it is kept. An article's fan-out (every follower of a section or
+                # journalist) is not: nothing reads it, and a replay would rewrite a record as
+                # large as the follower list.
                 record = self.fanout.get(record_key) or Fanout()
                 known = set(record.recipients)
                 new = [sid for sid in merged if sid not in known]
