@@ -71,6 +71,7 @@ from tests.workload import TOKEN_KEY, BenchWorkload, generate_bench  # noqa: E40
 from bench.stats import latency_summary, sustained_rate  # noqa: E402
 from newsroom_notify.contract import codec  # noqa: E402
 from newsroom_notify.contract import events as ev  # noqa: E402
+from newsroom_notify.contract.builders import article, member, subscribe  # noqa: E402
 from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
 from newsroom_notify.settings import Settings  # noqa: E402
 from newsroom_notify.stream.admin import create_topics as admin_create_topics  # noqa: E402
@@ -223,11 +224,22 @@ def vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds a live process has used."""
+def vm_rss_mb(pid: int) -> float | None:
+    """Current resident set size (VmRSS) of a live process, in MiB."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def cpu_seconds(pid: int, system_only: bool = False) -> float | None:
+    """User + system (or only system: the kernel's work, e.g. socket I/O) CPU seconds a live
+    process has used."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[12]) + (0 if system_only else int(fields[11]))
+        return ticks / os.sysconf("SC_CLK_TCK")
     return None
 
 
@@ -360,6 +372,7 @@ class Phase:
     done_s: float | None = None
     peak_rss_mb: dict[int, float] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
+    system_cpu_s: dict[int, float] = field(default_factory=dict)  # of which in the kernel
     machine_busy: float | None = None  # share of all cores busy (any process) until done
     broker_cpu_s: float | None = None  # the local broker's CPU until done (if started here)
 
@@ -397,6 +410,7 @@ class Phase:
             "notifications_per_s_overall": _round(overall_out),
             "peak_rss_mb": {str(k): round(v, 1) for k, v in self.peak_rss_mb.items()},
             "cpu_s": {str(k): round(v, 1) for k, v in self.cpu_s.items()},
+            "system_cpu_s": {str(k): round(v, 1) for k, v in self.system_cpu_s.items()},
             # worker CPU (all processes) per comment event: steadier than rates on a shared box
             "cpu_ms_per_comment": _round(1000 * sum(self.cpu_s.values()) / self.total_in, 2),
             "machine_cpu_busy_percent": _round(
@@ -429,6 +443,7 @@ async def follow(
     """Sample the group's progress until every input and internal record is processed."""
     started = time.monotonic()
     cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
+    sys0 = {pid: cpu_seconds(pid, system_only=True) or 0.0 for pid in service.pids()}
     broker0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.broker_pids}
     busy0, total0 = machine_jiffies()
     settled = 0
@@ -446,6 +461,7 @@ async def follow(
             cpu = cpu_seconds(pid)
             if cpu is not None:
                 phase.cpu_s[pid] = cpu - cpu0.get(pid, 0.0)
+                phase.system_cpu_s[pid] = (cpu_seconds(pid, True) or 0.0) - sys0.get(pid, 0.0)
         lag = sum(ends[t] - committed[t] for t in internal)
         settled = settled + 1 if consumed >= phase.total_in and lag <= 0 else 0
         if settled == 1:
@@ -619,6 +635,141 @@ def run_limit(
     return figures
 
 
+# ---------------------------------------------------------------------- breaking news
+
+
+def breaking_news_records(
+    prefix: str, followers: int, seed: int, articles: int
+) -> tuple[list[Record], list[Record]]:
+    """``followers`` members subscribed (instant) to one section, and ``articles`` articles
+    published in it (one per measurement): their journalist has no followers of their own, so
+    every notification is ``new_article`` from the section."""
+    section = f"breaking-{seed}"
+    subscriptions = records_of(
+        (
+            subscribe(member(f"bn-{i}", f"Reader {i}"), "section", section, "instant")
+            for i in range(followers)
+        ),
+        prefix,
+    )
+    alerts = records_of(
+        [
+            article(f"a-breaking-{seed}-{n}", journalist=f"j-breaking-{seed}", section=section)
+            for n in range(articles)
+        ],
+        prefix,
+    )
+    return subscriptions, alerts
+
+
+async def breaking_news_phase(
+    run: Run, watch: Watch, *, followers: int, seed: int, within_s: float, workers: list[int]
+) -> dict[str, Any]:
+    """``followers`` instant followers of a section subscribed (one worker, not timed); then,
+    for each count of ``workers``, that many workers, ready, and one article in the section:
+    seconds from its append to the last notification's append (both LogAppendTime), the
+    workers' RSS before and at their peak, and their CPU."""
+    service = run.service
+    subscriptions, alerts = breaking_news_records(service.prefix, followers, seed, len(workers))
+    service.start(1)
+    await service.ready()
+    started = time.monotonic()
+    await publish(run.bootstrap, subscriptions)
+    await settle(watch, service.group, run.consumed, within_s, "breaking-news followers")
+    service.stop()
+    print(
+        f"breaking news: {followers} section followers subscribed in "
+        f"{time.monotonic() - started:.1f}s (not timed)"
+    )
+    by_workers: dict[str, Any] = {}
+    for count, alert in zip(workers, alerts, strict=True):
+        service.start(count)
+        await service.ready()
+        try:
+            figures = await breaking_news_alert(run, alert, followers, within_s)
+        finally:
+            service.stop()
+        by_workers[str(count)] = figures
+        print(
+            f"breaking news, {count} worker(s): {figures['notifications']} of {followers} "
+            f"notifications ({figures['repeated_notifications']} repeated), the last "
+            f"{figures['seconds']}s after the article; RSS "
+            f"{figures['rss_before_mb']} MiB before, peak {figures['peak_rss_mb']} MiB"
+        )
+    first = by_workers[str(workers[0])]
+    return {"followers": followers, **first, "by_workers": by_workers}
+
+
+async def breaking_news_alert(
+    run: Run, alert: Record, followers: int, within_s: float
+) -> dict[str, Any]:
+    """Publish ``alert`` (an article) to the ready workers; follow its notifications."""
+    topics, pids = run.topics, run.service.pids()
+    rss_before = max(vm_rss_mb(pid) or 0.0 for pid in pids)
+    hwm_before = max(vm_hwm_mb(pid) or 0.0 for pid in pids)
+    cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=run.bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    watched = [TopicPartition(topics["notifications"], p) for p in range(run.sizes.partitions)]
+    consumer.assign(watched)
+    await consumer.seek_to_end(*watched)
+    for tp in watched:
+        await consumer.position(tp)
+    aid = orjson.loads(alert[2])["data"]["article_id"]
+    prod = producer(run.bootstrap)
+    await prod.start()
+    try:
+        meta = await (
+            await prod.send(
+                alert[0], key=alert[1], value=alert[2], headers=[codec.CONTENT_TYPE_HEADER]
+            )
+        )
+    finally:
+        await prod.stop()
+    appended_ms = meta.timestamp
+    # At-least-once: a rebalance (a busy machine can miss a heartbeat) repeats notifications
+    # with the same id; the figure counts each id once and reports the repeats apart.
+    seen: set[str] = set()
+    repeats, last_ms, peak_rss = 0, None, hwm_before
+    deadline = time.monotonic() + within_s
+    try:
+        while len(seen) < followers and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    data = value.get("data", {})
+                    if (
+                        value.get("type") == "newsroom.notification.created"
+                        and data.get("article", {}).get("id") == aid
+                    ):
+                        if data["notification_id"] in seen:
+                            repeats += 1
+                            continue
+                        seen.add(data["notification_id"])
+                        last_ms = max(last_ms or 0, record.timestamp)
+            peak_rss = max([peak_rss] + [vm_hwm_mb(pid) or 0.0 for pid in pids])
+    finally:
+        await consumer.stop()
+    cpu = sum((cpu_seconds(pid) or 0.0) - cpu0[pid] for pid in pids)
+    count = len(seen)
+    seconds = (last_ms - appended_ms) / 1000 if last_ms is not None else None
+    return {
+        "notifications": count,
+        "completed": count >= followers,
+        "repeated_notifications": repeats,
+        "seconds": _round(seconds, 2),
+        "notifications_per_s": _round(count / seconds) if seconds else None,
+        "rss_before_mb": _round(rss_before),
+        "peak_rss_before_mb": _round(hwm_before),  # VmHWM: start-up and recovery included
+        "peak_rss_mb": _round(peak_rss),
+        "worker_cpu_s": _round(cpu),
+        "cpu_ms_per_notification": _round(1000 * cpu / count, 3) if count else None,
+    }
+
+
 # -------------------------------------------------------------------------------- run
 
 
@@ -708,7 +859,7 @@ async def make_topics(run: Run) -> None:
     """The service's topics (LogAppendTime on comments and notifications) and the limit's."""
     layout = topic_layout(run.service.settings())
     topics = run.topics
-    for name in (topics["comments"], topics["notifications"]):
+    for name in (topics["articles"], topics["comments"], topics["notifications"]):
         layout[name]["message.timestamp.type"] = "LogAppendTime"
     layout[topics["limit_in"]] = dict(layout[topics["comments"]])
     layout[topics["limit_out"]] = dict(layout[topics["notifications"]])
@@ -793,6 +944,15 @@ async def bench(
                 f"limit with the service's outputs: {result['limit_with_outputs']['rate']} "
                 f"records/s in, {result['limit_with_outputs']['written_per_s']} out"
             )
+            if "breaking" in args.phases:
+                result["breaking_news"] = await breaking_news_phase(
+                    run,
+                    watch,
+                    followers=args.breaking_followers,
+                    seed=args.seed,
+                    within_s=args.timeout,
+                    workers=args.breaking_workers,
+                )
             if "two" in args.phases:
                 result["two_workers"] = await throughput_phase(
                     name="2 workers", workers=2, records=run.batches["two"], **phase_args
@@ -846,6 +1006,10 @@ async def bench(
 
 def finish(result: dict[str, Any], started: float) -> dict[str, Any]:
     result["ratios"] = ratios(result)
+    # the issue's two headline keys: comment events/s / the limit's writing the same outputs,
+    # and seconds from the breaking-news article to its last notification
+    result["ratio_to_limit_outputs"] = result["ratios"]["service_over_limit_with_outputs"]
+    result["breaking_news_s"] = result.get("breaking_news", {}).get("seconds")
     result["total_s"] = round(time.monotonic() - started, 1)
     return result
 
@@ -936,6 +1100,7 @@ def table(result: dict[str, Any]) -> str:
     limit, lat = result.get("limit", {}), result.get("latency", {})
     lw, mod = result.get("limit_with_outputs", {}), result.get("latency_moderate", {})
     state, ratio = result.get("state", {}), result.get("ratios", {})
+    bn = result.get("breaking_news", {})
 
     def fmt(value: Any, unit: str = "") -> str:
         if value is None:
@@ -985,6 +1150,15 @@ def table(result: dict[str, Any]) -> str:
         (
             f"latency at {mod.get('rate_target', 0):.0f}/s (half of 1 worker's): p50 / p99 / max",
             f"{fmt(mod.get('p50_ms'))} / {fmt(mod.get('p99_ms'))} / {fmt(mod.get('max_ms'))} ms",
+        ),
+        *(
+            (
+                f"breaking news, {n} worker(s): {fmt(bn.get('followers'))} followers, "
+                "article -> last",
+                f"{fmt(b.get('seconds'), ' s')} ({fmt(b.get('notifications_per_s'))} notif./s; "
+                f"RSS {fmt(b.get('rss_before_mb'))} -> peak {fmt(b.get('peak_rss_mb'), ' MiB')})",
+            )
+            for n, b in bn.get("by_workers", {}).items()
         ),
         ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
         ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
@@ -1054,13 +1228,27 @@ def parse_args() -> argparse.Namespace:
         default=90.0,
         help="latency: at most this many seconds after the last comment for its notifications",
     )
+    parser.add_argument(
+        "--breaking-workers",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[1, 2],
+        help="worker counts of the breaking-news phase, one article each (default 1,2)",
+    )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")
     parser.add_argument(
         "--phases",
         type=lambda v: set(v.split(",")),
-        default={"two", "latency"},
-        help="after setup, the limit and 1 worker: 'two', 'latency' or 'two,latency' (default)",
+        default={"breaking", "two", "latency"},
+        help="after setup, the limit and 1 worker: any of 'breaking', 'two', 'latency' "
+        "(comma-separated; default all three; 'none' for none)",
+    )
+    parser.add_argument(
+        "--breaking-followers",
+        type=int,
+        default=10_000,
+        help="instant followers of the breaking-news section (at most NEWSROOM_LIMITS__FOLLOWERS"
+        " are stored: one record per followed entity, see README)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args()

@@ -106,6 +106,22 @@ def test_followers_beyond_the_cap_are_not_recorded(pipe: LocalPipeline, capped: 
     assert pipe.tables["followers"]["commenter:m-ben"].delivery["m-f1"] == "digest"
 
 
+def test_an_articles_fan_out_to_a_sections_followers_keeps_no_record_of_them(
+    pipe: LocalPipeline,
+) -> None:
+    """Who got a comment is kept (a removal retracts it from exactly them); who got a new
+    article is not: it would be a record as large as the section's follower list, rewritten
+    by every replay, and nothing reads it."""
+    readers = [member(f"m-s{i}", f"Reader {i}") for i in range(50)]
+    pipe.feed([subscribe(r, "section", "breaking", "instant") for r in readers])
+    published = article("a-9", section="breaking")
+    first = pipe.feed([published])
+    assert sorted(n.data.recipient.id for n in created(first)) == sorted(r["id"] for r in readers)
+    assert [key for key in pipe.tables["fanout"] if key.endswith("|a:a-9")] == []
+    again = pipe.feed([published])  # a replay: the same notifications, same ids
+    assert sorted(n.id for n in created(again)) == sorted(n.id for n in created(first))
+
+
 def test_thread_participants_and_instant_followers_are_capped(
     pipe: LocalPipeline, capped: list[str]
 ) -> None:

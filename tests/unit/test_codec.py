@@ -4,6 +4,7 @@ any bytes at all give an event or a rejection, never another exception."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -13,7 +14,16 @@ from hypothesis import strategies as st
 
 from newsroom_notify.contract import codec
 from newsroom_notify.contract.codec import ErrorClass, Rejected
-from newsroom_notify.contract.events import INPUT_EVENTS, TYPE_TO_MODEL, event_type_name
+from newsroom_notify.contract.events import (
+    INPUT_EVENTS,
+    TYPE_TO_MODEL,
+    ArticleRef,
+    CommentRef,
+    NotificationCreated,
+    NotificationCreatedData,
+    Recipient,
+    event_type_name,
+)
 from newsroom_notify.contract.samples import sample_events
 
 SAMPLES = sample_events()
@@ -242,3 +252,74 @@ def test_mutated_events_give_an_event_or_a_rejection(event_type: str, data: st.D
         assert rejected.message
     else:
         assert decoded.type == event["type"]
+
+
+# ------------------------------------------------------------- notifications, spliced
+
+_text = st.text(max_size=40)  # any character: quotes, backslashes, controls, emoji, U+2028
+_zones = st.sampled_from([0, 330, -180, 60]).map(lambda m: timezone(timedelta(minutes=m)))
+
+
+@st.composite
+def _notifications(draw: st.DrawFn) -> NotificationCreated:
+    def ref() -> CommentRef:
+        return CommentRef(
+            id=draw(_text), author_name=draw(_text), excerpt=draw(_text), url=draw(_text)
+        )
+
+    return NotificationCreated(
+        id=draw(_text.filter(bool)),
+        source=draw(_text.filter(bool)),
+        time=draw(st.datetimes(timezones=_zones)),
+        subject=draw(st.none() | _text),
+        data=NotificationCreatedData(
+            notification_id=draw(_text),
+            recipient=Recipient(id=draw(_text), name=draw(_text), email=draw(st.none() | _text)),
+            reason=draw(st.sampled_from(["reply", "mention", "follow_up", "new_article"])),
+            article=ArticleRef(id=draw(_text), title=draw(_text), url=draw(_text)),
+            comment=draw(st.none() | st.builds(ref)),
+            parent=draw(st.none() | st.builds(ref)),
+            unsubscribe_token=draw(_text),
+            confirm_token=draw(st.none() | _text),
+            manage_token=draw(st.none() | _text),
+        ),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_notifications())
+def test_a_spliced_notification_is_byte_for_byte_what_pydantic_writes(
+    event: NotificationCreated,
+) -> None:
+    _, value = codec.encode(event, "any")
+    assert value == event.model_dump_json().encode("utf-8")
+    assert codec.encode(event, "any")[1] == value  # again, from the cached fragments
+
+
+def test_recipients_of_one_comment_share_its_serialised_parts_but_not_their_own() -> None:
+    article = ArticleRef(id="a-1", title="Bus lanes", url="https://n.example/a-1")
+    comment = CommentRef(id="c-1", author_name="Ana", excerpt="I agree", url="u#c-1")
+
+    def to(rid: str) -> NotificationCreated:
+        return NotificationCreated(
+            id=f"n-{rid}",
+            source="urn:test",
+            time=datetime(2026, 11, 28, 8, 1, 12, tzinfo=UTC),
+            subject="c:c-1",
+            data=NotificationCreatedData(
+                notification_id=f"n-{rid}",
+                recipient=Recipient(id=rid, name=rid.upper(), email=None),
+                reason="follow_up",
+                article=article,
+                comment=comment,
+                parent=None,
+                unsubscribe_token=f"u-{rid}",
+                manage_token=f"m-{rid}",
+            ),
+        )
+
+    first, second = (orjson.loads(codec.encode(to(r))[1]) for r in ("m-1", "m-2"))
+    assert first["data"]["recipient"]["id"] == "m-1"
+    assert second["data"]["recipient"]["id"] == "m-2"
+    assert second["data"]["unsubscribe_token"] == "u-m-2"
+    assert first["data"]["comment"] == second["data"]["comment"] == comment.model_dump()

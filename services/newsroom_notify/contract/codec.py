@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from newsroom_notify.contract.events import (
     CONTENT_TYPE,
@@ -21,7 +21,10 @@ from newsroom_notify.contract.events import (
     CloudEvent,
     CommentEvent,
     DigestReady,
+    NotificationCreated,
+    NotificationCreatedData,
     NotificationEvent,
+    Recipient,
     SubscriptionEvent,
 )
 
@@ -166,4 +169,75 @@ def encode(event: CloudEvent, key: str | None = None) -> tuple[bytes, bytes]:
     key = key if key is not None else event.partition_key()
     if key is None:
         raise ValueError(f"{event.type} has no partition key: pass the key")
+    if type(event) is NotificationCreated:
+        return key.encode("utf-8"), notification_json(event)
     return key.encode("utf-8"), event.model_dump_json().encode("utf-8")
+
+
+# A notification's JSON, spliced: what every recipient of a comment shares (the article, the
+# comment and its parent, one frozen object each, see ``InboxStage._refs``) is serialised once
+# and reused as an orjson fragment; the rest is a few strings. The bytes are exactly pydantic's
+# ``model_dump_json`` (tests/unit/test_codec.py compares them); the field lists below are
+# checked against the models at import, so a new field cannot be left out silently.
+_ENVELOPE = ("specversion", "id", "source", "type", "time", "datacontenttype", "subject", "data")
+_NOTIFICATION = (
+    "notification_id",
+    "recipient",
+    "reason",
+    "article",
+    "comment",
+    "parent",
+    "unsubscribe_token",
+    "confirm_token",
+    "manage_token",
+)
+if (
+    tuple(NotificationCreated.model_fields) != _ENVELOPE
+    or tuple(NotificationCreatedData.model_fields) != _NOTIFICATION
+    or tuple(Recipient.model_fields) != ("id", "name", "email")
+):  # pragma: no cover - a contract change must revisit notification_json
+    raise RuntimeError("notification_json no longer matches the NotificationCreated model")
+_FRAGMENTS: dict[int, tuple[BaseModel, orjson.Fragment]] = {}  # id -> (model kept alive, JSON)
+_FRAGMENTS_MAX = 256
+
+
+def _fragment(model: BaseModel | None) -> orjson.Fragment | None:
+    if model is None:
+        return None
+    hit = _FRAGMENTS.get(id(model))
+    if hit is not None and hit[0] is model:  # the entry keeps it alive: its id is not reused
+        return hit[1]
+    if len(_FRAGMENTS) >= _FRAGMENTS_MAX:
+        _FRAGMENTS.clear()
+    fragment = orjson.Fragment(model.__pydantic_serializer__.to_json(model))
+    _FRAGMENTS[id(model)] = (model, fragment)
+    return fragment
+
+
+def notification_json(event: NotificationCreated) -> bytes:
+    """``event.model_dump_json()`` as bytes, with its shared parts serialised once."""
+    data = event.data
+    recipient = data.recipient
+    return orjson.dumps(
+        {
+            "specversion": event.specversion,
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "time": event.time,
+            "datacontenttype": event.datacontenttype,
+            "subject": event.subject,
+            "data": {
+                "notification_id": data.notification_id,
+                "recipient": {"id": recipient.id, "name": recipient.name, "email": recipient.email},
+                "reason": data.reason,
+                "article": _fragment(data.article),
+                "comment": _fragment(data.comment),
+                "parent": _fragment(data.parent),
+                "unsubscribe_token": data.unsubscribe_token,
+                "confirm_token": data.confirm_token,
+                "manage_token": data.manage_token,
+            },
+        },
+        option=orjson.OPT_UTC_Z,
+    )

@@ -44,18 +44,20 @@ def merge_followers(
     reason = Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE
     author = activity.subject.author_id
     merged = {sid: list(bases) for sid, bases in activity.candidates.items() if sid != author}
+    shared: dict[str, Basis] = {}  # one frozen Basis per delivery, shared by the followers
     for sid, delivery in (followers.delivery if followers else {}).items():
         if sid == author:
             continue
-        merged.setdefault(sid, []).append(
-            Basis(
+        basis = shared.get(delivery)
+        if basis is None:
+            basis = shared[delivery] = Basis.model_construct(
                 reason=reason,
                 condition=Condition.SUBSCRIBED,
-                scope=scope,
+                scope=scope,  # type: ignore[arg-type] # an entity key's scope: one of Scope
                 target=target,
                 delivery=delivery,
             )
-        )
+        merged.setdefault(sid, []).append(basis)
     for bases in merged.values():
         bases.sort(key=lambda b: PRIORITY[b.reason])
     return merged
@@ -75,16 +77,22 @@ class FollowsStage:
         record_key = fanout_key(entity, activity.subject.key)
         if activity.event in ("comment", "article"):
             merged = merge_followers(entity, activity, self.followers.get(entity))
-            record = self.fanout.get(record_key) or Fanout()
-            new = [sid for sid in merged if sid not in record.recipients]
-            if new:
-                record.recipients.extend(new)
-                self.fanout[record_key] = record
+            if activity.event == "comment":
+                # Only a comment is retracted or edited later (rule "Removed after the fact"):
+                # who got it is kept. An article's fan-out (every follower of a section or
+                # journalist) is not: nothing reads it, and a replay would rewrite a record as
+                # large as the follower list.
+                record = self.fanout.get(record_key) or Fanout()
+                known = set(record.recipients)
+                new = [sid for sid in merged if sid not in known]
+                if new:
+                    record.recipients.extend(new)
+                    self.fanout[record_key] = record
             return [
                 Outbound(
                     Destination.INBOX,
                     sid,
-                    Candidacy(
+                    Candidacy.model_construct(
                         recipient_id=sid,
                         subject=activity.subject,
                         bases=bases,

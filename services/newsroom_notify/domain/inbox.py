@@ -24,7 +24,7 @@ they have seen.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -217,6 +217,9 @@ def _uncounted(_: str) -> None:
     return None
 
 
+_Refs = tuple[ev.ArticleRef, ev.CommentRef | None, ev.CommentRef | None]
+
+
 @dataclass
 class InboxStage:
     """Handlers of the inbox stage over its tables."""
@@ -241,6 +244,8 @@ class InboxStage:
     digest_items_max: int = 200
     digest_contributions_max: int = 200
     on_capped: Callable[[str], None] = _uncounted
+    # The last subject's references (``_refs``): the candidacies of one fan-out share it.
+    _refs_memo: tuple[Subject, _Refs] | None = field(default=None, init=False, repr=False)
 
     # --------------------------------------------------------------- candidacies
 
@@ -341,23 +346,43 @@ class InboxStage:
             sub.target if sub else basis.target,
             profile.token_version,
         )
-        article = subject.article
-        return ev.NotificationCreated(
+        article, comment, parent = self._refs(subject)
+        # Built from values this service made and validated on the way in: constructed, not
+        # validated again (the contract tests check the result against the schemas).
+        return ev.NotificationCreated.model_construct(
             id=nid,
             source=self.source,
             time=self.clock(),
             subject=subject.key,
-            data=ev.NotificationCreatedData(
+            data=ev.NotificationCreatedData.model_construct(
                 notification_id=nid,
-                recipient=ev.Recipient(id=profile.id, name=profile.name, email=profile.email),
+                recipient=ev.Recipient.model_construct(
+                    id=profile.id, name=profile.name, email=profile.email
+                ),
                 reason=basis.reason.value,
-                article=ev.ArticleRef(id=article.id, title=article.title, url=article.url),
-                comment=_comment_ref(subject.comment),
-                parent=_comment_ref(subject.parent),
+                article=article,
+                comment=comment,
+                parent=parent,
                 unsubscribe_token=self.tokens.unsubscribe(claims),
                 manage_token=self.tokens.manage(profile.id, profile.token_version),
             ),
         )
+
+    def _refs(self, subject: Subject) -> _Refs:
+        """The article, comment and parent of a notification about ``subject``: built once per
+        subject and shared (frozen) by every recipient's notification, so the stream shell
+        serialises them once per comment (``contract.codec.encode``)."""
+        cached = self._refs_memo
+        if cached is not None and cached[0] is subject:
+            return cached[1]
+        article = subject.article
+        refs = (
+            ev.ArticleRef.model_construct(id=article.id, title=article.title, url=article.url),
+            _comment_ref(subject.comment),
+            _comment_ref(subject.parent),
+        )
+        self._refs_memo = (subject, refs)
+        return refs
 
     def _emit(self, event: ev.CloudEvent) -> Outbound:
         to = Destination.DIGESTS if isinstance(event, ev.DigestReady) else Destination.NOTIFICATIONS
@@ -1190,7 +1215,7 @@ def _owner(sub: Subscription) -> tuple[str, str] | None:
 def _comment_ref(summary: CommentSummary | None) -> ev.CommentRef | None:
     if summary is None:
         return None
-    return ev.CommentRef(
+    return ev.CommentRef.model_construct(
         id=summary.id, author_name=summary.author_name, excerpt=summary.excerpt, url=summary.url
     )
 

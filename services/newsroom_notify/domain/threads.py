@@ -122,34 +122,39 @@ def comment_candidates(
     approved = comment.parent_approved
     if approved is None:  # not fanned out yet (or stored before the decision was kept)
         approved = parent is not None and parent.status == "approved"
+    # One frozen Basis per kind, shared by every recipient (built from validated values).
     if parent is not None and approved:
         add(
             parent.author_id,
-            Basis(
+            Basis.model_construct(
                 reason=Reason.REPLY,
                 condition=Condition.ASKED_FOR_REPLIES,
                 scope="replies",
                 target=aid,
+                delivery=None,
             ),
         )
-    for mentioned in sorted(find_mentions(comment.text, thread.participants)):
-        add(
-            mentioned,
-            Basis(
-                reason=Reason.MENTION, condition=Condition.CONSENTED, scope="replies", target=aid
-            ),
+    mentions = sorted(find_mentions(comment.text, thread.participants))
+    if mentions:
+        mention = Basis.model_construct(
+            reason=Reason.MENTION,
+            condition=Condition.CONSENTED,
+            scope="replies",
+            target=aid,
+            delivery=None,
         )
-    for follower in thread.instant_followers:
-        add(
-            follower,
-            Basis(
-                reason=Reason.FOLLOW_UP,
-                condition=Condition.SUBSCRIBED,
-                scope="article",
-                target=aid,
-                delivery="instant",
-            ),
+        for mentioned in mentions:
+            add(mentioned, mention)
+    if thread.instant_followers:
+        follow_up = Basis.model_construct(
+            reason=Reason.FOLLOW_UP,
+            condition=Condition.SUBSCRIBED,
+            scope="article",
+            target=aid,
+            delivery="instant",
         )
+        for follower in thread.instant_followers:
+            add(follower, follow_up)
     return candidates
 
 

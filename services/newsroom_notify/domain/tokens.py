@@ -20,9 +20,12 @@ at a new one, so every token minted before stops working. Tokens minted before v
 existed (three claims) read as version 0, the version of profiles stored before then.
 
 itsdangerous signs with the newest key and verifies with any configured key. Minting is
-memoised for a few seconds: every notification carries an unsubscribe and a manage token, and a
-recipient of many notifications would otherwise cost two HMAC signatures each. A reused token
-is at most ``REUSE_S`` seconds older than a fresh one, nothing else differs.
+memoised: every notification carries an unsubscribe and a manage token, and a recipient of many
+notifications would otherwise cost two HMAC signatures each. An unsubscribe token is reused for
+``REUSE_S`` seconds, a manage token (the same for all of a recipient's notifications, valid for
+days) for ``MANAGE_REUSE_S``: a recipient's notifications cost one HMAC each at most, except
+the first in an hour. A reused token is older than a fresh one by at most that; nothing else
+differs. The derived signing keys are computed once, not per token.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import want_bytes
 
 UNSUBSCRIBE = "newsroom-notify/unsubscribe/v1"
 CONFIRM = "newsroom-notify/confirm/v1"
@@ -42,6 +46,7 @@ ERASE = "newsroom-notify/erase/v1"
 UNDO = "newsroom-notify/undo/v1"
 FORM = "newsroom-notify/form/v1"
 REUSE_S = 10.0  # how long a minted token is handed out again for the same claims
+MANAGE_REUSE_S = 3600.0  # the same for manage tokens (one per recipient, not per subscription)
 _MEMO_LIMIT = 100_000  # entries before the memo is emptied
 
 
@@ -59,6 +64,24 @@ class TokenClaims:
     target: str | None
     version: int = 0
     request: str | None = None
+
+
+# Derived signing keys, by (derivation, salt, secret): itsdangerous makes a new signer for
+# every token and derives its key again (a hash each time).
+_DERIVED: dict[tuple[str, bytes, bytes], bytes] = {}
+
+
+class _Signer(TimestampSigner):
+    """itsdangerous's signer, its derived keys computed once per salt and secret (the same
+    tokens, one hash less per token)."""
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        memo = (f"{self.key_derivation}/{self.digest_method}", self.salt, secret)
+        key = _DERIVED.get(memo)
+        if key is None:
+            key = _DERIVED[memo] = super().derive_key(secret)
+        return key
 
 
 class Tokens:
@@ -79,7 +102,7 @@ class Tokens:
         # itsdangerous signs with the *last* key of the list and tries all when verifying.
         keys = list(reversed(keys_newest_first))
         self._serializers = {
-            purpose: URLSafeTimedSerializer(keys, salt=purpose)
+            purpose: URLSafeTimedSerializer(keys, salt=purpose, signer=_Signer)
             for purpose in (UNSUBSCRIBE, CONFIRM, MANAGE, ERASE, UNDO, FORM)
         }
         self._minted: dict[tuple[str, str, str, str | None, int], tuple[float, str]] = {}
@@ -147,7 +170,8 @@ class Tokens:
         key = (purpose, claims.subscriber_id, claims.scope, claims.target, claims.version)
         now = time.monotonic()
         minted = self._minted.get(key)
-        if minted is not None and now - minted[0] < REUSE_S:
+        reuse = MANAGE_REUSE_S if purpose == MANAGE else REUSE_S
+        if minted is not None and now - minted[0] < reuse:
             return minted[1]
         if len(self._minted) >= _MEMO_LIMIT:
             self._minted.clear()
