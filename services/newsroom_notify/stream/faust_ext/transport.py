@@ -27,6 +27,9 @@ from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 
+# How long the seek after a recovery waits for in-flight records to finish (ContinuousConsumer).
+DRAIN_BEFORE_SEEK_S = 30.0
+
 
 class IdempotentProducer(faust_aiokafka.Producer):
     """acks=all and enable_idempotence on every producer Faust creates; a flush (before every
@@ -89,7 +92,10 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                 self.stop_flow()
                 self.app.flow_control.suspend()
                 self.app.flow_control.clear()  # fetched, never started: read after the seek
-                await self.wait_empty()  # in-flight records acknowledged, then committed
+                try:  # in-flight records acknowledged, then committed
+                    await asyncio.wait_for(self.wait_empty(), DRAIN_BEFORE_SEEK_S)
+                except TimeoutError:  # a handler stuck (broker down): at least once, as before
+                    log.warning("in-flight records not finished before the seek; seeking")
             await super().perform_seek()
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
