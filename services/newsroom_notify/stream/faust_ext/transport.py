@@ -78,9 +78,10 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
         """Seek the stream partitions to their committed offsets, having first committed what
         the agents processed.
 
-        Faust's recovery, when no changelog needs reading (a restart after a graceful stop),
-        resumes the flow before it resumes the stream partitions and awaits this seek: records
-        fetched meanwhile are processed, and the seek then rewinds past them to the older
+        Faust's recovery, when no changelog needs reading (as after a graceful stop), resumes
+        the flow before it resumes the stream partitions and awaits this seek: with the fetcher
+        already running (any rebalance but a process's first), records fetched meanwhile are
+        processed, and the seek then rewinds past them to the older
         committed offset, so they are processed (and their outputs sent) a second time. Here
         the flow is stopped, in-flight records finish and are committed, and only then does
         the consumer seek; Faust resumes the flow afterwards. One seek at a time: the fetcher
