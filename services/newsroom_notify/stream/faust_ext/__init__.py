@@ -22,6 +22,10 @@ What is overridden, and why:
   ``getmany``: every fetched record is judged by ``continuity.Continuity``; 0.15 can hand a
   stream a stale prefetch from beyond a fresh seek and then mark the records in between as
   processed. A partition never committed is read again from its start.
+  ``ContinuousConsumer.perform_seek`` (stops the flow, waits with ``wait_empty``): Faust's
+  recovery resumes the flow before it seeks the stream partitions to their committed offsets
+  when no changelog needs reading, so records processed meanwhile were read again (the
+  SIGTERM mid-stream duplicates); processed records are committed before the seek.
   ``ContinuousConsumer.ack`` (takes Faust's ``ack_lock``, edits the private
   ``_unacked_messages``): an acknowledgement from an older consumer generation is dropped;
   the record is read again in this one.

@@ -27,6 +27,9 @@ from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 
+# How long the seek after a recovery waits for in-flight records to finish (ContinuousConsumer).
+DRAIN_BEFORE_SEEK_S = 30.0
+
 
 class IdempotentProducer(faust_aiokafka.Producer):
     """acks=all and enable_idempotence on every producer Faust creates; a flush (before every
@@ -65,10 +68,36 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.continuity = Continuity()
+        self._seeking = asyncio.Lock()
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.continuity.sought(partition, offset)
         await super().seek(partition, offset)
+
+    async def perform_seek(self) -> None:
+        """Seek the stream partitions to their committed offsets, having first committed what
+        the agents processed.
+
+        Faust's recovery, when no changelog needs reading (as after a graceful stop), resumes
+        the flow before it resumes the stream partitions and awaits this seek: with the fetcher
+        already running (any rebalance but a process's first), records fetched meanwhile are
+        processed, and the seek then rewinds past them to the older
+        committed offset, so they are processed (and their outputs sent) a second time. Here
+        the flow is stopped, in-flight records finish and are committed, and only then does
+        the consumer seek; Faust resumes the flow afterwards. One seek at a time: the fetcher
+        also seeks (a batch that arrived while the flow was stopped) and must not rewind to
+        offsets read before this commit.
+        """
+        async with self._seeking:
+            if self.flow_active and self.app.flow_control.is_active():
+                self.stop_flow()
+                self.app.flow_control.suspend()
+                self.app.flow_control.clear()  # fetched, never started: read after the seek
+                try:  # in-flight records acknowledged, then committed
+                    await asyncio.wait_for(self.wait_empty(), DRAIN_BEFORE_SEEK_S)
+                except TimeoutError:  # a handler stuck (broker down): at least once, as before
+                    log.warning("in-flight records not finished before the seek; seeking")
+            await super().perform_seek()
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
