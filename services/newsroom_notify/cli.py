@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="newsroom-notify",
         description=(
             "Event-driven notifications for news-site comment sections. Settings come from "
-            "NEWSROOM_* environment variables (see README)."
+            "NEWSROOM_* environment variables (see docs/configuration.md)."
         ),
     )
     parser.add_argument("--version", action="version", version=__version__)

@@ -62,7 +62,7 @@ OVERSIZED = Counter(
 )
 CAPPED = Counter(
     "newsroom_state_capped_total",
-    "Times a per-key state record reached its cap (see README, bounded state), by record.",
+    "Times a per-key state record reached its cap (docs/security.md: bounded state), by record.",
     ["record"],
 )
 

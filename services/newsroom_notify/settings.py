@@ -334,7 +334,7 @@ class ApiSettings(BaseModel):
 
 class LimitSettings(BaseModel):
     """Caps of the per-key state records, so no record outgrows what the broker accepts. What
-    happens beyond each cap is in the README (Security: bounded state)."""
+    happens beyond each cap is in docs/security.md (bounded state)."""
 
     state_record_bytes: int = Field(
         900 * 1024,

@@ -21,7 +21,7 @@ NUMBERED = re.compile(r"\b[Rr]ules?\s+#?\d")
 
 
 def readme_rules() -> set[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "rules.md").read_text()
     section = text.split("## What gets notified, and why", 1)[1].split("\n## ", 1)[0]
     return {m.rstrip(".") for m in re.findall(r"^- \*\*(.+?)\*\*", section, flags=re.MULTILINE)}
 

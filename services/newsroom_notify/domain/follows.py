@@ -69,7 +69,7 @@ class FollowsStage:
 
     followers: MutableMapping[str, Followers]
     fanout: MutableMapping[str, Fanout]  # "<entity>|<subject key>" -> recipients
-    followers_max: int = 10_000  # per entity (README, bounded state)
+    followers_max: int = 10_000  # per entity (docs/security.md, bounded state)
     on_capped: Callable[[str], None] = lambda record: None
 
     def on_activity(self, entity: str, activity: Activity) -> list[Outbound]:
@@ -138,7 +138,7 @@ class FollowsStage:
         sid = change.subscriber_id
         if change.active and followers.delivery.get(sid) != change.delivery:
             if sid not in followers.delivery and len(followers.delivery) >= self.followers_max:
-                self.on_capped("followers")  # not recorded (README, bounded state)
+                self.on_capped("followers")  # not recorded (docs/security.md, bounded state)
                 return []
             followers.delivery[sid] = change.delivery
             self.followers[entity] = followers

@@ -239,7 +239,8 @@ class InboxStage:
     # Whether a recipient's state lives in the given partition of the inbox topic (the stream
     # shell's partitioner; None: the in-process pipeline, one partition holds everyone).
     owns: Callable[[str, int | None], bool] = _everywhere
-    # Caps of the per-recipient records (README, bounded state), and who hears of a cap hit.
+    # Caps of the per-recipient records (docs/security.md, bounded state), and who hears of
+    # a cap hit.
     held_max: int = 50
     digest_items_max: int = 200
     digest_contributions_max: int = 200

@@ -172,7 +172,7 @@ class ThreadsStage:
     clock: Callable[[], datetime] = _utcnow
     slot_minutes: int = 15
     items_per_article: int = 5
-    # Caps of the per-article records (README, bounded state), and who hears of a cap hit.
+    # Caps of the per-article records (docs/security.md, bounded state), and who hears of a cap hit.
     participants_max: int = 5_000
     instant_followers_max: int = 5_000
     followers_max: int = 10_000  # per digest-follower chunk
@@ -525,7 +525,7 @@ class ThreadsStage:
             elif len(thread.instant_followers) < self.instant_followers_max:
                 thread.instant_followers[sid] = "article"
                 changed = True
-            else:  # beyond the cap the follow is not recorded (README, bounded state)
+            else:  # beyond the cap the follow is not recorded (docs/security.md, bounded state)
                 self.on_capped("thread_instant_followers")
         elif thread.instant_followers.pop(sid, None) is not None:
             changed = True
@@ -537,7 +537,7 @@ class ThreadsStage:
         key = chunk_key(article_id, schedule, sid)
         group = self.digest_followers.get(key) or Followers()
         if sid not in group.delivery and len(group.delivery) >= self.followers_max:
-            self.on_capped("digest_followers")  # not recorded (README, bounded state)
+            self.on_capped("digest_followers")  # not recorded (docs/security.md, bounded state)
             return False
         group.delivery[sid] = "digest"
         self.digest_followers[key] = group
