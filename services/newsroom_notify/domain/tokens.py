@@ -151,12 +151,7 @@ class Tokens:
     def check_form(self, token: str, form: str, credential: str) -> None:
         """``InvalidToken`` unless ``token`` is a current CSRF token of ``form`` for
         ``credential``."""
-        try:
-            payload = self._serializers[FORM].loads(token, max_age=self._max_age[FORM])
-        except SignatureExpired as exc:
-            raise InvalidToken("token expired") from exc
-        except (BadSignature, ValueError, TypeError) as exc:
-            raise InvalidToken("token invalid") from exc
+        payload = self._load(FORM, token)
         if (
             not isinstance(payload, list)
             or len(payload) != 2
@@ -200,13 +195,16 @@ class Tokens:
         return self._read(UNDO, token)
 
     def _read(self, purpose: str, token: str) -> TokenClaims:
+        return _claims(self._load(purpose, token))
+
+    def _load(self, purpose: str, token: str) -> Any:
+        """The payload of a valid, unexpired ``purpose`` token; ``InvalidToken`` otherwise."""
         try:
-            payload = self._serializers[purpose].loads(token, max_age=self._max_age[purpose])
+            return self._serializers[purpose].loads(token, max_age=self._max_age[purpose])
         except SignatureExpired as exc:
             raise InvalidToken("token expired") from exc
         except (BadSignature, ValueError, TypeError) as exc:
             raise InvalidToken("token invalid") from exc
-        return _claims(payload)
 
 
 def _fingerprint(credential: str) -> str:
