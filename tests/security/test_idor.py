@@ -29,6 +29,11 @@ def routes(sid: str) -> list[tuple[str, str, Any]]:
     return [
         ("GET", f"/v1/subscribers/{sid}/subscriptions", None),
         ("DELETE", f"/v1/subscribers/{sid}/subscriptions/article?target=a-idor", None),
+        (
+            "PUT",
+            f"/v1/subscribers/{sid}/subscriptions/article",
+            {"target": "a-idor", "delivery": "digest"},
+        ),
         ("PUT", f"/v1/subscribers/{sid}/preferences", {"paused": True}),
         ("DELETE", f"/v1/subscribers/{sid}", None),
     ]

@@ -17,7 +17,7 @@ from typing import Any
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from newsroom_notify.domain.tokens import UNDO, TokenClaims, Tokens
-from tests.security.conftest import TOKEN_KEY, Answer, Stack
+from tests.security.conftest import TOKEN_KEY, Answer, Stack, guest_subscribes
 
 TOKENS = Tokens([TOKEN_KEY], 3600, 3600, 3600)
 FORM = "application/x-www-form-urlencoded"
@@ -154,3 +154,83 @@ def test_rfc_8058_one_click_stays_token_only(stack: Stack) -> None:
     answer = post_form(stack, f"/v1/unsubscribe?token={token}", {"List-Unsubscribe": "One-Click"})
     assert answer.status == 200
     assert answer.json() == {"status": "unsubscribed", "subscriber_id": sid}
+
+
+def _deliveries(stack: Stack, sid: str, token: str) -> dict[str, tuple[str, bool]]:
+    answer = stack.call("GET", f"/v1/subscribers/{sid}/subscriptions?token={token}")
+    if answer.status != 200:
+        return {}
+    return {
+        f"{s['scope']}|{s['target']}": (s["delivery"], s["active"])
+        for s in answer.json()["subscriptions"]
+    }
+
+
+def _until_delivery(stack: Stack, sid: str, token: str, delivery: str) -> None:
+    """Poll the JSON read-back until the one subscription has this delivery (no fixed sleep)."""
+    wanted = {"article|a-delivery": (delivery, True)}
+    deadline = time.monotonic() + 60
+    while (seen := _deliveries(stack, sid, token)) != wanted:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.2)
+
+
+def test_the_manager_changes_a_subscription_s_delivery_and_another_reader_s_link_cannot(
+    stack: Stack,
+) -> None:
+    # A guest follows an article (digest: the default of article follows) and confirms.
+    request = guest_subscribes(stack, "delivery.holder@example.org", "Holder", "a-delivery")
+    data = request["data"]
+    sid, token = data["recipient"]["id"], data["manage_token"]
+    confirmed = stack.call("POST", "/v1/confirm", body={"token": data["confirm_token"]})
+    assert confirmed.status == 202, confirmed.text
+    _until_delivery(stack, sid, token, "digest")
+    put = f"/v1/subscribers/{sid}/subscriptions/article"
+    instant = {"target": "a-delivery", "delivery": "instant"}
+
+    # Another reader's manage link: refused by the JSON API and by the page, nothing published.
+    other = TOKENS.manage("m-delivery-other")
+    assert stack.call("PUT", f"{put}?token={other}", body=instant).status == 403
+    fields = {
+        "token": other,
+        "csrf": TOKENS.form("manage", other),
+        "action": "delivery",
+        "scope": "article",
+        "target": "a-delivery",
+        "delivery": "instant",
+    }
+    assert post_form(stack, f"/v1/subscribers/{sid}/manage", fields).status == 403
+    changes = [
+        e
+        for _, e in stack.published("newsroom.subscriptions")
+        if e["type"] == "newsroom.subscription.delivery_changed"
+    ]
+    assert [e for e in changes if e["data"]["subscriber_id"] == sid] == []
+    # Invalid changes are refused.
+    assert stack.call("PUT", f"{put}?token={token}", body={"delivery": "weekly"}).status == 422
+    digest_scope = f"/v1/subscribers/{sid}/subscriptions/digest?token={token}"
+    assert stack.call("PUT", digest_scope, body=instant).status == 422
+
+    # The holder's page: the button, then the change in the JSON read-back.
+    page = stack.call("GET", f"/v1/subscribers/{sid}/subscriptions?token={token}", headers=HTML)
+    assert "Get these as they happen" in page.text
+    fields = {**fields, "token": token, "csrf": TOKENS.form("manage", token)}
+    answer = post_form(stack, f"/v1/subscribers/{sid}/manage", fields)
+    # urllib follows the 303 back to the manager's URL (read as JSON: no Accept: text/html).
+    assert answer.status == 200, answer.text
+    _until_delivery(stack, sid, token, "instant")
+    page = stack.call("GET", f"/v1/subscribers/{sid}/subscriptions?token={token}", headers=HTML)
+    assert "Get these in the digest" in page.text
+
+    # And back through the JSON API.
+    back = {"target": "a-delivery", "delivery": "digest"}
+    assert stack.call("PUT", f"{put}?token={token}", body=back).status == 202
+    _until_delivery(stack, sid, token, "digest")
+    # No new confirmation mail was asked for: still the one of the subscription.
+    confirms = [
+        e
+        for _, e in stack.published("newsroom.notifications")
+        if e.get("data", {}).get("reason") == "confirm_subscription"
+        and e["data"]["recipient"]["id"] == sid
+    ]
+    assert len(confirms) == 1

@@ -52,6 +52,19 @@ class SubscribeRequest(Body):
     guest: GuestIdentity | None = None
 
 
+class DeliveryRequest(Body):
+    """Change how one existing subscription is delivered (no new confirmation)."""
+
+    target: PlainText | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The subscription's target; null only for site-wide replies.",
+        examples=["a-20261128-council"],
+    )
+    delivery: Delivery = Field(examples=["digest"])
+
+
 class PreferencesRequest(Body):
     """Delivery preferences."""
 

@@ -14,6 +14,7 @@ from newsroom_notify import __version__
 from newsroom_notify.api.models import (
     Accepted,
     ConfirmRequest,
+    DeliveryRequest,
     ErasureRequest,
     Health,
     PreferencesRequest,
@@ -26,6 +27,7 @@ REF = "#/components/schemas/{model}"
 MODELS: list[type[BaseModel]] = [
     Accepted,
     ConfirmRequest,
+    DeliveryRequest,
     ErasureRequest,
     Health,
     PreferencesRequest,
@@ -87,6 +89,17 @@ UNSUB_TOKEN = {
 SECURED: list[dict[str, list[str]]] = [{"member": []}, {}]
 
 
+def _scope(digest: bool) -> dict[str, Any]:
+    """The ``{scope}`` path parameter (``digest``: every digest-mode subscription, to cancel)."""
+    scopes = ["article", "replies", "commenter", "journalist", "section"]
+    return {
+        "name": "scope",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": [*scopes, "digest"] if digest else scopes},
+    }
+
+
 def _body(model: type[BaseModel]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(model)}}}
 
@@ -118,28 +131,22 @@ def document() -> dict[str, Any]:
             }
         },
         "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {
+            "put": {
+                "operationId": "changeDelivery",
+                "summary": "Deliver one existing subscription instantly or in the digest (no "
+                "new confirmation; a subscription the subscriber does not have is left alone)",
+                "security": SECURED,
+                "parameters": [SUBSCRIBER, _scope(digest=False), MANAGE],
+                "requestBody": _body(DeliveryRequest),
+                "responses": {"202": accepted, **_problems(400, 401, 403, 413, 415, 422)},
+            },
             "delete": {
                 "operationId": "cancelSubscription",
                 "summary": "Cancel one subscription",
                 "security": SECURED,
                 "parameters": [
                     SUBSCRIBER,
-                    {
-                        "name": "scope",
-                        "in": "path",
-                        "required": True,
-                        "schema": {
-                            "type": "string",
-                            "enum": [
-                                "article",
-                                "replies",
-                                "commenter",
-                                "journalist",
-                                "section",
-                                "digest",
-                            ],
-                        },
-                    },
+                    _scope(digest=True),
                     {
                         "name": "target",
                         "in": "query",
@@ -149,7 +156,7 @@ def document() -> dict[str, Any]:
                     MANAGE,
                 ],
                 "responses": {"202": accepted, **_problems(401, 403, 422)},
-            }
+            },
         },
         "/v1/subscribers/{subscriber_id}/preferences": {
             "put": {

@@ -48,6 +48,7 @@ NOTICES = {
     "cancel": "Unsubscribed.",
     "cancel_all": "Unsubscribed from everything.",
     "preferences": "Saved.",
+    "delivery": "Delivery changed.",
     "mute": "Muted.",
     "unmute": "Unmuted.",
 }
@@ -320,6 +321,7 @@ class ReaderPages:
                 "scope": s.scope,
                 "target": s.target,
                 "what": describe(s.scope, s.target).capitalize(),
+                "delivery": s.delivery,
                 "delivery_label": "in a digest" if s.delivery == "digest" else "as it happens",
                 "active": s.active,
                 "article": s.target if s.scope in ("article", "replies") and s.target else None,
@@ -361,6 +363,11 @@ class ReaderPages:
             if action == "cancel":
                 target = form.get("target") or ""
                 await self.api.cancel(sid, form.get("scope", ""), {}, {**query, "target": target})
+            elif action == "delivery":
+                body = orjson.dumps(
+                    {"target": form.get("target") or None, "delivery": form.get("delivery", "")}
+                )
+                await self.api.change_delivery(sid, form.get("scope", ""), {}, query, body)
             elif action == "cancel_all":
                 view = await self.read_view(sid, token)
                 for sub in [s for s in view.subscriptions if s.active]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
 from newsroom_notify.api.models import (
     Accepted,
     ConfirmRequest,
+    DeliveryRequest,
     ErasureRequest,
     PlainText,
     PreferencesRequest,
@@ -397,6 +398,41 @@ class SubscriptionApi:
                 **self._envelope("newsroom.subscription.cancelled", event_id), data=data
             )
         )
+
+    async def change_delivery(
+        self,
+        sid: str,
+        scope: str,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        body: bytes,
+    ) -> ApiResponse:
+        """PUT /v1/subscribers/{sid}/subscriptions/{scope}: deliver one existing subscription
+        instantly or in the digest, without a new confirmation (the inbox changes only a
+        subscription the subscriber has)."""
+        version = self.authorize(sid, headers, query)
+        request = _parse(DeliveryRequest, body, self.settings.max_body_bytes)
+        try:
+            data = ev.SubscriptionDeliveryChangedData(
+                subscriber_id=sid,
+                scope=scope,
+                target=request.target,
+                delivery=request.delivery,
+                token_version=version,
+            )
+        except ValidationError as exc:
+            raise ApiError(422, "Unprocessable Content", f"unknown scope {scope!r}") from exc
+        if data.target is None and data.scope != "replies":
+            raise ApiError(422, "Unprocessable Content", f"scope {scope} needs a target")
+        event_id = _event_id(
+            "delivery", sid, scope, data.target or "", data.delivery, self.clock().isoformat()
+        )
+        await self.publish(
+            ev.SubscriptionDeliveryChanged(
+                **self._envelope("newsroom.subscription.delivery_changed", event_id), data=data
+            )
+        )
+        return ApiResponse(202, Accepted(status="accepted", subscriber_id=sid))
 
     async def preferences(
         self, sid: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes

@@ -159,6 +159,14 @@ async def _cancel(
     return await api.cancel(sid, scope, request.headers, request.query)
 
 
+async def _change_delivery(
+    api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
+) -> ApiResponse:
+    body = await _json_body(request, limit)
+    sid, scope = match["subscriber_id"], match["scope"]
+    return await api.change_delivery(sid, scope, request.headers, request.query, body)
+
+
 async def _preferences(
     api: SubscriptionApi, request: Any, match: Mapping[str, str], limit: int
 ) -> ApiResponse:
@@ -213,7 +221,10 @@ INTERNAL_PROFILE_READ = INTERNAL_PREFIX + PROFILE_READ
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/subscriptions": {"post": _subscribe},
     PROFILE_READ: {"get": _list},
-    "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {"delete": _cancel},
+    "/v1/subscribers/{subscriber_id}/subscriptions/{scope}": {
+        "delete": _cancel,
+        "put": _change_delivery,
+    },
     "/v1/subscribers/{subscriber_id}/preferences": {"put": _preferences},
     "/v1/subscribers/{subscriber_id}": {"delete": _erase},
     "/v1/subscribers/{subscriber_id}/sign-out": {"post": _sign_out},

@@ -159,6 +159,21 @@ def cancel(sid: str, scope: str, target: str | None) -> ev.SubscriptionCancelled
     )
 
 
+def change_delivery(
+    sid: str, scope: str, target: str | None, delivery: str, token_version: int | None = None
+) -> ev.SubscriptionDeliveryChanged:
+    data = {
+        "subscriber_id": sid,
+        "scope": scope,
+        "target": target,
+        "delivery": delivery,
+        "token_version": token_version,
+    }
+    return ev.SubscriptionDeliveryChanged.model_validate(
+        _envelope("newsroom.subscription.delivery_changed", data)
+    )
+
+
 def confirm(token: str) -> ev.SubscriptionConfirmed:
     data = {"token": token}
     return ev.SubscriptionConfirmed.model_validate(

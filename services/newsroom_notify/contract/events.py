@@ -283,6 +283,24 @@ class SubscriptionRestoredData(SubscriptionCancelledData):
     ignored."""
 
 
+class SubscriptionDeliveryChangedData(InputData):
+    """The subscriber changes how one of their subscriptions is delivered (instant or digest),
+    without a new confirmation: consent to the subscription was given already. Only an existing
+    (active) subscription changes; anything else is ignored."""
+
+    subscriber_id: Id = Field(description="Subscriber id.", examples=["m-3381"])
+    scope: Scope = Field(description="Scope of the subscription.", examples=["article"])
+    target: Id | None = Field(description="Its target.", examples=["a-20261128-council"])
+    delivery: Delivery = Field(description="The new delivery.", examples=["digest"])
+    token_version: int | None = Field(
+        None,
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    )
+
+
 class SubscriptionConfirmedData(InputData):
     """A guest clicked the confirmation link (double opt-in)."""
 
@@ -630,6 +648,15 @@ class SubscriptionRestored(_KeyedBySubscriber):
     data: SubscriptionRestoredData
 
 
+class SubscriptionDeliveryChanged(_KeyedBySubscriber):
+    """newsroom.subscription.delivery_changed (topic newsroom.subscriptions, key subscriber
+    id)."""
+
+    topic_role: ClassVar[str] = "subscriptions"
+    type: Literal["newsroom.subscription.delivery_changed"] = Field(description="Event type.")
+    data: SubscriptionDeliveryChangedData
+
+
 class SubscriptionConfirmed(CloudEvent):
     """newsroom.subscription.confirmed (topic newsroom.subscriptions, key subscriber id).
 
@@ -738,6 +765,7 @@ SubscriptionEvent = Annotated[
     SubscriptionRequested
     | SubscriptionCancelled
     | SubscriptionRestored
+    | SubscriptionDeliveryChanged
     | SubscriptionConfirmed
     | PreferencesUpdated
     | SubscriberErased
@@ -760,6 +788,7 @@ INPUT_EVENTS: tuple[type[CloudEvent], ...] = (
     SubscriptionRequested,
     SubscriptionCancelled,
     SubscriptionRestored,
+    SubscriptionDeliveryChanged,
     SubscriptionConfirmed,
     PreferencesUpdated,
     SubscriberErased,

@@ -116,6 +116,17 @@ def sample_events() -> dict[str, dict[str, Any]]:
             {"subscriber_id": "m-3381", "scope": "article", "target": ARTICLE["article_id"]},
         ),
         _envelope(
+            "newsroom.subscription.delivery_changed",
+            "evt-s-10",
+            web,
+            {
+                "subscriber_id": "m-3381",
+                "scope": "article",
+                "target": ARTICLE["article_id"],
+                "delivery": "instant",
+            },
+        ),
+        _envelope(
             "newsroom.subscription.confirmed",
             "evt-s-3",
             web,

@@ -737,6 +737,9 @@ class InboxStage:
             return self.cancel(subscriber_id, event.data.scope, event.data.target)
         if isinstance(event, ev.SubscriptionRestored):
             return self.restore(subscriber_id, event.data.scope, event.data.target, event.time)
+        if isinstance(event, ev.SubscriptionDeliveryChanged):
+            change = event.data
+            return self.change_delivery(subscriber_id, change.scope, change.target, change.delivery)
         if isinstance(event, ev.SubscriptionConfirmed):
             return self.confirm(event.data.token, event.time)
         if isinstance(event, ev.PreferencesUpdated):
@@ -974,6 +977,25 @@ class InboxStage:
             return []
         self.profiles[sid] = profile
         return [out for sub in restored for out in self._announce(profile, sub, active=True)]
+
+    def change_delivery(
+        self, sid: str, scope: str, target: str | None, delivery: Delivery
+    ) -> list[Outbound]:
+        """Deliver one existing, active subscription instantly or in the digest from now on,
+        without a new confirmation (the subscriber consented to it already; the address is
+        unchanged). The stage that owns the follow is told, as on a subscription, so an article
+        follow moves into or out of its digest group. A subscription the subscriber does not
+        have (never had, cancelled, or a guest's still unconfirmed request) is left alone."""
+        profile = self.profiles.get(sid)
+        if profile is None:
+            return []
+        sub = profile.subscriptions.get(subscription_key(scope, target))
+        if sub is None or not sub.active or sub.delivery == delivery:
+            return []
+        sub = sub.model_copy(update={"delivery": delivery})  # the date it began is kept
+        profile.subscriptions[subscription_key(scope, target)] = sub
+        self.profiles[sid] = profile
+        return self._announce(profile, sub, active=True)
 
     def on_follow_ended(self, msg: FollowEnded) -> list[Outbound]:
         """The followed commenter was erased: forget the follow and where it led."""
