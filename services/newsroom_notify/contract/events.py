@@ -60,6 +60,17 @@ Reason = Literal[
 ]
 
 
+TokenVersion = Annotated[
+    int | None,
+    Field(
+        description="Set by the API when a link token (not a member's login) authorised the "
+        "command: the token's version. The command is ignored if the subscriber has signed out "
+        "everywhere (or was erased) since the token was minted.",
+        examples=[None],
+    ),
+]
+
+
 class InputData(BaseModel):
     """Base of input payloads: unknown fields are ignored (forward compatibility)."""
 
@@ -267,13 +278,7 @@ class SubscriptionCancelledData(InputData):
         examples=["article"],
     )
     target: Id | None = Field(description="Its target.", examples=["a-20261128-council"])
-    token_version: int | None = Field(
-        None,
-        description="Set by the API when a link token (not a member's login) authorised the "
-        "command: the token's version. The command is ignored if the subscriber has signed out "
-        "everywhere (or was erased) since the token was minted.",
-        examples=[None],
-    )
+    token_version: TokenVersion = None
 
 
 class SubscriptionRestoredData(SubscriptionCancelledData):
@@ -292,13 +297,7 @@ class SubscriptionDeliveryChangedData(InputData):
     scope: Scope = Field(description="Scope of the subscription.", examples=["article"])
     target: Id | None = Field(description="Its target.", examples=["a-20261128-council"])
     delivery: Delivery = Field(description="The new delivery.", examples=["digest"])
-    token_version: int | None = Field(
-        None,
-        description="Set by the API when a link token (not a member's login) authorised the "
-        "command: the token's version. The command is ignored if the subscriber has signed out "
-        "everywhere (or was erased) since the token was minted.",
-        examples=[None],
-    )
+    token_version: TokenVersion = None
 
 
 class SubscriptionConfirmedData(InputData):
@@ -336,13 +335,7 @@ class PreferencesUpdatedData(InputData):
         description="Articles to deliver nothing from.",
         examples=[["a-20261101-budget"]],
     )
-    token_version: int | None = Field(
-        None,
-        description="Set by the API when a link token (not a member's login) authorised the "
-        "command: the token's version. The command is ignored if the subscriber has signed out "
-        "everywhere (or was erased) since the token was minted.",
-        examples=[None],
-    )
+    token_version: TokenVersion = None
 
     @field_validator("timezone")
     @classmethod
@@ -364,13 +357,7 @@ class SubscriberSignedOutData(InputData):
     """Sign me out everywhere: every token minted for this subscriber so far stops working."""
 
     subscriber_id: Id = Field(description="Subscriber id.", examples=["guest_k3v7..."])
-    token_version: int | None = Field(
-        None,
-        description="Set by the API when a link token (not a member's login) authorised the "
-        "command: the token's version. The command is ignored if the subscriber has signed out "
-        "everywhere (or was erased) since the token was minted.",
-        examples=[None],
-    )
+    token_version: TokenVersion = None
 
 
 class ErasureRequestedData(InputData):
@@ -384,13 +371,7 @@ class ErasureRequestedData(InputData):
         "subscriber has no stored address and its guest id is this subscriber id.",
         examples=["ana@example.org"],
     )
-    token_version: int | None = Field(
-        None,
-        description="Set by the API when a link token (not a member's login) authorised the "
-        "command: the token's version. The command is ignored if the subscriber has signed out "
-        "everywhere (or was erased) since the token was minted.",
-        examples=[None],
-    )
+    token_version: TokenVersion = None
 
 
 class ErasureConfirmedData(InputData):
