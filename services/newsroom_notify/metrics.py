@@ -1,8 +1,10 @@
-"""Prometheus metrics of the service (served at ``/metrics`` by the worker's web server)."""
+"""Prometheus metrics of the service (served at ``/metrics`` by the worker's web server, and
+by ``metrics_app`` on the stand-alone API's and the mailer's internal ports)."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 EVENTS_CONSUMED = Counter(
     "newsroom_events_consumed_total",
@@ -87,3 +89,15 @@ MAILER_DELIVERY = Histogram(
     ["kind"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
+
+
+def metrics_app() -> web.Application:
+    """An aiohttp application serving this process's metrics at ``/metrics`` (for an internal
+    port: the stand-alone API's and the mailer's)."""
+
+    async def metrics(_: web.Request) -> web.StreamResponse:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -19,7 +19,6 @@ import aiohttp
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
 from newsroom_notify.api import pages_http
@@ -39,6 +38,7 @@ from newsroom_notify.clock import Clock
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.tokens import Tokens
+from newsroom_notify.metrics import metrics_app
 from newsroom_notify.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -178,17 +178,6 @@ def build_app(
     return app
 
 
-def build_internal_app() -> web.Application:
-    """The internal aiohttp application (``api.metrics_port``): /metrics for Prometheus."""
-
-    async def metrics(_: web.Request) -> web.StreamResponse:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    return app
-
-
 async def serve(settings: Settings, tokens: Tokens) -> None:
     """Run the stand-alone API until SIGTERM or Ctrl-C, then close the producer cleanly."""
     producer = AIOKafkaProducer(
@@ -212,7 +201,7 @@ async def serve(settings: Settings, tokens: Tokens) -> None:
     try:
         async with aiohttp.ClientSession(timeout=timeout) as http:
             runner = web.AppRunner(build_app(settings, api, http), access_log=None)
-            internal = web.AppRunner(build_internal_app(), access_log=None)
+            internal = web.AppRunner(metrics_app(), access_log=None)
             await runner.setup()
             await internal.setup()
             try:

@@ -38,7 +38,6 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
@@ -58,6 +57,7 @@ from newsroom_notify.metrics import (
     MAILER_MESSAGES,
     MAILER_RETRACTED_AFTER_SEND,
     MAILER_RETRIES,
+    metrics_app,
 )
 from newsroom_notify.settings import Settings, SmtpSecurity
 
@@ -415,22 +415,13 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             log.info("mailer ready", partitions=len(assigned))
 
 
-def _metrics_app() -> web.Application:
-    async def metrics(_: web.Request) -> web.StreamResponse:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    return app
-
-
 async def serve(settings: Settings, send: SendFn | None = None) -> None:
     """Run the mailer until SIGTERM or Ctrl-C, with /metrics on its internal port."""
     mailer = Mailer(settings, send)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, mailer.stopping.set)
-    runner = web.AppRunner(_metrics_app(), access_log=None)
+    runner = web.AppRunner(metrics_app(), access_log=None)
     await runner.setup()
     m = settings.mailer
     await web.TCPSite(runner, m.metrics_host, m.metrics_port).start()
