@@ -27,10 +27,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "services"))
+from newsroom_notify.api.service import SlidingWindow, rate_key
 
-from newsroom_notify.api.service import SlidingWindow, rate_key  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def addresses(n: int, seed: int = 15) -> list[str]:

@@ -43,8 +43,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from newsroom_dev.kafka import free_port
+from newsroom_dev.workload import TOKEN_KEY, TOKENS, Phase, Workload
 from newsroom_notify.contract import events as ev
-from newsroom_notify.devkafka import free_port
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims
 from tests.integration.kafka_helpers import (
     Offsets,
@@ -52,7 +53,6 @@ from tests.integration.kafka_helpers import (
     consumed_topics,
     worker_env,
 )
-from tests.workload import TOKEN_KEY, TOKENS, Phase, Workload
 
 CLOCK_SPEED = 3600  # a virtual hour per real second: hourly digests are cut every second
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from newsroom_notify.devkafka import (
+from newsroom_dev.kafka import (
     KafkaHarnessError,
     LocalKafka,
     ephemeral_ports,
