@@ -116,6 +116,7 @@ images-local: $(STAMP) ## build registry-free stand-ins for the compose images (
 	deploy/docker/build-local-images.sh
 
 wheelhouse: $(STAMP) ## wheels of the service (and of the demo image's harness) for an offline image build (.wheelhouse/)
+	rm -rf build $(DEV_DIST)/build  # setuptools would put build/lib's stale files into the wheels
 	$(BIN)/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . $(DEV_DIST) setuptools wheel
 
 # Installs/starts a Docker engine and compose when missing (root on Debian), builds the stand-in
