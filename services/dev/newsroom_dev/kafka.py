@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # services/dev/newsroom_dev/kafka.py
 DEFAULT_POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
 LOG4J2_CONFIG = """\
 Configuration:
