@@ -5,7 +5,7 @@ worker's Faust tables (``ModelTable``), so serialization is counted. For an arti
 and N digest followers it posts the same comments (from 200 rotating authors), measures the
 time and the bytes of state written per comment, then cuts the day's digests and counts them.
 
-    python bench/fanout_cost.py [--followers 50000] [--comments 2000] [--json out.json]
+    python -m bench.fanout_cost [--followers 50000] [--comments 2000] [--json out.json]
 """
 
 from __future__ import annotations

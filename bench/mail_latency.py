@@ -7,7 +7,7 @@ member comments on it and the script waits for Ana's mail before the next commen
 sample is (the sink's accept time) - (the time ``send_and_wait`` of the comment returned).
 One at a time: the figure is the path's latency, not a queue's.
 
-    python bench/mail_latency.py [--comments 50]
+    python -m bench.mail_latency [--comments 50]
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ from newsroom_dev.process import worker_env
 from newsroom_dev.smtpsink import Landed, SmtpSink
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
-
-ROOT = Path(__file__).resolve().parents[1]
 
 ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
 

@@ -12,7 +12,7 @@ the limiter holds (tracemalloc) every 25,000 addresses. Two arrival patterns:
 Time per call is measured in a second, untraced pass (tracemalloc slows every allocation) and
 printed for information, never asserted.
 
-    python bench/ratelimit_memory.py [--keys 200000] [--max-keys 100000] [--json out.json]
+    python -m bench.ratelimit_memory [--keys 200000] [--max-keys 100000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from newsroom_notify.api.service import SlidingWindow, rate_key
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def addresses(n: int, seed: int = 15) -> list[str]:

@@ -32,7 +32,7 @@ One run, in this order (``--quick`` shrinks every size):
 Prints a table and writes every figure to ``bench/results/throughput-<time>.json``;
 ``--plot out.png`` draws the latency distribution and the throughput over time.
 
-    python bench/throughput.py [--quick] [--comments N] [--rate 500] [--duration 20] [--plot p.png]
+    python -m bench.throughput [--quick] [--comments N] [--rate 500] [--duration 20] [--plot p.png]
 """
 
 from __future__ import annotations
