@@ -79,7 +79,7 @@ $(KUSTOMIZE_BIN):
 $(DEPLOY_VENV)/bin/kustomize: $(KUSTOMIZE_BIN) | $(DEPLOY_STAMP)
 	ln -sf $(KUSTOMIZE_BIN) $@
 
-install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the project and the test tools
+install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the service and its dev harness (services/dev) editable, and the test tools
 	@$(BIN)/python -m newsroom_dev.kafka fetch >/dev/null
 
 kafka-fetch: $(STAMP) ## fetch the Apache Kafka jars from Maven Central (cached)

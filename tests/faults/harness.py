@@ -9,7 +9,7 @@ the current chunk have been observed — while the next chunk is held back until
 landed, so the stream is still flowing when it lands (each hit records that input was still
 left to publish and output still to come). Consumers collect the notifications and digests
 topics throughout. The run is judged against the reference outputs of the published phases
-(``tests/workload.py``):
+(``newsroom_dev/workload.py``):
 
 * missing / unexpected — notification ids (and retraction ids) expected and never seen, or seen
   and not expected;

@@ -34,7 +34,7 @@ def _worker_logging() -> None:
 
 @pytest.fixture(scope="module")
 def workload() -> Phases:
-    """A seeded workload (tests/workload.py): subscriptions, confirmations, discussion with
+    """A seeded workload (newsroom_dev/workload.py): subscriptions, confirmations, discussion with
     replies, mentions, moderation, edits and deletions, then cancellations, erasures, pauses."""
     generated = generate(seed=7, articles=6, readers=24, comments=90, guests=4, burst=0)
     return [(p.name, p.events) for p in generated.phases]
