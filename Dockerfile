@@ -1,4 +1,7 @@
-# newsroom-notify image: one image for every role (worker, api, topics, demo, post, tail).
+# newsroom-notify image: one image for every role (worker, api, mailer, topics, post, tail).
+# The build argument HARNESS=true adds the development harness (services/dev, package
+# newsroom_dev: the demo, its builders and samples) for compose's `demo` service, under its own
+# tag; the service's image never has it (tests/unit/test_deploy.py, test_wheels.py).
 #
 # Stage 1 builds the project and its dependencies into a virtualenv; stage 2 copies only that
 # virtualenv onto a fresh slim base, so no pip cache, wheel or compiler reaches the final image.
@@ -24,15 +27,19 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
 COPY services ./services
+# Empty: the service alone. "true": the service and its development harness (the demo image).
+ARG HARNESS=""
 # constraints.txt is the lock (`make lock`): the image gets the versions the tests ran with.
 RUN --mount=type=bind,target=/context \
     --mount=type=secret,id=ca_bundle \
     set -e; \
     if grep -qs 'BEGIN CERTIFICATE' /run/secrets/ca_bundle; then export PIP_CERT=/run/secrets/ca_bundle; fi; \
+    set -- . ; \
+    if [ "$HARNESS" = true ]; then set -- . ./services/dev; fi; \
     if [ -n "$WHEELHOUSE" ]; then \
-      /opt/venv/bin/pip install --no-index --find-links "/context/$WHEELHOUSE" -c constraints.txt . ; \
+      /opt/venv/bin/pip install --no-index --find-links "/context/$WHEELHOUSE" -c constraints.txt "$@" ; \
     else \
-      /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install -c constraints.txt . ; \
+      /opt/venv/bin/pip install --upgrade pip && /opt/venv/bin/pip install -c constraints.txt "$@" ; \
     fi
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -28,10 +28,14 @@ PYTEST_ARGS ?=
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml constraints.txt
+# Two distributions, both editable: the service (.) and its development harness (services/dev:
+# local Kafka, the demo, builders, samples, the workload; never in the service's wheel or image).
+DEV_DIST := services/dev
+
+$(STAMP): pyproject.toml $(DEV_DIST)/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]' -e $(DEV_DIST)
 	touch $@
 
 LOCK_VENV := .run/lock-venv
@@ -40,7 +44,7 @@ lock: ## regenerate constraints.txt from a clean venv (after changing pyproject.
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(LOCK_VENV)/bin/python -m pip install --quiet -e '.[dev]' -e $(DEV_DIST)
 	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf $(LOCK_VENV)
@@ -75,17 +79,17 @@ $(KUSTOMIZE_BIN):
 $(DEPLOY_VENV)/bin/kustomize: $(KUSTOMIZE_BIN) | $(DEPLOY_STAMP)
 	ln -sf $(KUSTOMIZE_BIN) $@
 
-install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the project and the test tools
-	@$(BIN)/python -m newsroom_notify.devkafka fetch >/dev/null
+install: $(STAMP) $(TOOLS_STAMP) ## create .venv, install the service and its dev harness (services/dev) editable, and the test tools
+	@$(BIN)/python -m newsroom_dev.kafka fetch >/dev/null
 
 kafka-fetch: $(STAMP) ## fetch the Apache Kafka jars from Maven Central (cached)
-	$(BIN)/python -m newsroom_notify.devkafka fetch
+	$(BIN)/python -m newsroom_dev.kafka fetch
 
 kafka-up: $(STAMP) ## start a local single-node Kafka on 127.0.0.1:$(KAFKA_PORT)
-	@$(BIN)/python -m newsroom_notify.devkafka up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
+	@$(BIN)/python -m newsroom_dev.kafka up --dir $(KAFKA_DIR) --port $(KAFKA_PORT)
 
 kafka-down: $(STAMP) ## stop the local Kafka started by kafka-up
-	@$(BIN)/python -m newsroom_notify.devkafka down --dir $(KAFKA_DIR)
+	@$(BIN)/python -m newsroom_dev.kafka down --dir $(KAFKA_DIR)
 
 run: install ## the demo: local Kafka, a worker, the API, the mailer and an SMTP sink, a story on screen; Ctrl-C stops all
 	$(BIN)/newsroom-notify demo --dir .run/demo
@@ -111,8 +115,9 @@ test-deploy: $(STAMP) deploy-tools ## only the deployment checks (compose, Docke
 images-local: $(STAMP) ## build registry-free stand-ins for the compose images (deploy/docker)
 	deploy/docker/build-local-images.sh
 
-wheelhouse: $(STAMP) ## wheels of the service for an offline image build (.wheelhouse/)
-	$(BIN)/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . setuptools wheel
+wheelhouse: $(STAMP) ## wheels of the service (and of the demo image's harness) for an offline image build (.wheelhouse/)
+	rm -rf build $(DEV_DIST)/build  # setuptools would put build/lib's stale files into the wheels
+	$(BIN)/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . $(DEV_DIST) setuptools wheel
 
 # Installs/starts a Docker engine and compose when missing (root on Debian), builds the stand-in
 # images (COMPOSE_IMAGES=official: the compose file's defaults), runs tests/compose/stack.py.
@@ -130,7 +135,7 @@ format: $(STAMP) ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 schemas: $(STAMP) ## regenerate schemas/ from the contract models
-	$(BIN)/python -m newsroom_notify.schemas --out schemas
+	$(BIN)/python -m newsroom_dev.schemas --out schemas
 
 clean: ## remove local state (.run) and caches; keeps .venv
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
@@ -139,14 +144,14 @@ BENCH_STAMP := $(VENV)/.bench-installed
 BENCH_ARGS ?=
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]' -e $(DEV_DIST)
 	touch $@
 
 bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real broker, fan-out cost (BENCH_ARGS=--quick)
-	$(BIN)/python bench/throughput.py --plot bench/results/throughput.png $(BENCH_ARGS)
-	$(BIN)/python bench/fanout_cost.py
-	$(BIN)/python bench/ratelimit_memory.py
-	$(BIN)/python bench/mail_latency.py
+	$(BIN)/python -m bench.throughput --plot bench/results/throughput.png $(BENCH_ARGS)
+	$(BIN)/python -m bench.fanout_cost
+	$(BIN)/python -m bench.ratelimit_memory
+	$(BIN)/python -m bench.mail_latency
 
 soak: install ## fault scenarios with a larger workload; prints the figures
 	$(BIN)/python -m tests.faults.soak

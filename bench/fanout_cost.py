@@ -5,7 +5,7 @@ worker's Faust tables (``ModelTable``), so serialization is counted. For an arti
 and N digest followers it posts the same comments (from 200 rotating authors), measures the
 time and the bytes of state written per comment, then cuts the day's digests and counts them.
 
-    python bench/fanout_cost.py [--followers 50000] [--comments 2000] [--json out.json]
+    python -m bench.fanout_cost [--followers 50000] [--comments 2000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
@@ -22,14 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from newsroom_dev.builders import article, comment, member, subscribe
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.local import TABLES, LocalPipeline
+from newsroom_notify.domain.tokens import Tokens
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.builders import article, comment, member, subscribe  # noqa: E402
-
-from newsroom_notify.contract import events as ev  # noqa: E402
-from newsroom_notify.domain.local import TABLES, LocalPipeline  # noqa: E402
-from newsroom_notify.domain.tokens import Tokens  # noqa: E402
 
 
 class JsonTable(MutableMapping[str, Any]):

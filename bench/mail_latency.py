@@ -7,7 +7,7 @@ member comments on it and the script waits for Ana's mail before the next commen
 sample is (the sink's accept time) - (the time ``send_and_wait`` of the comment returned).
 One at a time: the figure is the path's latency, not a queue's.
 
-    python bench/mail_latency.py [--comments 50]
+    python -m bench.mail_latency [--comments 50]
 """
 
 from __future__ import annotations
@@ -22,19 +22,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from aiokafka import AIOKafkaProducer
 
-from aiokafka import AIOKafkaProducer  # noqa: E402
-from tests.integration.kafka_helpers import WorkerProcess, worker_env  # noqa: E402
-
-from bench.stats import latency_summary  # noqa: E402
-from newsroom_notify.contract import builders as b  # noqa: E402
-from newsroom_notify.contract import codec  # noqa: E402
-from newsroom_notify.contract import events as ev  # noqa: E402
-from newsroom_notify.demo import stamp  # noqa: E402
-from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
-from newsroom_notify.mailer.sink import Landed, SmtpSink  # noqa: E402
+from bench.stats import latency_summary
+from newsroom_dev import builders as b
+from newsroom_dev.demo import stamp
+from newsroom_dev.kafka import LocalKafka, free_port
+from newsroom_dev.process import ServiceProcess as WorkerProcess
+from newsroom_dev.process import worker_env
+from newsroom_dev.smtpsink import Landed, SmtpSink
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
 
 ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
 

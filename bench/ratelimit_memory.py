@@ -12,7 +12,7 @@ the limiter holds (tracemalloc) every 25,000 addresses. Two arrival patterns:
 Time per call is measured in a second, untraced pass (tracemalloc slows every allocation) and
 printed for information, never asserted.
 
-    python bench/ratelimit_memory.py [--keys 200000] [--max-keys 100000] [--json out.json]
+    python -m bench.ratelimit_memory [--keys 200000] [--max-keys 100000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "services"))
-
-from newsroom_notify.api.service import SlidingWindow, rate_key  # noqa: E402
+from newsroom_notify.api.service import SlidingWindow, rate_key
 
 
 def addresses(n: int, seed: int = 15) -> list[str]:

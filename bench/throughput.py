@@ -3,7 +3,7 @@ limit: a plain aiokafka consume -> produce loop moving the same records on the s
 
 One run, in this order (``--quick`` shrinks every size):
 
-1. a local single-node Kafka (``newsroom_notify.devkafka``) unless KAFKA_BOOTSTRAP_SERVERS is
+1. a local single-node Kafka (``newsroom_dev.kafka``) unless KAFKA_BOOTSTRAP_SERVERS is
    set; the service's topics created up front with ``--partitions`` partitions, and
    ``message.timestamp.type=LogAppendTime`` on the comments and notifications topics so a
    record's timestamp is the moment the broker appended it;
@@ -32,7 +32,7 @@ One run, in this order (``--quick`` shrinks every size):
 Prints a table and writes every figure to ``bench/results/throughput-<time>.json``;
 ``--plot out.png`` draws the latency distribution and the throughput over time.
 
-    python bench/throughput.py [--quick] [--comments N] [--rate 500] [--duration 20] [--plot p.png]
+    python -m bench.throughput [--quick] [--comments N] [--rate 500] [--duration 20] [--plot p.png]
 """
 
 from __future__ import annotations
@@ -62,20 +62,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from bench.stats import latency_summary, sustained_rate
+from newsroom_dev.builders import article, member, subscribe
+from newsroom_dev.kafka import LocalKafka, free_port
+from newsroom_dev.process import ServiceProcess as WorkerProcess
+from newsroom_dev.process import worker_env
+from newsroom_dev.workload import TOKEN_KEY, BenchWorkload, generate_bench
+from newsroom_notify.contract import codec
+from newsroom_notify.contract import events as ev
+from newsroom_notify.settings import Settings
+from newsroom_notify.stream.admin import create_topics as admin_create_topics
+from newsroom_notify.stream.admin import internal_topic_names, topic_layout
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.integration.kafka_helpers import WorkerProcess, worker_env  # noqa: E402
-from tests.workload import TOKEN_KEY, BenchWorkload, generate_bench  # noqa: E402
-
-from bench.stats import latency_summary, sustained_rate  # noqa: E402
-from newsroom_notify.contract import codec  # noqa: E402
-from newsroom_notify.contract import events as ev  # noqa: E402
-from newsroom_notify.contract.builders import article, member, subscribe  # noqa: E402
-from newsroom_notify.devkafka import LocalKafka, free_port  # noqa: E402
-from newsroom_notify.settings import Settings  # noqa: E402
-from newsroom_notify.stream.admin import create_topics as admin_create_topics  # noqa: E402
-from newsroom_notify.stream.admin import internal_topic_names, topic_layout  # noqa: E402
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from newsroom_notify.contract import events as ev
-from newsroom_notify.contract.builders import (
+from newsroom_dev.builders import (
     T0,
     article,
     cancel,
@@ -22,6 +21,7 @@ from newsroom_notify.contract.builders import (
     sid_of,
     subscribe,
 )
+from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.tokens import TokenClaims
 
 __all__ = [

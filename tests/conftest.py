@@ -7,7 +7,7 @@ tried (``HYPOTHESIS_PROFILE=explore`` searches with random seeds and more exampl
 
 ``KAFKA_BOOTSTRAP_SERVERS`` set: the integration tests use that broker (e.g. one started by
 ``make kafka-up`` or docker compose). Unset: the session starts a real single-node Apache Kafka
-from the jars Maven fetched (``newsroom_notify.devkafka``) and stops it at the end.
+from the jars Maven fetched (``newsroom_dev.kafka``) and stops it at the end.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from newsroom_notify.contract.builders import fresh_events
-from newsroom_notify.devkafka import LocalKafka
+from newsroom_dev.builders import fresh_events
+from newsroom_dev.kafka import LocalKafka
 
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("explore", deadline=None, max_examples=1000, print_blob=True)

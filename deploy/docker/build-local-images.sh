@@ -9,7 +9,7 @@
 # and prints the variables that point the compose file at them (`eval "$(... --env)"`).
 # Only what is missing or changed is built (the base once; the others through the build cache).
 # Needs: docker, debootstrap (installed with apt-get when missing and run as root), Maven and
-# the project's .venv (the Kafka jars come through newsroom_notify.devkafka's cache), Go (the
+# the project's .venv (the Kafka jars come through newsroom_dev.kafka's cache), Go (the
 # Mailpit binary, built once into TOOLS_CACHE, while the base is being bootstrapped).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -95,7 +95,7 @@ build() {  # tag, context directory: in the background, logging to $work
 build "$python_image" "$here/python"
 build "$prometheus_image" "$here/prometheus"
 
-libs=$("$python" -c 'import sys; from pathlib import Path; from newsroom_notify.devkafka import fetch_jars; print(fetch_jars(Path(sys.argv[1])))' "$here/kafka/pom.xml")
+libs=$("$python" -c 'import sys; from pathlib import Path; from newsroom_dev.kafka import fetch_jars; print(fetch_jars(Path(sys.argv[1])))' "$here/kafka/pom.xml")
 mkdir -p "$work/kafka/libs"
 cp -r "$here/kafka/Dockerfile" "$here/kafka/bin" "$here/kafka/docker" "$work/kafka/"
 cp "$libs"/*.jar "$work/kafka/libs/"

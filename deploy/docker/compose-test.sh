@@ -104,7 +104,9 @@ if [[ "${COMPOSE_IMAGES:-local}" != official ]]; then
   log "stand-in images ready in $(($(date +%s) - t)) s"
   # The service image from wheels made here (pip inside a build has no CA for the proxy).
   t=$(date +%s)
-  .venv/bin/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . setuptools wheel
+  # The demo image's harness too (services/dev); no build/ leftovers (stale files leak into wheels).
+  rm -rf build services/dev/build
+  .venv/bin/python -m pip wheel --quiet --wheel-dir .wheelhouse -c constraints.txt . services/dev setuptools wheel
   export NEWSROOM_WHEELHOUSE=.wheelhouse
   log "wheelhouse ready in $(($(date +%s) - t)) s"
 fi

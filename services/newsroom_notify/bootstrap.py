@@ -10,13 +10,15 @@ it.
 
 The layers (checked by ``make lint``, see pyproject.toml's ``[tool.importlinter]``)::
 
-    cli, schemas                  the command line; the generator of schemas/
-    bootstrap, demo               this module; the demo
-    devprocess                    the demo's and the tests' process supervisor
+    cli                           the command line
+    bootstrap                     this module
     stream | api | mailer         the Faust shell | the HTTP API | the e-mail sender
     domain                        the rules, pure
     contract                      events, codec, topics, dead-letter headers
-    settings, clock, metrics, logs, devkafka
+    settings, clock, metrics, logs
+
+The demo, the local Kafka, the process supervisor, builders and samples are the development
+harness, its own distribution (``newsroom_dev``, services/dev), which the service never imports.
 """
 
 from __future__ import annotations

@@ -70,10 +70,32 @@ def _mailer(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+DEV_MISSING = (
+    "newsroom-notify {command}: this command is development tooling, in the package "
+    "newsroom-notify-dev, which is not installed here (the service's wheel and image leave it "
+    "out). In a checkout: `make install`, or `pip install -e services/dev`."
+)
+
+
+class DevPackageMissing(Exception):
+    """The development harness (``newsroom_dev``) is not installed."""
+
+
+def _dev_harness(command: str) -> None:
+    """Raise ``DevPackageMissing`` unless the development harness can be imported. The service
+    never imports it otherwise (``make lint``: only this module's ``demo`` and ``post
+    --samples``)."""
+    try:
+        import newsroom_dev  # noqa: F401, PLC0415
+    except ImportError:
+        raise DevPackageMissing(DEV_MISSING.format(command=command)) from None
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
-    from newsroom_notify.demo import run_demo  # noqa: PLC0415
+    _dev_harness("demo")
+    from newsroom_dev.demo import run_demo  # noqa: PLC0415
 
     return run_demo(
         settings, publish_only=args.publish_only, stay=not args.no_stay, run_dir=Path(args.dir)
@@ -111,11 +133,13 @@ def _post(settings: Settings, args: argparse.Namespace) -> int:
     import orjson  # noqa: PLC0415
 
     from newsroom_notify.contract.events import INPUT_EVENTS, event_type_name  # noqa: PLC0415
-    from newsroom_notify.contract.samples import sample_events  # noqa: PLC0415
 
     inputs = {event_type_name(m): m for m in INPUT_EVENTS}
     topics = settings.topics
     if args.samples:
+        _dev_harness("post --samples")
+        from newsroom_dev.samples import sample_events  # noqa: PLC0415
+
         raw_events = [e for t, e in sample_events().items() if t in inputs]
     else:
         with sys.stdin if args.file == "-" else open(args.file) as handle:
@@ -267,7 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         except DevKeysRefused as refused:
             print(f"newsroom-notify {args.command}: refusing to start: {refused}", file=sys.stderr)
             return 2
-    return int(args.func(settings, args))
+    try:
+        return int(args.func(settings, args))
+    except DevPackageMissing as missing:
+        print(missing, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

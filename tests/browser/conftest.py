@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from newsroom_dev.kafka import free_port
 from newsroom_notify.contract import events as ev
-from newsroom_notify.devkafka import free_port
 from tests.integration.kafka_helpers import WorkerProcess, publish_events, worker_env
 from tests.integration.test_mailer import Sink
 

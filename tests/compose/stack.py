@@ -38,9 +38,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
+from newsroom_dev.demo import clock_anchor
 from newsroom_notify.bootstrap import create_worker
 from newsroom_notify.cli import changelog_topics
-from newsroom_notify.demo import clock_anchor
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import topic_layout
 from tests.demo_story import EXPECTED

@@ -9,7 +9,7 @@ the current chunk have been observed — while the next chunk is held back until
 landed, so the stream is still flowing when it lands (each hit records that input was still
 left to publish and output still to come). Consumers collect the notifications and digests
 topics throughout. The run is judged against the reference outputs of the published phases
-(``tests/workload.py``):
+(``newsroom_dev/workload.py``):
 
 * missing / unexpected — notification ids (and retraction ids) expected and never seen, or seen
   and not expected;
@@ -43,8 +43,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from newsroom_dev.kafka import free_port
+from newsroom_dev.workload import TOKEN_KEY, TOKENS, Phase, Workload
 from newsroom_notify.contract import events as ev
-from newsroom_notify.devkafka import free_port
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims
 from tests.integration.kafka_helpers import (
     Offsets,
@@ -52,7 +53,6 @@ from tests.integration.kafka_helpers import (
     consumed_topics,
     worker_env,
 )
-from tests.workload import TOKEN_KEY, TOKENS, Phase, Workload
 
 CLOCK_SPEED = 3600  # a virtual hour per real second: hourly digests are cut every second
 

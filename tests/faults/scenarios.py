@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from newsroom_notify.devkafka import LocalKafka
+from newsroom_dev.kafka import LocalKafka
+from newsroom_dev.workload import Workload
 from tests.faults.harness import FaultRun, Report, in_thread
-from tests.workload import Workload
 
 Fault = Callable[[FaultRun], Coroutine[Any, Any, None]]
 

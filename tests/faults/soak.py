@@ -17,10 +17,10 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from newsroom_notify.devkafka import LocalKafka
+from newsroom_dev.kafka import LocalKafka
+from newsroom_dev.workload import generate
 from tests.faults.harness import Report
 from tests.faults.scenarios import SCENARIOS, run_scenario
-from tests.workload import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 

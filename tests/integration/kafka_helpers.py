@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,18 +15,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
-from newsroom_notify.contract import builders, codec
+from newsroom_dev import builders
+from newsroom_dev.builders import event_records
+from newsroom_dev.process import PortTaken, ServiceProcess, unique, worker_env
 from newsroom_notify.contract import events as ev
-from newsroom_notify.devkafka import free_port
-from newsroom_notify.devprocess import PortTaken, ServiceProcess
 from newsroom_notify.stream.admin import INTERNAL_STAGES
 from newsroom_notify.stream.admin import create_topics as admin_create_topics
 from newsroom_notify.stream.stages import key_partition
-
-
-def unique(prefix: str) -> str:
-    """A name no other test uses (topics and groups are shared by the session's broker)."""
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def create_topics(
@@ -318,15 +310,6 @@ def barrier(
     raise AssertionError(f"barrier {tag}: the sentinels heard of no probe comment in a minute")
 
 
-def event_records(events: Iterable[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
-    """(topic, key, value) of each event, keyed as the contract says (confirmations: any key)."""
-    out = []
-    for event in events:
-        key, value = codec.encode(event, event.partition_key() or "x")
-        out.append((f"{prefix}newsroom.{event.topic_role}", key, value))
-    return out
-
-
 async def _send_in_order(bootstrap: str, records: list[tuple[str, bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
@@ -347,24 +330,11 @@ def run(coro: Any) -> Any:
 
 
 WorkerProcess = ServiceProcess  # the tests' name: most of them start a worker
-__all__ = ["PortTaken", "ServiceProcess", "WorkerProcess"]
-
-
-def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment of a worker isolated from other tests: own topics, group and state."""
-    prefix = unique("t") + "."
-    env = {
-        **os.environ,
-        "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "NEWSROOM_TOPICS__PREFIX": prefix,
-        "NEWSROOM_TOPICS__PARTITIONS": "4",
-        "NEWSROOM_APP_ID": prefix + "notify",
-        "NEWSROOM_DATA_DIR": str(tmp / "worker-data"),
-        "NEWSROOM_WEB_PORT": str(free_port()),
-        "NEWSROOM_API__METRICS_PORT": str(free_port()),
-        "NEWSROOM_LOG_FORMAT": "json",
-        "NEWSROOM_DEV_MODE": "true",  # tests may use the built-in dev-only keys
-        "NEWSROOM_LOG_LEVEL": "INFO",
-    }
-    env.update(extra or {})
-    return env
+__all__ = [
+    "PortTaken",
+    "ServiceProcess",
+    "WorkerProcess",
+    "event_records",
+    "unique",
+    "worker_env",
+]

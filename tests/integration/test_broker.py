@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from newsroom_notify.devkafka import free_port
+from newsroom_dev.kafka import free_port
 from tests.integration.kafka_helpers import create_topics, drain, produce, run, unique
 
 

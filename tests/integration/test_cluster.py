@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from newsroom_notify.devkafka import LocalKafka, _alive
+from newsroom_dev.kafka import LocalKafka, _alive
 from tests.integration.kafka_helpers import create_topics, drain, produce, run
 
 pytestmark = pytest.mark.cluster

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from newsroom_dev.workload import Workload, generate
 from tests.faults.harness import CONSENT_TOKEN, Report
 from tests.faults.scenarios import SCENARIOS, run_scenario
-from tests.workload import Workload, generate
 
 WORKLOAD: Workload | None = None
 

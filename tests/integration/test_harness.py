@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from newsroom_notify.devkafka import KafkaHarnessError, LocalKafka, fetch_jars
+from newsroom_dev.kafka import KafkaHarnessError, LocalKafka, fetch_jars
 from tests.integration.kafka_helpers import (
     WorkerProcess,
     create_topics,

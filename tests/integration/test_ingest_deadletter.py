@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from newsroom_notify.contract.samples import sample_events
+from newsroom_dev.samples import sample_events
 from tests.integration.kafka_helpers import WorkerProcess, drain, produce, run, worker_env
 
 

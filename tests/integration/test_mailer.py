@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
+from newsroom_dev.kafka import free_port
+from newsroom_dev.samples import sample_events
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
-from newsroom_notify.contract.samples import sample_events
-from newsroom_notify.devkafka import free_port
 from tests.integration.kafka_helpers import (
     WorkerProcess,
     create_topics,
@@ -76,7 +76,7 @@ class Sink:
     def __init__(self, directory: Path, port: int, *args: str) -> None:
         self.directory = directory
         self.port = port
-        command = [sys.executable, "-m", "newsroom_notify.mailer.sink"]
+        command = [sys.executable, "-m", "newsroom_dev.smtpsink"]
         self.proc = subprocess.Popen(
             [*command, "--dir", str(directory), "--port", str(port), *args],
             stdout=subprocess.PIPE,

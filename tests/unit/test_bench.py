@@ -8,8 +8,8 @@ from itertools import pairwise
 import pytest
 from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
 
+from newsroom_dev.workload import generate_bench, zipf_weights
 from newsroom_notify.contract import events as ev
-from tests.workload import generate_bench, zipf_weights
 
 pytestmark = pytest.mark.unit
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 
-from newsroom_notify.cli import build_parser
+from newsroom_dev.samples import sample_events
+from newsroom_notify.cli import build_parser, main
 from newsroom_notify.contract.describe import describe_output, describe_record
-from newsroom_notify.contract.samples import sample_events
 
 
 @pytest.mark.parametrize("command", ["worker", "topics", "post", "tail"])
@@ -61,3 +63,18 @@ def test_markup_in_a_name_is_printed_as_it_is_in_the_demo() -> None:
     assert console.export_text().startswith(
         "notify [blink]Eve[/blink] about Ana Lima's comment — reply: someone replied to their"
     )
+
+
+@pytest.mark.parametrize("argv", [["demo", "--no-stay"], ["post", "--samples"]])
+def test_dev_commands_without_the_dev_package_say_how_to_install_it(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The service's image has no development harness: its demo and samples refuse in one
+    line that names the package to install, instead of a traceback (or publishing anything)."""
+    monkeypatch.setitem(sys.modules, "newsroom_dev", None)  # as if not installed
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    command = "post --samples" if argv[0] == "post" else "demo"
+    assert f"newsroom-notify {command}: this command is development tooling" in err
+    assert "newsroom-notify-dev" in err
+    assert "make install" in err

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsroom_dev.samples import sample_events
 from newsroom_notify.contract import codec
 from newsroom_notify.contract.codec import ErrorClass, Rejected
 from newsroom_notify.contract.events import (
@@ -24,7 +25,6 @@ from newsroom_notify.contract.events import (
     Recipient,
     event_type_name,
 )
-from newsroom_notify.contract.samples import sample_events
 
 SAMPLES = sample_events()
 INPUT_TYPES = [event_type_name(m) for m in INPUT_EVENTS]

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from newsroom_dev.demo import CLOCK_SPEED, clock_anchor
 from newsroom_notify import clock as clock_module
 from newsroom_notify.clock import Clock
-from newsroom_notify.demo import CLOCK_SPEED, clock_anchor
 
 
 def reading_at(clock: Clock, real: datetime, monkeypatch: pytest.MonkeyPatch) -> datetime:

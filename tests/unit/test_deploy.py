@@ -62,6 +62,7 @@ SERVICE_SERIES = (
 OTHER_SERIES = {"up", "kube_pod_container_status_restarts_total"}
 
 IMAGE = "newsroom-notify:dev"
+DEMO_IMAGE = "newsroom-notify-demo:dev"  # the service plus its development harness
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -205,8 +206,9 @@ def test_every_image_is_a_variable_defaulting_to_the_official_image(
     assert defaults["prometheus"][1].startswith("prom/prometheus:v")
     assert defaults["mailpit"][0] == "MAILPIT_IMAGE"
     assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", defaults["mailpit"][1])
-    project = ("topics", "worker-1", "worker-2", "api", "mailer", "demo")
+    project = ("topics", "worker-1", "worker-2", "api", "mailer")
     assert {defaults[n] for n in project} == {("NEWSROOM_IMAGE", IMAGE)}
+    assert defaults["demo"] == ("NEWSROOM_DEMO_IMAGE", DEMO_IMAGE)
     # The Dockerfile's base is a build argument with the same default as the Dockerfile's ARG.
     instructions = _instructions(DOCKERFILE.read_text())
     dockerfile_args = dict(a.split("=", 1) for op, a in instructions if op == "ARG" and "=" in a)
@@ -220,7 +222,29 @@ def test_every_image_is_a_variable_defaulting_to_the_official_image(
 
 
 def _project_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: s for n, s in compose["services"].items() if s.get("image") == IMAGE}
+    return {n: s for n, s in compose["services"].items() if s.get("image") in {IMAGE, DEMO_IMAGE}}
+
+
+def test_only_the_demo_image_carries_the_development_harness(compose: dict[str, Any]) -> None:
+    """The demo runs development tooling (package newsroom_dev); the services run the image
+    without it. Both are built from the Dockerfile, so they need different tags: under one,
+    whichever compose built last would run everywhere."""
+    harness = {
+        name: service["build"]["args"].get("HARNESS", "")
+        for name, service in _project_services(compose).items()
+    }
+    assert harness.pop("demo") == "true"
+    assert set(harness.values()) == {""}
+    assert len(harness) == 5
+    images = {name: service["image"] for name, service in _project_services(compose).items()}
+    assert images.pop("demo") == DEMO_IMAGE
+    assert set(images.values()) == {IMAGE}
+    # The Dockerfile installs services/dev only when asked to, and not asked by default.
+    instructions = _instructions(DOCKERFILE.read_text())
+    assert ("ARG", 'HARNESS=""') in instructions
+    [install] = [a for op, a in instructions if op == "RUN" and "pip install" in a]
+    assert 'if [ "$HARNESS" = true ]; then set -- . ./services/dev; fi' in install
+    assert install.count("services/dev") == 1
 
 
 def test_compose_file_matches_the_compose_specification() -> None:

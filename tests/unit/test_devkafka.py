@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from newsroom_notify.devkafka import (
+from newsroom_dev.kafka import (
+    DEFAULT_POM,
     KafkaHarnessError,
     LocalKafka,
     ephemeral_ports,
@@ -22,6 +23,14 @@ URLSAFE_B64 = set(string.ascii_letters + string.digits + "-_")
 
 def _props(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_the_harness_finds_the_pom_of_the_checkout() -> None:
+    """`make install` fetches the broker's jars with deploy/local-kafka/pom.xml, found from the
+    harness's own place in the checkout (services/dev/newsroom_dev/)."""
+    root = Path(__file__).resolve().parents[2]
+    assert root / "deploy" / "local-kafka" / "pom.xml" == DEFAULT_POM
+    assert "<artifactId>kafka_2.13</artifactId>" in DEFAULT_POM.read_text()
 
 
 def test_single_node_uses_replication_factor_one(tmp_path: Path) -> None:

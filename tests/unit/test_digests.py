@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from newsroom_dev.builders import fresh_events
 from newsroom_notify.contract import events as ev
-from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.domain.local import TABLES, LocalPipeline
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from tests.builders import (

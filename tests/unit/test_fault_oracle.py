@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from newsroom_dev.workload import TOKENS, Facts, Phase, Workload, reference_outputs
 from newsroom_notify.domain.tokens import TokenClaims
 from tests.builders import comment, member, subscribe
 from tests.faults.harness import (
@@ -13,7 +14,6 @@ from tests.faults.harness import (
     fact_violations,
     token_choice_only,
 )
-from tests.workload import TOKENS, Facts, Phase, Workload, reference_outputs
 
 
 def notification(**changes: Any) -> dict[str, Any]:

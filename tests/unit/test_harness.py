@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from hypothesis import settings
 
-from newsroom_notify.contract.builders import T0, fresh_events
+from newsroom_dev.builders import T0, fresh_events
 from tests.builders import article, comment, member
 
 ANA = member("m-ana", "Ana Lima")

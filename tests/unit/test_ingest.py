@@ -11,10 +11,10 @@ import orjson
 from aiokafka.errors import KafkaConnectionError
 from pydantic import BaseModel
 
+from newsroom_dev.samples import sample_events
 from newsroom_notify.contract.codec import ErrorClass, Rejected
 from newsroom_notify.contract.deadletter import dead_letter_headers
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.metrics import DEAD_LETTERS
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.ingest import Ingestor, event_decoder

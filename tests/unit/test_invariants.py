@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from newsroom_dev.builders import fresh_events
 from newsroom_notify.contract import events as ev
-from newsroom_notify.contract.builders import fresh_events
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (

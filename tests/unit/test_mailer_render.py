@@ -13,10 +13,10 @@ import aiosmtplib
 import orjson
 import pytest
 
+from newsroom_dev.samples import sample_events
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
-from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.mailer.consumer import Permanent, classify, smtp_sender
 from newsroom_notify.mailer.ledger import Decision, Ledger
 from newsroom_notify.mailer.render import (

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from newsroom_dev.workload import TOKEN_KEY, generate
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
-from tests.workload import TOKEN_KEY, generate
 
 
 def test_replaying_any_suffix_repeats_only_ids_already_sent() -> None:

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 import yaml
 
-from newsroom_notify.contract.samples import sample_events
-from newsroom_notify.schemas import stale_files
+from newsroom_dev.samples import sample_events
+from newsroom_dev.schemas import stale_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from newsroom_dev.workload import TOKENS, generate
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.domain.local import LocalPipeline
@@ -21,7 +22,6 @@ from newsroom_notify.logs import configure_logging
 from newsroom_notify.settings import Settings
 from tests.builders import Clock, article, comment, erase, member, preferences, subscribe
 from tests.memory_shell import MemoryShell
-from tests.workload import TOKENS, generate
 
 TABLE_NAMES = {"pending": "digest-pending"}  # the reference's table -> the worker's
 START = datetime.fromisoformat("2026-11-28T12:00:00+00:00")
@@ -34,7 +34,7 @@ def _worker_logging() -> None:
 
 @pytest.fixture(scope="module")
 def workload() -> Phases:
-    """A seeded workload (tests/workload.py): subscriptions, confirmations, discussion with
+    """A seeded workload (newsroom_dev/workload.py): subscriptions, confirmations, discussion with
     replies, mentions, moderation, edits and deletions, then cancellations, erasures, pauses."""
     generated = generate(seed=7, articles=6, readers=24, comments=90, guests=4, burst=0)
     return [(p.name, p.events) for p in generated.phases]

@@ -1,6 +1,6 @@
 """Generate ``schemas/`` from the contract models: JSON Schemas, examples and AsyncAPI 3.0.
 
-    python -m newsroom_notify.schemas [--check] [--out schemas]
+    python -m newsroom_dev.schemas [--check] [--out schemas]
 
 ``--check`` writes nothing and exits 1 if a committed file differs from what the models give
 (the staleness test runs the same comparison).
@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic.json_schema import models_json_schema
 
+from newsroom_dev.samples import sample_events
 from newsroom_notify import __version__
 from newsroom_notify.api.openapi import document as openapi_document
 from newsroom_notify.contract.deadletter import HEADER_PREFIX, REASON_HEADERS
@@ -27,7 +28,6 @@ from newsroom_notify.contract.events import (
     CloudEvent,
     event_type_name,
 )
-from newsroom_notify.contract.samples import sample_events
 from newsroom_notify.contract.topics import CATALOGUE
 from newsroom_notify.settings import TopicSettings
 

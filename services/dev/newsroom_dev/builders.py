@@ -10,12 +10,13 @@ gives every test its own; a Hypothesis strategy opens one per example).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 
@@ -190,3 +191,13 @@ def erase(sid: str) -> ev.SubscriberErased:
     return ev.SubscriberErased.model_validate(
         _envelope("newsroom.subscriber.erased", {"subscriber_id": sid})
     )
+
+
+def event_records(events: Iterable[ev.CloudEvent], prefix: str) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) of each event, keyed as the contract says (confirmations: any key),
+    for a worker whose topic names start with ``prefix``."""
+    out = []
+    for event in events:
+        key, value = codec.encode(event, event.partition_key() or "x")
+        out.append((f"{prefix}newsroom.{event.topic_role}", key, value))
+    return out

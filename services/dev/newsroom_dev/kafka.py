@@ -18,10 +18,10 @@ combined mode (broker + controller) with its own ports and log dir:
 
 Command line (what the Makefile calls)::
 
-    python -m newsroom_notify.devkafka up   --dir .run/kafka [--port 9092] [--nodes 3]
-    python -m newsroom_notify.devkafka down --dir .run/kafka
-    python -m newsroom_notify.devkafka status --dir .run/kafka
-    python -m newsroom_notify.devkafka fetch
+    python -m newsroom_dev.kafka up   --dir .run/kafka [--port 9092] [--nodes 3]
+    python -m newsroom_dev.kafka down --dir .run/kafka
+    python -m newsroom_dev.kafka status --dir .run/kafka
+    python -m newsroom_dev.kafka fetch
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # services/dev/newsroom_dev/kafka.py
 DEFAULT_POM = REPO_ROOT / "deploy" / "local-kafka" / "pom.xml"
 LOG4J2_CONFIG = """\
 Configuration:
@@ -507,7 +507,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m newsroom_notify.devkafka``."""
+    """Entry point of ``python -m newsroom_dev.kafka``."""
     parser = argparse.ArgumentParser(prog="devkafka", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a local broker (or cluster) and print its bootstrap")

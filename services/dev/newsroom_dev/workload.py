@@ -34,10 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.tokens import TokenClaims, Tokens
-from tests.builders import (
+from newsroom_dev.builders import (
     article,
     cancel,
     comment,
@@ -45,6 +42,7 @@ from tests.builders import (
     delete,
     edit,
     erase,
+    event_records,
     guest,
     member,
     moderate,
@@ -52,7 +50,9 @@ from tests.builders import (
     sid_of,
     subscribe,
 )
-from tests.integration.kafka_helpers import event_records
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.local import LocalPipeline
+from newsroom_notify.domain.tokens import TokenClaims, Tokens
 
 TOKEN_KEY = "workload-token-key"
 TOKENS = Tokens([TOKEN_KEY], 3 * 3600, 3 * 3600)  # the fault tests' worker uses the same key

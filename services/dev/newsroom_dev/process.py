@@ -1,18 +1,21 @@
 """Starting the service's commands as child processes, for the demo, the tests and the
 benchmarks: readiness read from the child's own log, a port taken between choosing and binding
-it drawn again, a graceful stop. (Development tooling, like ``devkafka``.)"""
+it drawn again, a graceful stop. (Development tooling, like ``newsroom_dev.kafka``.)"""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsroom_notify.devkafka import free_port
+from newsroom_dev.kafka import free_port
 
 BIND_FAILURE = "address already in use"
 PORT_ATTEMPTS = 5
@@ -105,3 +108,28 @@ class ServiceProcess:
 
 class PortTaken(RuntimeError):
     """A worker or API process exited because its port was taken by another process."""
+
+
+def unique(prefix: str) -> str:
+    """A name no other test or run uses (topics and groups are shared by one broker)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_env(bootstrap: str, tmp: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment of a worker isolated from other tests: own topics, group and state."""
+    prefix = unique("t") + "."
+    env = {
+        **os.environ,
+        "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "NEWSROOM_TOPICS__PREFIX": prefix,
+        "NEWSROOM_TOPICS__PARTITIONS": "4",
+        "NEWSROOM_APP_ID": prefix + "notify",
+        "NEWSROOM_DATA_DIR": str(tmp / "worker-data"),
+        "NEWSROOM_WEB_PORT": str(free_port()),
+        "NEWSROOM_API__METRICS_PORT": str(free_port()),
+        "NEWSROOM_LOG_FORMAT": "json",
+        "NEWSROOM_DEV_MODE": "true",  # tests may use the built-in dev-only keys
+        "NEWSROOM_LOG_LEVEL": "INFO",
+    }
+    env.update(extra or {})
+    return env

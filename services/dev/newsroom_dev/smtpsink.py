@@ -3,7 +3,7 @@
 Each accepted mail becomes ``<dir>/<n>-<message id>.eml`` (the bytes received) and ``.html`` (its
 HTML part, to open in a browser), and one JSON line in ``<dir>/received.jsonl`` (message id,
 accept time, file names; no address). ``make run`` embeds it (``SmtpSink``); the tests run it as
-a process: ``python -m newsroom_notify.mailer.sink --dir D --port P [--refuse-first N]``.
+a process: ``python -m newsroom_dev.smtpsink --dir D --port P [--refuse-first N]``.
 
 ``refuse_first`` answers the first N DATA commands with ``451`` (try again later) and
 ``bounce_prefix`` refuses recipients whose address starts with it with ``550``: a relay's

@@ -32,17 +32,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.console import Console
 from rich.markup import escape
 
+from newsroom_dev import builders as b
+from newsroom_dev.kafka import LocalKafka, free_port, port_open
+from newsroom_dev.process import ServiceProcess
 from newsroom_notify.clock import Clock
-from newsroom_notify.contract import builders as b
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.describe import describe_output
-from newsroom_notify.devkafka import LocalKafka, free_port, port_open
-from newsroom_notify.devprocess import ServiceProcess
 from newsroom_notify.settings import Settings
 
 if TYPE_CHECKING:
-    from newsroom_notify.mailer.sink import Landed
+    from newsroom_dev.smtpsink import Landed
 
 DEFAULT_PORT = 9092  # the settings' default: `newsroom-notify post` finds it without config
 CLOCK_SPEED = 60.0  # one service hour in a minute: the hourly digest arrives during the demo
@@ -412,7 +412,7 @@ def services(
 ) -> Iterator[Settings]:
     """Kafka (unless configured), a worker, the API, an SMTP sink and the mailer, stopped on
     exit."""
-    from newsroom_notify.mailer.sink import SmtpSink  # noqa: PLC0415 - a development tool
+    from newsroom_dev.smtpsink import SmtpSink  # noqa: PLC0415 - a development tool
 
     run_dir.mkdir(parents=True, exist_ok=True)
     started: list[ServiceProcess] = []
