@@ -6,17 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.model import (
-    Activity,
-    ArticleInfo,
-    Candidacies,
-    Candidacy,
-    CommentSummary,
-    Followers,
-    Participated,
-    Subject,
-)
+from newsroom_notify.domain.messages import Activity, Candidacies, Candidacy, Participated
+from newsroom_notify.domain.model import ArticleInfo, CommentSummary, Subject
 from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.state import Followers
 from newsroom_notify.stream.stages import decode_stage_message, fan_out_batches, key_partition
 
 PARTITIONS = 4

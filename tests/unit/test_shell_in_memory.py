@@ -16,7 +16,7 @@ from newsroom_dev.workload import TOKENS, generate
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import Release
+from newsroom_notify.domain.messages import Release
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.logs import configure_logging
 from newsroom_notify.settings import Settings

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import follows_handle, inbox_handle, threads_handle
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import DigestTick
+from newsroom_notify.domain.messages import DigestTick
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (

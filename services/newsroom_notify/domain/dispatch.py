@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.model import (
+from newsroom_notify.domain.messages import (
     Activity,
     Candidacy,
     Command,

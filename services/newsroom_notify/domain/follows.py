@@ -15,24 +15,19 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
 from newsroom_notify.domain.keys import entity_key, fanout_key, fanout_prefix
-from newsroom_notify.domain.model import (
-    PRIORITY,
+from newsroom_notify.domain.messages import (
     Activity,
-    Basis,
     Candidacy,
-    Condition,
     Edit,
     Erase,
-    Fanout,
     FanoutMoved,
     FollowChange,
     FollowEnded,
-    Followers,
-    Reason,
     Retraction,
-    erased_author_id,
 )
+from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason, erased_author_id
 from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.state import Fanout, Followers
 
 
 def merge_followers(

@@ -25,7 +25,7 @@ from newsroom_notify.domain.dispatch import (
 )
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.model import Command, DigestTick, Release
+from newsroom_notify.domain.messages import Command, DigestTick, Release
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens

@@ -38,38 +38,44 @@ from newsroom_notify.domain.dispatch import (
     threads_handle,
 )
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.inbox import DigestBuffer, Held, InboxStage
-from newsroom_notify.domain.model import (
+from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.messages import (
     Activity,
-    ActivitySlot,
-    Authored,
     Candidacies,
     Candidacy,
     Command,
-    CommentInfo,
     Contribution,
     DigestTick,
     Edit,
     Erase,
-    Fanout,
     FanoutMoved,
     FollowChange,
     FollowEnded,
-    Followers,
     Forget,
     FormChoice,
     Gated,
     Participated,
-    Profile,
-    Quota,
     Release,
     Retraction,
+)
+from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.state import (
+    ActivitySlot,
+    Authored,
+    CommentInfo,
+    DigestBuffer,
+    DigestMember,
+    Fanout,
+    Followers,
+    Held,
+    Pending,
+    Profile,
+    Quota,
     Sent,
     Thread,
     Traces,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
-from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
+from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
