@@ -14,18 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.dispatch import (
-    command_key,
-    follows_handle,
-    inbox_handle,
-    threads_handle,
-)
+from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.messages import Command, DigestTick, Release
+from newsroom_notify.domain.messages import DigestTick, Release
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
@@ -87,21 +80,18 @@ class LocalPipeline:
             clock=self.clock,
             quotas=t["quotas"],
         )
+        self.stages = Stages(self.threads, self.follows, self.inbox)
 
     def feed(self, events: Iterable[ev.CloudEvent]) -> list[ev.CloudEvent]:
         """Process input events in order; return the output events they produced."""
         produced: list[ev.CloudEvent] = []
         for event in events:
             if event.topic_role == "subscriptions":
-                key = command_key(event, self.tokens)
-                command = Command(
-                    subscriber_id=key, event_json=event.model_dump_json(), at=event.time
-                )
-                produced += self._run(Outbound(Destination.INBOX, key, command), event)
+                cmd = command(event, self.tokens)
+                produced += self.run([Outbound(Destination.INBOX, cmd.subscriber_id, cmd)])
             else:
-                produced += self._run(
-                    Outbound(Destination.THREADS, event.partition_key() or "", event)
-                )
+                key = event.partition_key() or ""
+                produced += self.run([Outbound(Destination.THREADS, key, event)])
         self.outputs += produced
         return produced
 
@@ -110,34 +100,30 @@ class LocalPipeline:
         produced: list[ev.CloudEvent] = []
         for article_id in list(self.tables["pending"]):
             tick = Outbound(Destination.THREADS, article_id, DigestTick())
-            produced += self._run(tick)
+            produced += self.run([tick])
         for recipient_id in [r for r in self.tables["digests"] if self.inbox.digest_due(r)]:
-            produced += self._run(Outbound(Destination.INBOX, recipient_id, DigestTick()))
+            produced += self.run([Outbound(Destination.INBOX, recipient_id, DigestTick())])
         self.outputs += produced
         return produced
 
     def release(self, recipient_id: str) -> list[ev.CloudEvent]:
         """What the quiet-hours timer does for one recipient."""
-        produced = self._run(
-            Outbound(Destination.INBOX, recipient_id, Release(recipient_id=recipient_id))
+        produced = self.run(
+            [Outbound(Destination.INBOX, recipient_id, Release(recipient_id=recipient_id))]
         )
         self.outputs += produced
         return produced
 
-    def _run(self, first: Outbound, command: ev.CloudEvent | None = None) -> list[ev.CloudEvent]:
-        queue: deque[Outbound] = deque([first])
+    def run(self, items: Iterable[Outbound]) -> list[ev.CloudEvent]:
+        """Deliver messages to their stages, and what they cause in turn, breadth-first;
+        return the output events (not added to ``outputs``)."""
+        queue: deque[Outbound] = deque(items)
         produced: list[ev.CloudEvent] = []
         while queue:
             item = queue.popleft()
-            message: BaseModel = item.message
             if item.to.is_output:
-                assert isinstance(message, ev.CloudEvent)
-                produced.append(message)
-                continue
-            if item.to is Destination.THREADS:
-                queue.extend(threads_handle(self.threads, item.key, message))
-            elif item.to is Destination.FOLLOWS:
-                queue.extend(follows_handle(self.follows, item.key, message))
+                assert isinstance(item.message, ev.CloudEvent)
+                produced.append(item.message)
             else:
-                queue.extend(inbox_handle(self.inbox, item.key, message, command))
+                queue.extend(deliver(self.stages, item.to, item.key, item.message))
         return produced

@@ -4,11 +4,13 @@ topic's record decodes to."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import Delivery, Scope
 from newsroom_notify.domain.model import ActivityItem, ArticleInfo, Basis, Message, Subject
 
@@ -96,12 +98,23 @@ class Participated(Message):
 
 
 class Command(Message):
-    """subscriptions topic -> inbox: a subscription command, re-keyed by subscriber id."""
+    """subscriptions topic -> inbox: a subscription command, re-keyed by subscriber id.
+
+    ``event`` is the validated input event itself (a discriminated union on its ``type``).
+    Records written before it was carried typed hold it as JSON text in ``event_json``: they
+    still decode (``_legacy``), so a worker upgraded in place handles what is in its topic."""
 
     kind: Literal["command"] = "command"
     subscriber_id: str
-    event_json: str  # the validated input event, re-encoded
+    event: ev.SubscriptionEvent
     at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "event" not in data and "event_json" in data:
+            return {**data, "event": json.loads(data["event_json"])}
+        return data
 
 
 class Gated(Message):
@@ -208,3 +221,26 @@ class Activity(Message):
     excerpt: str | None = None
     at: datetime
     origin: str = ""  # id of the input event behind it
+
+
+# Every message between stages, told apart by its ``kind``: what a record of an internal topic
+# decodes to (the stream shell adds its own batching record, ``stream.stages.Candidacies``).
+StageMessage = Annotated[
+    Activity
+    | Candidacy
+    | Command
+    | Contribution
+    | DigestTick
+    | Edit
+    | Erase
+    | FanoutMoved
+    | FollowChange
+    | FollowEnded
+    | Forget
+    | FormChoice
+    | Gated
+    | Participated
+    | Release
+    | Retraction,
+    Field(discriminator="kind"),
+]

@@ -31,32 +31,16 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.domain.dispatch import (
-    command_key,
-    follows_handle,
-    inbox_handle,
-    threads_handle,
-)
+from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.messages import (
-    Activity,
     Candidacies,
     Candidacy,
-    Command,
-    Contribution,
     DigestTick,
-    Edit,
-    Erase,
-    FanoutMoved,
-    FollowChange,
-    FollowEnded,
     Forget,
-    FormChoice,
-    Gated,
-    Participated,
     Release,
-    Retraction,
+    StageMessage,
 )
 from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.state import (
@@ -88,26 +72,7 @@ from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 log = structlog.get_logger(__name__)
 
 _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
-    Annotated[
-        Activity
-        | Candidacy
-        | Candidacies
-        | Command
-        | Contribution
-        | DigestTick
-        | Edit
-        | Erase
-        | FanoutMoved
-        | FollowChange
-        | FollowEnded
-        | Forget
-        | FormChoice
-        | Gated
-        | Participated
-        | Release
-        | Retraction,
-        Field(discriminator="kind"),
-    ]
+    Annotated[StageMessage | Candidacies, Field(discriminator="kind")]
 )
 
 
@@ -139,9 +104,7 @@ def raw_topic(app: faust.App, *names: str, **kwargs: Any) -> Any:
 class Pipeline:
     """The stages, the topics they send to, and the sending."""
 
-    threads: ThreadsStage
-    follows: FollowsStage
-    inbox: InboxStage
+    stages: Stages
     destinations: dict[Destination, str]  # Destination -> topic name
     tokens: Tokens
     sender: Sender
@@ -190,27 +153,29 @@ class Pipeline:
         """The inbox partition of a recipient: where the producer would put their key."""
         return key_partition(recipient_id, self.inbox_partitions)
 
+    @property
+    def inbox(self) -> InboxStage:
+        """The inbox stage (its timers ask it which digests are due)."""
+        return self.stages.inbox
+
     async def on_thread_record(self, key: str, message: BaseModel) -> None:
         """threads agent: an article/comment event (key article id) or a thread command."""
         if isinstance(message, CloudEvent):
             key = message.partition_key() or key
-        await self.route(threads_handle(self.threads, key, message))
+        await self.route(deliver(self.stages, Destination.THREADS, key, message))
 
     async def on_follows_record(self, key: str, message: BaseModel) -> None:
         """follows agent: activity and follower changes of one entity."""
-        await self.route(follows_handle(self.follows, key, message))
+        await self.route(deliver(self.stages, Destination.FOLLOWS, key, message))
 
     async def on_subscription_event(self, key: str, message: BaseModel) -> None:
         """subscriptions agent: re-key a command by its subscriber and pass it to the inbox."""
         assert isinstance(message, CloudEvent)
         try:
-            subscriber = command_key(message, self.tokens)
+            cmd = command(message, self.tokens)
         except InvalidToken as exc:
             raise codec.Rejected(codec.ErrorClass.INVALID_TOKEN, str(exc)) from exc
-        command = Command(
-            subscriber_id=subscriber, event_json=message.model_dump_json(), at=message.time
-        )
-        await self.route([Outbound(Destination.INBOX, subscriber, command)])
+        await self.route([Outbound(Destination.INBOX, cmd.subscriber_id, cmd)])
 
     async def on_inbox_record(self, key: str, message: BaseModel) -> None:
         """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
@@ -219,12 +184,7 @@ class Pipeline:
             for candidacy in message.split():
                 await self.on_inbox_record(candidacy.recipient_id, candidacy)
             return
-        event = (
-            codec.parse("subscriptions", message.event_json)
-            if isinstance(message, Command)
-            else None
-        )
-        outbound = inbox_handle(self.inbox, key, message, event)
+        outbound = deliver(self.stages, Destination.INBOX, key, message)
         await self.route(outbound)
         if isinstance(message, Candidacy):
             observe_latency(message.at, outbound)
@@ -322,46 +282,48 @@ def install(
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
     pipeline = Pipeline(
-        threads=ThreadsStage(
-            table("threads", Thread),
-            table("comments", CommentInfo),
-            table("digest-followers", Followers),
-            table("digest-members", DigestMember),
-            table("activity", ActivitySlot),
-            pending,
-            table("authored", Authored),
-            clock=clock,
-            slot_minutes=settings.digest.slot_minutes,
-            items_per_article=settings.digest.items_per_article,
-            participants_max=limits.thread_participants,
-            instant_followers_max=limits.thread_instant_followers,
-            followers_max=limits.followers,
-            on_capped=count_capped,
-        ),
-        follows=FollowsStage(
-            table("followers", Followers),
-            table("fanout", Fanout),
-            followers_max=limits.followers,
-            on_capped=count_capped,
-        ),
-        inbox=InboxStage(
-            table("profiles", Profile),
-            table("sent", Sent),
-            held,
-            digests,
-            table("traces", Traces),
-            tokens=tokens,
-            clock=clock,
-            quotas=table("quotas", Quota),
-            confirmations_per_day=settings.api.confirmations_per_address_per_day,
-            source=settings.source,
-            digest_grace=timedelta(seconds=settings.digest.grace_s),
-            items_per_article=settings.digest.items_per_article,
-            owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
-            held_max=limits.held_notifications,
-            digest_items_max=limits.digest_items,
-            digest_contributions_max=limits.digest_contributions,
-            on_capped=count_capped,
+        stages=Stages(
+            threads=ThreadsStage(
+                table("threads", Thread),
+                table("comments", CommentInfo),
+                table("digest-followers", Followers),
+                table("digest-members", DigestMember),
+                table("activity", ActivitySlot),
+                pending,
+                table("authored", Authored),
+                clock=clock,
+                slot_minutes=settings.digest.slot_minutes,
+                items_per_article=settings.digest.items_per_article,
+                participants_max=limits.thread_participants,
+                instant_followers_max=limits.thread_instant_followers,
+                followers_max=limits.followers,
+                on_capped=count_capped,
+            ),
+            follows=FollowsStage(
+                table("followers", Followers),
+                table("fanout", Fanout),
+                followers_max=limits.followers,
+                on_capped=count_capped,
+            ),
+            inbox=InboxStage(
+                table("profiles", Profile),
+                table("sent", Sent),
+                held,
+                digests,
+                table("traces", Traces),
+                tokens=tokens,
+                clock=clock,
+                quotas=table("quotas", Quota),
+                confirmations_per_day=settings.api.confirmations_per_address_per_day,
+                source=settings.source,
+                digest_grace=timedelta(seconds=settings.digest.grace_s),
+                items_per_article=settings.digest.items_per_article,
+                owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
+                held_max=limits.held_notifications,
+                digest_items_max=limits.digest_items,
+                digest_contributions_max=limits.digest_contributions,
+                on_capped=count_capped,
+            ),
         ),
         destinations={
             Destination.THREADS: internal["threads"].get_topic_name(),

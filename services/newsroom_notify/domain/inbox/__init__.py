@@ -15,50 +15,58 @@ preferences and everything they were sent. One module per capability:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.inbox.deciding import Deciding
 from newsroom_notify.domain.inbox.erasure import Erasure
+from newsroom_notify.domain.messages import Command
 from newsroom_notify.domain.outbox import Outbound
 
 
 class InboxStage(Deciding, Erasure):
     """Handlers of the inbox stage over its tables."""
 
-    def on_command(self, event: ev.CloudEvent, subscriber_id: str) -> list[Outbound]:
-        """A subscription command from the subscriptions topic."""
-        if isinstance(event, ev.SubscriptionRequested):
-            data = event.data
-            return self._subscribe(
-                sid=subscriber_id,
-                name=data.subscriber.name,
-                email=data.subscriber.email,
-                guest=data.subscriber.id is None,
-                scope=data.scope,
-                target=data.target,
-                delivery=data.delivery,
-                request_id=event.id,
-                at=event.time,
-            )
-        version = getattr(event.data, "token_version", None)
-        if version is not None and not self.token_current(subscriber_id, version):
-            return []  # authorised by a link minted before a sign-out (or an erasure)
-        if isinstance(event, ev.SubscriptionCancelled):
-            return self.cancel(subscriber_id, event.data.scope, event.data.target)
-        if isinstance(event, ev.SubscriptionRestored):
-            return self.restore(subscriber_id, event.data.scope, event.data.target, event.time)
-        if isinstance(event, ev.SubscriptionDeliveryChanged):
-            change = event.data
-            return self.change_delivery(subscriber_id, change.scope, change.target, change.delivery)
-        if isinstance(event, ev.SubscriptionConfirmed):
-            return self.confirm(event.data.token, event.time)
-        if isinstance(event, ev.PreferencesUpdated):
-            return self._preferences(event.data, event.time)
-        if isinstance(event, ev.SubscriberErased):
-            return self.erase(subscriber_id)
-        if isinstance(event, ev.SubscriberSignedOut):
-            return self.sign_out(subscriber_id, event.time)
-        if isinstance(event, ev.ErasureRequested):
-            return self.request_erasure(subscriber_id, event.data.email, event.id)
-        if isinstance(event, ev.ErasureConfirmed):
-            return self.confirm_erasure(event.data.token)
-        raise TypeError(f"not a subscription command: {event.type}")
+    def on_command(self, command: Command) -> list[Outbound]:
+        """A subscription command from the subscriptions topic (key: its subscriber)."""
+        event, sid = command.event, command.subscriber_id
+        if not isinstance(event, ev.SubscriptionRequested):
+            version = getattr(event.data, "token_version", None)
+            if version is not None and not self.token_current(sid, version):
+                return []  # authorised by a link minted before a sign-out (or an erasure)
+        return _COMMANDS[type(event)](self, sid, event)
+
+
+def _requested(inbox: InboxStage, sid: str, event: ev.SubscriptionRequested) -> list[Outbound]:
+    data = event.data
+    return inbox.subscribe(
+        sid=sid,
+        name=data.subscriber.name,
+        email=data.subscriber.email,
+        guest=data.subscriber.id is None,
+        scope=data.scope,
+        target=data.target,
+        delivery=data.delivery,
+        request_id=event.id,
+        at=event.time,
+    )
+
+
+_Command = Callable[[InboxStage, str, Any], list[Outbound]]
+
+# Which handler takes which subscription command (the inbox's part of the router).
+_COMMANDS: dict[type[ev.CloudEvent], _Command] = {
+    ev.SubscriptionRequested: _requested,
+    ev.SubscriptionCancelled: lambda i, sid, e: i.cancel(sid, e.data.scope, e.data.target),
+    ev.SubscriptionRestored: lambda i, sid, e: i.restore(sid, e.data.scope, e.data.target, e.time),
+    ev.SubscriptionDeliveryChanged: lambda i, sid, e: i.change_delivery(
+        sid, e.data.scope, e.data.target, e.data.delivery
+    ),
+    ev.SubscriptionConfirmed: lambda i, sid, e: i.confirm(e.data.token, e.time),
+    ev.PreferencesUpdated: lambda i, sid, e: i.preferences(e.data, e.time),
+    ev.SubscriberErased: lambda i, sid, e: i.erase(sid),
+    ev.SubscriberSignedOut: lambda i, sid, e: i.sign_out(sid, e.time),
+    ev.ErasureRequested: lambda i, sid, e: i.request_erasure(sid, e.data.email, e.id),
+    ev.ErasureConfirmed: lambda i, sid, e: i.confirm_erasure(e.data.token),
+}

@@ -60,7 +60,7 @@ class Subscriptions(InboxBase):
         """The comment form's 'Notify of' choice is a subscription to that article."""
         scope = "article" if msg.choice == "follow_up" else "replies"
         self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
-        return self._subscribe(
+        return self.subscribe(
             sid=msg.subscriber_id,
             name=msg.name,
             email=msg.email,
@@ -77,7 +77,7 @@ class Subscriptions(InboxBase):
         self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
         return []
 
-    def _subscribe(
+    def subscribe(
         self,
         *,
         sid: str,
@@ -307,7 +307,7 @@ class Subscriptions(InboxBase):
         claims = self.tokens.read_unsubscribe(token)
         return self.cancel(claims.subscriber_id, claims.scope, claims.target)
 
-    def _preferences(self, data: ev.PreferencesUpdatedData, at: datetime) -> list[Outbound]:
+    def preferences(self, data: ev.PreferencesUpdatedData, at: datetime) -> list[Outbound]:
         profile = self.profiles.get(data.subscriber_id) or Profile(
             id=data.subscriber_id,
             name=data.subscriber_id,
