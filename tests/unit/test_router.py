@@ -13,9 +13,9 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import ROUTES, command, deliver
+from newsroom_notify.domain.intents import Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import Command, Release, StageMessage
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.stream.stages import decode_stage_message
 from tests.builders import Clock, member, subscribe
@@ -33,7 +33,7 @@ def test_every_message_between_stages_has_a_route() -> None:
 def test_a_message_the_stage_does_not_take_is_refused() -> None:
     pipe = LocalPipeline(tokens=TOKENS)
     with pytest.raises(TypeError, match="follows stage cannot handle Release"):
-        deliver(pipe.stages, Destination.FOLLOWS, "commenter:m-ana", Release(recipient_id="x"))
+        deliver(pipe.stages, Stage.FOLLOWS, "commenter:m-ana", Release(recipient_id="x"))
 
 
 def test_a_command_carries_its_event_typed_and_decodes_to_the_same() -> None:
@@ -60,7 +60,7 @@ def test_a_command_written_by_the_previous_version_is_still_handled() -> None:
     clock = Clock(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
     upgraded = LocalPipeline(tokens=TOKENS, clock=clock)
     reference = LocalPipeline(tokens=TOKENS, clock=clock)
-    upgraded.run([Outbound(Destination.INBOX, "m-ana", legacy)])
+    upgraded.run([ToStage(Stage.INBOX, "m-ana", legacy)])
     reference.feed([event])
     profile = upgraded.tables["profiles"]["m-ana"]
     assert profile.subscriptions["article|a-1"].active

@@ -17,9 +17,9 @@ from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import deliver as route
+from newsroom_notify.domain.intents import Intent, Stage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import DigestTick
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
     Clock,
@@ -55,14 +55,14 @@ def at(clock: Clock, hour: int, minute: int) -> None:
     clock.now = datetime(2026, 11, 27, hour, minute, tzinfo=Z)
 
 
-def deliver(pipe: LocalPipeline, items: list[Outbound]) -> list[ev.CloudEvent]:
+def deliver(pipe: LocalPipeline, items: list[Intent]) -> list[ev.CloudEvent]:
     """Messages held in transit reach their stages now (and what they cause, in turn)."""
     return pipe.run(items)
 
 
-def threads_handle(pipe: LocalPipeline, key: str, message: BaseModel) -> list[Outbound]:
+def threads_handle(pipe: LocalPipeline, key: str, message: BaseModel) -> list[Intent]:
     """The threads stage handles one record; what it sends is held in transit."""
-    return route(pipe.stages, Destination.THREADS, key, message)
+    return route(pipe.stages, Stage.THREADS, key, message)
 
 
 def digests(out: list[ev.CloudEvent]) -> list[tuple[str, int, list[tuple[str, str]]]]:

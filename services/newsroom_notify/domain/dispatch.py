@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.intents import Intent, Stage
 from newsroom_notify.domain.messages import (
     Activity,
     Candidacy,
@@ -33,7 +34,6 @@ from newsroom_notify.domain.messages import (
     Release,
     Retraction,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
@@ -49,11 +49,11 @@ class Stages:
 
 # A handler: the stages, the record's key (the stage's key: article id, entity, subscriber id)
 # and the message; it returns what to send next.
-Handler = Callable[[Stages, str, Any], list[Outbound]]
+Handler = Callable[[Stages, str, Any], list[Intent]]
 
-THREADS, FOLLOWS, INBOX = Destination.THREADS, Destination.FOLLOWS, Destination.INBOX
+THREADS, FOLLOWS, INBOX = Stage.THREADS, Stage.FOLLOWS, Stage.INBOX
 
-ROUTES: dict[tuple[Destination, type[BaseModel]], Handler] = {
+ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
     # threads (key: article id): the contract's article and comment events, thread commands
     (THREADS, ev.ArticlePublished): lambda s, key, m: s.threads.on_article(m),
     (THREADS, ev.ArticleUpdated): lambda s, key, m: s.threads.on_article(m),
@@ -85,7 +85,7 @@ ROUTES: dict[tuple[Destination, type[BaseModel]], Handler] = {
 }
 
 
-def deliver(stages: Stages, stage: Destination, key: str, message: BaseModel) -> list[Outbound]:
+def deliver(stages: Stages, stage: Stage, key: str, message: BaseModel) -> list[Intent]:
     """Hand ``message`` (a record of ``stage``'s topic, under ``key``) to its handler."""
     handler = ROUTES.get((stage, type(message)))
     if handler is None:

@@ -1,6 +1,6 @@
 """The whole pipeline in one process, over dicts: the reference the Faust topology must match.
 
-``LocalPipeline`` routes every ``Outbound`` to the stage that owns its key exactly as the
+``LocalPipeline`` delivers every ``ToStage`` intent to the stage that owns its key exactly as the
 Kafka topology does (threads by article id, follows by entity, inbox by subscriber id), one
 message at a time, breadth-first. Tests use it to state expected outputs; benchmarks and fault
 tests use it to compute the notifications a stream must produce.
@@ -18,8 +18,8 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import DigestTick, Release
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
@@ -88,10 +88,10 @@ class LocalPipeline:
         for event in events:
             if event.topic_role == "subscriptions":
                 cmd = command(event, self.tokens)
-                produced += self.run([Outbound(Destination.INBOX, cmd.subscriber_id, cmd)])
+                produced += self.run([ToStage(Stage.INBOX, cmd.subscriber_id, cmd)])
             else:
                 key = event.partition_key() or ""
-                produced += self.run([Outbound(Destination.THREADS, key, event)])
+                produced += self.run([ToStage(Stage.THREADS, key, event)])
         self.outputs += produced
         return produced
 
@@ -99,31 +99,30 @@ class LocalPipeline:
         """What the digest timers do: article fan-outs first, then the inboxes that are due."""
         produced: list[ev.CloudEvent] = []
         for article_id in list(self.tables["pending"]):
-            tick = Outbound(Destination.THREADS, article_id, DigestTick())
+            tick = ToStage(Stage.THREADS, article_id, DigestTick())
             produced += self.run([tick])
         for recipient_id in [r for r in self.tables["digests"] if self.inbox.digest_due(r)]:
-            produced += self.run([Outbound(Destination.INBOX, recipient_id, DigestTick())])
+            produced += self.run([ToStage(Stage.INBOX, recipient_id, DigestTick())])
         self.outputs += produced
         return produced
 
     def release(self, recipient_id: str) -> list[ev.CloudEvent]:
         """What the quiet-hours timer does for one recipient."""
         produced = self.run(
-            [Outbound(Destination.INBOX, recipient_id, Release(recipient_id=recipient_id))]
+            [ToStage(Stage.INBOX, recipient_id, Release(recipient_id=recipient_id))]
         )
         self.outputs += produced
         return produced
 
-    def run(self, items: Iterable[Outbound]) -> list[ev.CloudEvent]:
+    def run(self, intents: Iterable[Intent]) -> list[ev.CloudEvent]:
         """Deliver messages to their stages, and what they cause in turn, breadth-first;
-        return the output events (not added to ``outputs``)."""
-        queue: deque[Outbound] = deque(items)
+        return the events published (not added to ``outputs``)."""
+        queue: deque[Intent] = deque(intents)
         produced: list[ev.CloudEvent] = []
         while queue:
-            item = queue.popleft()
-            if item.to.is_output:
-                assert isinstance(item.message, ev.CloudEvent)
-                produced.append(item.message)
+            intent = queue.popleft()
+            if isinstance(intent, Publish):
+                produced.append(intent.event)
             else:
-                queue.extend(deliver(self.stages, item.to, item.key, item.message))
+                queue.extend(deliver(self.stages, intent.stage, intent.key, intent.message))
         return produced

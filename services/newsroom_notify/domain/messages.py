@@ -26,38 +26,6 @@ class Candidacy(Message):
     origin: str = ""  # "<input event id>|<entity>": the same origin again is a replay
 
 
-class Candidacies(Message):
-    """follows -> inbox: the candidacies of one activity for several recipients, sent as one
-    record (the stream shell groups them by the inbox partition of their recipients, so a
-    fan-out to many costs one record per partition, and the subject is written once)."""
-
-    kind: Literal["candidacies"] = "candidacies"
-    subject: Subject
-    at: datetime
-    origin: str = ""
-    bases: dict[str, list[Basis]]  # recipient id -> bases
-
-    @classmethod
-    def of(cls, candidacies: list[Candidacy]) -> Candidacies:
-        """Candidacies of one activity (same subject, time and origin) as one message."""
-        first = candidacies[0]
-        return cls(
-            subject=first.subject,
-            at=first.at,
-            origin=first.origin,
-            bases={c.recipient_id: c.bases for c in candidacies},
-        )
-
-    def split(self) -> list[Candidacy]:
-        """Back to one candidacy per recipient, in the order they were grouped."""
-        return [
-            Candidacy.model_construct(
-                recipient_id=rid, subject=self.subject, bases=bases, at=self.at, origin=self.origin
-            )
-            for rid, bases in self.bases.items()
-        ]
-
-
 class Retraction(Message):
     """follows -> inbox: withdraw what this recipient got about this subject."""
 
@@ -224,7 +192,7 @@ class Activity(Message):
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic
-# decodes to (the stream shell adds its own batching record, ``stream.stages.Candidacies``).
+# decodes to (the stream shell adds its own batching record, ``stream.batching.Candidacies``).
 StageMessage = Annotated[
     Activity
     | Candidacy

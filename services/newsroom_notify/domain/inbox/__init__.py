@@ -21,14 +21,14 @@ from typing import Any
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.inbox.deciding import Deciding
 from newsroom_notify.domain.inbox.erasure import Erasure
+from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.messages import Command
-from newsroom_notify.domain.outbox import Outbound
 
 
 class InboxStage(Deciding, Erasure):
     """Handlers of the inbox stage over its tables."""
 
-    def on_command(self, command: Command) -> list[Outbound]:
+    def on_command(self, command: Command) -> list[Intent]:
         """A subscription command from the subscriptions topic (key: its subscriber)."""
         event, sid = command.event, command.subscriber_id
         if not isinstance(event, ev.SubscriptionRequested):
@@ -38,7 +38,7 @@ class InboxStage(Deciding, Erasure):
         return _COMMANDS[type(event)](self, sid, event)
 
 
-def _requested(inbox: InboxStage, sid: str, event: ev.SubscriptionRequested) -> list[Outbound]:
+def _requested(inbox: InboxStage, sid: str, event: ev.SubscriptionRequested) -> list[Intent]:
     data = event.data
     return inbox.subscribe(
         sid=sid,
@@ -53,7 +53,7 @@ def _requested(inbox: InboxStage, sid: str, event: ev.SubscriptionRequested) -> 
     )
 
 
-_Command = Callable[[InboxStage, str, Any], list[Outbound]]
+_Command = Callable[[InboxStage, str, Any], list[Intent]]
 
 # Which handler takes which subscription command (the inbox's part of the router).
 _COMMANDS: dict[type[ev.CloudEvent], _Command] = {

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.inbox.render import Renderer
-from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.intents import Publish, Stage
 from newsroom_notify.domain.schedule import Schedule
 from newsroom_notify.domain.state import (
     DigestBuffer,
@@ -79,9 +79,8 @@ class InboxBase:
     def __post_init__(self) -> None:
         self.render = Renderer(self.tokens, self.source, self.clock)
 
-    def _emit(self, event: ev.CloudEvent) -> Outbound:
-        to = Destination.DIGESTS if isinstance(event, ev.DigestReady) else Destination.NOTIFICATIONS
-        return Outbound(to, event.partition_key() or "", event)
+    def _emit(self, event: ev.CloudEvent) -> Publish:
+        return Publish.of(event)
 
     def _store_held(self, rid: str, held: Held) -> None:
         if held.notifications:
@@ -96,7 +95,7 @@ class InboxBase:
         profile = self.profiles.get(sid)
         return version == (profile.token_version if profile is not None else 0)
 
-    def _trace(self, sid: str, stage: Destination, key: str) -> None:
+    def _trace(self, sid: str, stage: Stage, key: str) -> None:
         traces = self.traces.get(sid) or Traces()
         entry = (stage.value, key)
         if entry not in [tuple(k) for k in traces.keys]:

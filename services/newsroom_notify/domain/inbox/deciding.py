@@ -21,10 +21,10 @@ from newsroom_notify.contract.events import Delivery
 from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.base import in_quiet_hours, schedule_of
 from newsroom_notify.domain.inbox.digests import Digests
+from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.keys import sent_key, subscription_key
 from newsroom_notify.domain.messages import Candidacy, Edit, Release, Retraction
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, Basis, Condition, Reason
-from newsroom_notify.domain.outbox import Outbound
 from newsroom_notify.domain.schedule import period_containing
 from newsroom_notify.domain.state import (
     DigestBuffer,
@@ -101,7 +101,7 @@ def _active(profile: Profile, key: str, at: datetime | None = None) -> Subscript
 class Deciding(Digests):
     """Handlers of the inbox stage for candidacies, removals, edits and quiet hours."""
 
-    def on_candidacy(self, msg: Candidacy) -> list[Outbound]:
+    def on_candidacy(self, msg: Candidacy) -> list[Intent]:
         """Decide whether, why and how this recipient hears of this subject."""
         rid, subject = msg.recipient_id, msg.subject
         profile = self.profiles.get(rid)
@@ -132,7 +132,7 @@ class Deciding(Digests):
             delivery, held = "digest", None
         if sent is not None and delivery == "digest":
             return []  # a digest already listed it (its article's activity): once per comment
-        out: list[Outbound] = []
+        out: list[Intent] = []
         if delivery == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
             now = self.clock()
@@ -168,7 +168,7 @@ class Deciding(Digests):
         )
         return out
 
-    def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Outbound]:
+    def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Intent]:
         """The same candidacy again (a replay): re-emit the same notification, same id.
 
         Any other candidacy for a subject already handled (another path to the same article,
@@ -186,7 +186,7 @@ class Deciding(Digests):
         )
         return [self._emit(notification)]
 
-    def on_retraction(self, msg: Retraction) -> list[Outbound]:
+    def on_retraction(self, msg: Retraction) -> list[Intent]:
         """Withdraw what this recipient got about a removed comment (rule "Removed after the
         fact")."""
         rid = msg.recipient_id
@@ -195,7 +195,7 @@ class Deciding(Digests):
         if sent is None:
             self._retract_from_contributions(rid, msg.subject_key)
             return []
-        out: list[Outbound] = []
+        out: list[Intent] = []
         if sent.mode == "instant":
             retraction = self.render.retraction(
                 sent.notification_id, rid, msg.subject_key, msg.cause
@@ -236,7 +236,7 @@ class Deciding(Digests):
         if changed:
             self.digests[rid] = buffer
 
-    def on_edit(self, msg: Edit) -> list[Outbound]:
+    def on_edit(self, msg: Edit) -> list[Intent]:
         """A digest not yet emitted shows the comment's latest text (rule "Removed after the
         fact")."""
         buffer = self.digests.get(msg.recipient_id)
@@ -248,7 +248,7 @@ class Deciding(Digests):
         self.digests[msg.recipient_id] = buffer
         return []
 
-    def on_release(self, msg: Release) -> list[Outbound]:
+    def on_release(self, msg: Release) -> list[Intent]:
         """Send what was held once the recipient's quiet hours are over."""
         rid = msg.recipient_id
         held = self.held.get(rid)
@@ -258,7 +258,7 @@ class Deciding(Digests):
         prefs = profile.preferences
         if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
             return []
-        out = []
+        out: list[Intent] = []
         for notification in held.notifications:
             key = sent_key(rid, notification.subject or "")
             sent = self.sent.get(key)

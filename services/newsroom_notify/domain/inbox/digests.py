@@ -11,6 +11,7 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.digest import ArticleDigest, add_contribution
 from newsroom_notify.domain.ids import digest_id, notification_id
 from newsroom_notify.domain.inbox.base import InboxBase, in_quiet_hours, schedule_of
+from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.keys import (
     comment_subject,
     contribution_key,
@@ -19,7 +20,6 @@ from newsroom_notify.domain.keys import (
 )
 from newsroom_notify.domain.messages import Contribution
 from newsroom_notify.domain.model import Reason
-from newsroom_notify.domain.outbox import Outbound
 from newsroom_notify.domain.schedule import Period, last_closed_period, period_containing
 from newsroom_notify.domain.state import DigestBuffer, DigestEntry, Profile, Sent
 
@@ -47,7 +47,7 @@ class Digests(InboxBase):
         if buffer.due_at is None or due < buffer.due_at:
             buffer.due_at = due
 
-    def on_contribution(self, msg: Contribution) -> list[Outbound]:
+    def on_contribution(self, msg: Contribution) -> list[Intent]:
         """An article's activity for one of this recipient's periods (fan-out on read)."""
         profile = self.profiles.get(msg.recipient_id)
         if profile is None:
@@ -76,7 +76,7 @@ class Digests(InboxBase):
         buffer = self.digests.get(rid)
         return buffer is not None and buffer.due_at is not None and buffer.due_at <= self.clock()
 
-    def on_digest_tick(self, rid: str) -> list[Outbound]:
+    def on_digest_tick(self, rid: str) -> list[Intent]:
         """Cut the digest of the period that ended, once, outside quiet hours."""
         buffer = self.digests.get(rid)
         profile = self.profiles.get(rid)
@@ -93,7 +93,7 @@ class Digests(InboxBase):
         if in_quiet_hours(prefs.quiet_hours, prefs.timezone, now):
             return []  # rule "Preferences": no digest inside quiet hours; the next tick tries again
         period = last_closed_period(schedule, now - self.digest_grace)
-        out: list[Outbound] = []
+        out: list[Intent] = []
         if buffer.emitted_until is None or buffer.emitted_until < period.end:
             entries = [e for e in buffer.items.values() if e.at < period.end]
             contributions = [c for c in buffer.contributions.values() if c.period_end <= period.end]

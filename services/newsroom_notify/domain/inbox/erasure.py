@@ -9,10 +9,10 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
 from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.subscriptions import Subscriptions, follow_owner
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import entity_key, sent_prefix, subscription_key
 from newsroom_notify.domain.messages import Erase, FollowEnded, Forget
 from newsroom_notify.domain.model import ERASED_NAME, Reason, anonymised
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.state import DigestBuffer, Held
 from newsroom_notify.domain.tokens import InvalidToken
 
@@ -20,7 +20,7 @@ from newsroom_notify.domain.tokens import InvalidToken
 class Erasure(Subscriptions):
     """Handlers of the inbox stage for erasure."""
 
-    def on_follow_ended(self, msg: FollowEnded) -> list[Outbound]:
+    def on_follow_ended(self, msg: FollowEnded) -> list[Intent]:
         """The followed commenter was erased: forget the follow and where it led."""
         sid = msg.subscriber_id
         profile = self.profiles.get(sid)
@@ -29,13 +29,13 @@ class Erasure(Subscriptions):
             del profile.subscriptions[key]
             self.profiles[sid] = profile
         traces = self.traces.get(sid)
-        entry = [Destination.FOLLOWS.value, f"{msg.scope}:{msg.target}"]
+        entry = [Stage.FOLLOWS.value, f"{msg.scope}:{msg.target}"]
         if traces is not None and entry in [list(k) for k in traces.keys]:
             traces.keys = [k for k in traces.keys if list(k) != entry]
             self.traces[sid] = traces
         return []
 
-    def request_erasure(self, sid: str, email: str | None, request_id: str) -> list[Outbound]:
+    def request_erasure(self, sid: str, email: str | None, request_id: str) -> list[Intent]:
         """Erasure asked for without proof of the address (a manage link, or an address typed
         in): mail the address an erase token. The stored address if there is one; else the one
         typed in, if it is this guest's (a commenter who never subscribed)."""
@@ -54,7 +54,7 @@ class Erasure(Subscriptions):
         )
         return self._gate(address, event)
 
-    def confirm_erasure(self, token: str) -> list[Outbound]:
+    def confirm_erasure(self, token: str) -> list[Intent]:
         """The address confirmed an erasure: erase, unless the token is of an older token
         version (signed out since, or a profile created since the mail was sent)."""
         try:
@@ -65,7 +65,7 @@ class Erasure(Subscriptions):
             return []
         return self.erase(claims.subscriber_id)
 
-    def erase(self, sid: str) -> list[Outbound]:
+    def erase(self, sid: str) -> list[Intent]:
         """Right to erasure: every table forgets the subscriber; other stages are told."""
         profile = self.profiles.pop(sid, None)
         traces = self.traces.pop(sid, None)
@@ -81,14 +81,14 @@ class Erasure(Subscriptions):
             owner = follow_owner(sub)
             if owner is not None:
                 keys.add(owner)
-        keys.add((Destination.FOLLOWS.value, entity_key("commenter", sid)))
+        keys.add((Stage.FOLLOWS.value, entity_key("commenter", sid)))
         erase = Erase(subscriber_id=sid)
-        out = [Outbound(Destination(stage), key, erase) for stage, key in sorted(keys)]
+        out = [ToStage(Stage(stage), key, erase) for stage, key in sorted(keys)]
         # Other readers' pending digests and held notifications quoting them: every inbox
         # partition looks (the stream shell sends it to each).
-        return [*out, Outbound(Destination.INBOX, sid, Forget(author_id=sid))]
+        return [*out, ToStage(Stage.INBOX, sid, Forget(author_id=sid))]
 
-    def on_forget(self, msg: Forget) -> list[Outbound]:
+    def on_forget(self, msg: Forget) -> list[Intent]:
         """An erased author leaves what other readers of this partition have pending.
 
         Digest items about their comments and held notifications of their comments are

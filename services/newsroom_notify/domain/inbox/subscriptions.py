@@ -19,10 +19,10 @@ from newsroom_notify.contract.identity import is_guest_id, mailbox_key
 from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.base import InboxBase, schedule_of
 from newsroom_notify.domain.inbox.render import DIGEST_SCOPE
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import confirm_subject, subscription_key
 from newsroom_notify.domain.messages import FollowChange, FormChoice, Gated, Participated
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, Reason
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.state import (
     PendingRequest,
     Preferences,
@@ -49,17 +49,17 @@ def follow_owner(sub: Subscription) -> tuple[str, str] | None:
     if sub.target is None or sub.scope == "replies":
         return None
     if sub.scope == "article":
-        return (Destination.THREADS.value, sub.target)
-    return (Destination.FOLLOWS.value, f"{sub.scope}:{sub.target}")
+        return (Stage.THREADS.value, sub.target)
+    return (Stage.FOLLOWS.value, f"{sub.scope}:{sub.target}")
 
 
 class Subscriptions(InboxBase):
     """Handlers of the inbox stage for subscriptions, preferences and consent."""
 
-    def on_form_choice(self, msg: FormChoice) -> list[Outbound]:
+    def on_form_choice(self, msg: FormChoice) -> list[Intent]:
         """The comment form's 'Notify of' choice is a subscription to that article."""
         scope = "article" if msg.choice == "follow_up" else "replies"
-        self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
+        self._trace(msg.subscriber_id, Stage.THREADS, msg.article_id)
         return self.subscribe(
             sid=msg.subscriber_id,
             name=msg.name,
@@ -72,9 +72,9 @@ class Subscriptions(InboxBase):
             at=msg.at,
         )
 
-    def on_participated(self, msg: Participated) -> list[Outbound]:
+    def on_participated(self, msg: Participated) -> list[Intent]:
         """Remember the thread, so erasure reaches it."""
-        self._trace(msg.subscriber_id, Destination.THREADS, msg.article_id)
+        self._trace(msg.subscriber_id, Stage.THREADS, msg.article_id)
         return []
 
     def subscribe(
@@ -89,7 +89,7 @@ class Subscriptions(InboxBase):
         delivery: Delivery | None,
         request_id: str,
         at: datetime,
-    ) -> list[Outbound]:
+    ) -> list[Intent]:
         """A subscription request. A member's (authenticated by the newsroom) applies at once
         and keeps their name and address up to date; a guest's (anybody can type an address)
         changes nothing but a pending request, and asks the address to confirm it."""
@@ -154,7 +154,7 @@ class Subscriptions(InboxBase):
 
     def _confirm_request(
         self, profile: Profile, scope: str, target: str | None, request_id: str
-    ) -> list[Outbound]:
+    ) -> list[Intent]:
         subject_key = confirm_subject(subscription_key(scope, target), request_id)
         nid = notification_id(profile.id, subject_key, Reason.CONFIRM_SUBSCRIPTION)
         event = self.render.confirmation_request(
@@ -162,7 +162,7 @@ class Subscriptions(InboxBase):
         )
         return self._gate(profile.email, event)
 
-    def _gate(self, email: str | None, event: ev.NotificationCreated) -> list[Outbound]:
+    def _gate(self, email: str | None, event: ev.NotificationCreated) -> list[Intent]:
         """A confirmation mail goes to its mailbox's quota key first (the per-address limit).
         The quota of an address without a ``+tag`` is its owner's own key: no extra hop."""
         if email is None:
@@ -170,13 +170,13 @@ class Subscriptions(InboxBase):
         key = mailbox_key(email)
         if key == event.data.recipient.id:
             return self._within_quota(key, event)
-        return [Outbound(Destination.INBOX, key, Gated(notification=event.model_dump_json()))]
+        return [ToStage(Stage.INBOX, key, Gated(notification=event.model_dump_json()))]
 
-    def on_gated(self, key: str, msg: Gated) -> list[Outbound]:
+    def on_gated(self, key: str, msg: Gated) -> list[Intent]:
         """A confirmation mail for a ``+tag`` address, at its mailbox's quota key."""
         return self._within_quota(key, ev.NotificationCreated.model_validate_json(msg.notification))
 
-    def _within_quota(self, key: str, event: ev.NotificationCreated) -> list[Outbound]:
+    def _within_quota(self, key: str, event: ev.NotificationCreated) -> list[Intent]:
         """Send a confirmation mail if its mailbox is under the per-address limit (the same
         mail again, a replay, is sent again without counting twice)."""
         if self.quotas is None:
@@ -193,7 +193,7 @@ class Subscriptions(InboxBase):
             self.quotas[key] = quota
         return [self._emit(event)]
 
-    def confirm(self, token: str, at: datetime | None = None) -> list[Outbound]:
+    def confirm(self, token: str, at: datetime | None = None) -> list[Intent]:
         """Double opt-in: the token confirms the address and exactly the request it was sent
         for, which starts (from ``at``, the confirmation's time). Tokens of an older token
         version (signed out, or a profile since erased) confirm nothing."""
@@ -229,7 +229,7 @@ class Subscriptions(InboxBase):
         self.profiles[profile.id] = profile
         return self._announce(profile, sub, active=True)
 
-    def cancel(self, sid: str, scope: str, target: str | None) -> list[Outbound]:
+    def cancel(self, sid: str, scope: str, target: str | None) -> list[Intent]:
         """End one subscription (also what an unsubscribe token does). The scope ``digest``
         (a digest's own token) ends every digest-mode subscription."""
         profile = self.profiles.get(sid)
@@ -258,7 +258,7 @@ class Subscriptions(InboxBase):
         self.profiles[sid] = profile
         return [out for sub in ended for out in self._announce(profile, sub, active=False)]
 
-    def restore(self, sid: str, scope: str, target: str | None, at: datetime) -> list[Outbound]:
+    def restore(self, sid: str, scope: str, target: str | None, at: datetime) -> list[Intent]:
         """The undo of an unsubscribe: the subscription(s) that cancel ended come back with the
         delivery they had, from ``at`` on (nothing in between is notified), without a new
         confirmation: they were the subscriber's own. One taken up again since, or never
@@ -285,7 +285,7 @@ class Subscriptions(InboxBase):
 
     def change_delivery(
         self, sid: str, scope: str, target: str | None, delivery: Delivery
-    ) -> list[Outbound]:
+    ) -> list[Intent]:
         """Deliver one existing, active subscription instantly or in the digest from now on,
         without a new confirmation (the subscriber consented to it already; the address is
         unchanged). The stage that owns the follow is told, as on a subscription, so an article
@@ -302,12 +302,12 @@ class Subscriptions(InboxBase):
         self.profiles[sid] = profile
         return self._announce(profile, sub, active=True)
 
-    def unsubscribe(self, token: str) -> list[Outbound]:
+    def unsubscribe(self, token: str) -> list[Intent]:
         """Cancel exactly the subscription an unsubscribe token names."""
         claims = self.tokens.read_unsubscribe(token)
         return self.cancel(claims.subscriber_id, claims.scope, claims.target)
 
-    def preferences(self, data: ev.PreferencesUpdatedData, at: datetime) -> list[Outbound]:
+    def preferences(self, data: ev.PreferencesUpdatedData, at: datetime) -> list[Intent]:
         profile = self.profiles.get(data.subscriber_id) or Profile(
             id=data.subscriber_id,
             name=data.subscriber_id,
@@ -340,7 +340,7 @@ class Subscriptions(InboxBase):
             for out in self._announce(profile, sub, active=True)
         ]
 
-    def sign_out(self, sid: str, at: datetime) -> list[Outbound]:
+    def sign_out(self, sid: str, at: datetime) -> list[Intent]:
         """Sign me out everywhere: every token minted for this subscriber so far stops working
         (notifications sent from now on carry tokens of the new version)."""
         profile = self.profiles.get(sid)
@@ -350,13 +350,13 @@ class Subscriptions(InboxBase):
         self.profiles[sid] = profile
         return []
 
-    def _announce(self, profile: Profile, sub: Subscription, active: bool) -> list[Outbound]:
+    def _announce(self, profile: Profile, sub: Subscription, active: bool) -> list[Intent]:
         owner = follow_owner(sub)
         if owner is None or sub.target is None:
             return []
         stage, key = owner
         if active:
-            self._trace(profile.id, Destination(stage), key)
+            self._trace(profile.id, Stage(stage), key)
         change = FollowChange(
             subscriber_id=profile.id,
             scope=sub.scope,
@@ -365,4 +365,4 @@ class Subscriptions(InboxBase):
             active=active,
             schedule=schedule_of(profile.preferences).key if sub.delivery == "digest" else None,
         )
-        return [Outbound(Destination(stage), key, change)]
+        return [ToStage(Stage(stage), key, change)]

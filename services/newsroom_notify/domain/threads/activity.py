@@ -13,6 +13,7 @@ from newsroom_notify.domain.digest import (
     slot_start,
     summarise_slots,
 )
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import (
     FOLLOWER_CHUNKS,
     activity_key,
@@ -24,7 +25,6 @@ from newsroom_notify.domain.keys import (
 )
 from newsroom_notify.domain.messages import Contribution, Retraction
 from newsroom_notify.domain.model import ActivityItem
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.schedule import Schedule, last_closed_period
 from newsroom_notify.domain.state import (
     ActivitySlot,
@@ -59,7 +59,7 @@ class ArticleActivity(ThreadsBase):
     def _keep(self) -> int:
         return self.items_per_article * 2  # room for the recipient's own comments, removed later
 
-    def _forget_activity(self, thread: Thread, comment: CommentInfo, cause: str) -> list[Outbound]:
+    def _forget_activity(self, thread: Thread, comment: CommentInfo, cause: str) -> list[Intent]:
         """A removed comment leaves its slot; followers who already got it are told."""
         if comment.slot is None:
             return []
@@ -75,7 +75,7 @@ class ArticleActivity(ThreadsBase):
             cause=cause,
         )
         return [
-            Outbound(Destination.INBOX, sid, retraction.model_copy(update={"recipient_id": sid}))
+            ToStage(Stage.INBOX, sid, retraction.model_copy(update={"recipient_id": sid}))
             for schedule in fanned
             for sid in self._digest_followers(comment.article_id, schedule)
         ]
@@ -88,7 +88,7 @@ class ArticleActivity(ThreadsBase):
                 followers.extend(group.delivery)
         return followers
 
-    def on_tick(self, article_id: str) -> list[Outbound]:
+    def on_tick(self, article_id: str) -> list[Intent]:
         """Fan out each schedule group's ended period of activity, once (the timer calls it)."""
         thread = self.threads.get(article_id)
         if thread is None or not thread.activity_slots:
@@ -96,7 +96,7 @@ class ArticleActivity(ThreadsBase):
             return []
         now = self.clock()
         article = thread.article or placeholder_article(article_id)
-        out: list[Outbound] = []
+        out: list[Intent] = []
         for schedule, followers in sorted(thread.digest_schedules.items()):
             period = last_closed_period(Schedule.from_key(schedule), now)
             done = thread.fanned_until.get(schedule)
@@ -128,9 +128,7 @@ class ArticleActivity(ThreadsBase):
                 items=items,
             )
             out.extend(
-                Outbound(
-                    Destination.INBOX, sid, contribution.model_copy(update={"recipient_id": sid})
-                )
+                ToStage(Stage.INBOX, sid, contribution.model_copy(update={"recipient_id": sid}))
                 for sid in self._digest_followers(article_id, schedule)
             )
         self._drop_fanned_slots(article_id, thread)

@@ -10,6 +10,7 @@ re-emits the same messages and changes no state twice.
 from __future__ import annotations
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import (
     article_subject,
     comment_key,
@@ -28,7 +29,6 @@ from newsroom_notify.domain.model import (
     Subject,
     erased_author_id,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
 from newsroom_notify.domain.state import Authored, CommentInfo, Thread
 from newsroom_notify.domain.threads.activity import ArticleActivity
 from newsroom_notify.domain.threads.base import placeholder_article, summarise
@@ -100,7 +100,7 @@ class ThreadsStage(ArticleActivity):
 
     # ---------------------------------------------------------------- articles
 
-    def on_article(self, event: ev.ArticlePublished | ev.ArticleUpdated) -> list[Outbound]:
+    def on_article(self, event: ev.ArticlePublished | ev.ArticleUpdated) -> list[Intent]:
         """Store the article; a publication goes to its journalist's and section's followers."""
         data = event.data
         thread = self.threads.get(data.article_id) or Thread()
@@ -125,24 +125,22 @@ class ThreadsStage(ArticleActivity):
         keys = [entity_key("journalist", info.journalist_id)]
         if info.section:
             keys.append(entity_key("section", info.section))
-        return [Outbound(Destination.FOLLOWS, key, activity) for key in keys]
+        return [ToStage(Stage.FOLLOWS, key, activity) for key in keys]
 
     # ---------------------------------------------------------------- comments
 
-    def on_comment_posted(self, event: ev.CommentPosted) -> list[Outbound]:
+    def on_comment_posted(self, event: ev.CommentPosted) -> list[Intent]:
         """Record the comment and its author; fan out if it is approved (rule
         "Only approved comments notify")."""
         data = event.data
         aid, sid = data.article_id, data.author.subscriber_id
-        out: list[Outbound] = []
+        out: list[Intent] = []
         thread = self.threads.get(aid) or Thread()
         changed = False
         if thread.participants.get(sid) != data.author.name:
             if sid not in thread.participants:
                 out.append(
-                    Outbound(
-                        Destination.INBOX, sid, Participated(subscriber_id=sid, article_id=aid)
-                    )
+                    ToStage(Stage.INBOX, sid, Participated(subscriber_id=sid, article_id=aid))
                 )
             if sid in thread.participants or len(thread.participants) < self.participants_max:
                 thread.participants[sid] = data.author.name
@@ -186,23 +184,23 @@ class ThreadsStage(ArticleActivity):
         if comment.status == "approved" and comment.notified_by in (None, event.id):
             # First time, or this very event again (a replay): the same messages again.
             if choice is not None:
-                out.append(Outbound(Destination.INBOX, sid, choice))
+                out.append(ToStage(Stage.INBOX, sid, choice))
             out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
 
-    def on_moderated(self, event: ev.CommentModerated) -> list[Outbound]:
+    def on_moderated(self, event: ev.CommentModerated) -> list[Intent]:
         """Approve (notify once), or remove (retract what it caused, rule
         "Removed after the fact")."""
         data = event.data
         return self._set_status(data.article_id, data.comment_id, data.status, event)
 
-    def on_deleted(self, event: ev.CommentDeleted) -> list[Outbound]:
+    def on_deleted(self, event: ev.CommentDeleted) -> list[Intent]:
         """A deleted comment is retracted like spam."""
         data = event.data
         return self._set_status(data.article_id, data.comment_id, "deleted", event)
 
-    def on_edited(self, event: ev.CommentEdited) -> list[Outbound]:
+    def on_edited(self, event: ev.CommentEdited) -> list[Intent]:
         """Update the text; never notify again. Recipients' pending digests get the new text."""
         data = event.data
         key = comment_key(data.article_id, data.comment_id)
@@ -224,18 +222,18 @@ class ThreadsStage(ArticleActivity):
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
+        return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     def _set_status(
         self, article_id: str, comment_id: str, status: str, event: ev.CloudEvent
-    ) -> list[Outbound]:
+    ) -> list[Intent]:
         key = comment_key(article_id, comment_id)
         comment = self.comments.get(key)
         if comment is None:
             return []
         comment.status = status  # type: ignore[assignment]
         thread = self.threads.get(article_id) or Thread()
-        out: list[Outbound] = []
+        out: list[Intent] = []
         if status == "approved" and comment.notified_by in (None, event.id):
             # The first approval notifies, and so does the same event replayed (same ids).
             # Another approval later (again, or after a removal) does not: rule "Only approved
@@ -244,7 +242,7 @@ class ThreadsStage(ArticleActivity):
             if choice is not None:
                 # The form's "Notify of" starts now, with the comment (at its approval).
                 choice = choice.model_copy(update={"at": event.time})
-                out.append(Outbound(Destination.INBOX, choice.subscriber_id, choice))
+                out.append(ToStage(Stage.INBOX, choice.subscriber_id, choice))
             out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             comment.notify = None
@@ -255,9 +253,7 @@ class ThreadsStage(ArticleActivity):
                 at=event.time,
                 origin=event.id,
             )
-            out = [
-                Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)
-            ]
+            out = [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
             out += self._forget_activity(thread, comment, status)
         if status in RETRACTING:
             comment.notify = None  # spam, trash or deleted before approval: subscribes nobody
@@ -279,9 +275,7 @@ class ThreadsStage(ArticleActivity):
             parent=summarise(parent, article) if parent else None,
         )
 
-    def _fan_out(
-        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
-    ) -> list[Outbound]:
+    def _fan_out(self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent) -> list[Intent]:
         parent = self._parent(comment)
         replay = comment.notified_by == event.id  # this very event was fanned out before
         if comment.notified_by is None and parent is not None:
@@ -304,11 +298,11 @@ class ThreadsStage(ArticleActivity):
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
+        return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     # ------------------------------------------------------------ subscriptions
 
-    def on_follow_change(self, article_id: str, change: FollowChange) -> list[Outbound]:
+    def on_follow_change(self, article_id: str, change: FollowChange) -> list[Intent]:
         """An article-scope subscription became active, changed delivery/schedule, or ended."""
         thread = self.threads.get(article_id) or Thread()
         sid = change.subscriber_id
@@ -335,7 +329,7 @@ class ThreadsStage(ArticleActivity):
             self.threads[article_id] = thread
         return []
 
-    def on_erase(self, article_id: str, erase: Erase) -> list[Outbound]:
+    def on_erase(self, article_id: str, erase: Erase) -> list[Intent]:
         """Forget a subscriber in this thread: follower, participant, author name (rule "Erasure");
         and tell the follows stage, under each commenter of the thread, which comments may
         have been handed to them (the fan-out records of replies, mentions, follow-ups)."""
@@ -361,18 +355,16 @@ class ThreadsStage(ArticleActivity):
         if member is not None:
             self._leave_group(article_id, thread, sid, member.schedule)
         self.threads[article_id] = thread
-        out: list[Outbound] = []
+        out: list[Intent] = []
         for participant in sorted(thread.participants):
             theirs = self.authored.get(member_key(article_id, participant))
             if theirs is not None and theirs.comment_ids:
                 subjects = [comment_subject(cid) for cid in theirs.comment_ids]
                 forget = Erase(subscriber_id=sid, subjects=subjects)
-                out.append(
-                    Outbound(Destination.FOLLOWS, entity_key("commenter", participant), forget)
-                )
+                out.append(ToStage(Stage.FOLLOWS, entity_key("commenter", participant), forget))
         for comment_id in thread.erased_comments:
             if authored is None or comment_id not in authored.comment_ids:
                 forget = Erase(subscriber_id=sid, subjects=[comment_subject(comment_id)])
                 entity = entity_key("commenter", erased_author_id(comment_id))
-                out.append(Outbound(Destination.FOLLOWS, entity, forget))
+                out.append(ToStage(Stage.FOLLOWS, entity, forget))
         return out
