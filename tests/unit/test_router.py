@@ -13,6 +13,7 @@ import pytest
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import ROUTES, command, deliver
+from newsroom_notify.domain.inbox import _COMMANDS
 from newsroom_notify.domain.intents import Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import Command, Release, StageMessage
@@ -65,3 +66,8 @@ def test_a_command_written_by_the_previous_version_is_still_handled() -> None:
     profile = upgraded.tables["profiles"]["m-ana"]
     assert profile.subscriptions["article|a-1"].active
     assert profile == reference.tables["profiles"]["m-ana"]
+
+
+def test_every_subscription_event_has_a_command_handler() -> None:
+    union = typing.get_args(typing.get_args(ev.SubscriptionEvent)[0])
+    assert [e.__name__ for e in union if e not in _COMMANDS] == []

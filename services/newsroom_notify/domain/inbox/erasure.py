@@ -29,7 +29,7 @@ class Erasure(Subscriptions):
             del profile.subscriptions[key]
             self.profiles[sid] = profile
         traces = self.traces.get(sid)
-        entry = [Stage.FOLLOWS.value, f"{msg.scope}:{msg.target}"]
+        entry = [Stage.FOLLOWS.value, entity_key(msg.scope, msg.target)]
         if traces is not None and entry in [list(k) for k in traces.keys]:
             traces.keys = [k for k in traces.keys if list(k) != entry]
             self.traces[sid] = traces

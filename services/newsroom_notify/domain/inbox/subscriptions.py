@@ -20,7 +20,7 @@ from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.base import InboxBase, schedule_of
 from newsroom_notify.domain.inbox.render import DIGEST_SCOPE
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
-from newsroom_notify.domain.keys import confirm_subject, subscription_key
+from newsroom_notify.domain.keys import confirm_subject, entity_key, subscription_key
 from newsroom_notify.domain.messages import FollowChange, FormChoice, Gated, Participated
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, Reason
 from newsroom_notify.domain.state import (
@@ -50,7 +50,7 @@ def follow_owner(sub: Subscription) -> tuple[str, str] | None:
         return None
     if sub.scope == "article":
         return (Stage.THREADS.value, sub.target)
-    return (Stage.FOLLOWS.value, f"{sub.scope}:{sub.target}")
+    return (Stage.FOLLOWS.value, entity_key(sub.scope, sub.target))
 
 
 class Subscriptions(InboxBase):
