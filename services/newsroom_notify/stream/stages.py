@@ -306,9 +306,9 @@ def install(
             ),
         ),
         topics={
-            Stage.THREADS: internal["threads"].get_topic_name(),
-            Stage.FOLLOWS: internal["follows"].get_topic_name(),
-            Stage.INBOX: internal["inbox"].get_topic_name(),
+            Stage.THREADS: internal[Stage.THREADS].get_topic_name(),
+            Stage.FOLLOWS: internal[Stage.FOLLOWS].get_topic_name(),
+            Stage.INBOX: internal[Stage.INBOX].get_topic_name(),
             "notifications": topics.name(topics.notifications),
             "digests": topics.name(topics.digests),
         },
@@ -336,17 +336,19 @@ def install(
         {
             articles: event_decoder("articles", max_bytes),
             comments: event_decoder("comments", max_bytes),
-            internal_name["threads"]: decode_stage_message,
+            internal_name[Stage.THREADS]: decode_stage_message,
         },
         pipeline.on_thread_record,
     )
-    agent("follows", {internal_name["follows"]: decode_stage_message}, pipeline.on_follows_record)
+    agent(
+        "follows", {internal_name[Stage.FOLLOWS]: decode_stage_message}, pipeline.on_follows_record
+    )
     agent(
         "subscriptions",
         {subscriptions: event_decoder("subscriptions", max_bytes)},
         pipeline.on_subscription_event,
     )
-    agent("inbox", {internal_name["inbox"]: decode_stage_message}, pipeline.on_inbox_record)
+    agent("inbox", {internal_name[Stage.INBOX]: decode_stage_message}, pipeline.on_inbox_record)
 
     async def release_quiet_hours() -> None:
         """Ask the inbox to release held notifications; it checks the quiet hours."""
