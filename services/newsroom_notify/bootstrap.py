@@ -32,7 +32,7 @@ from newsroom_notify.api import standalone
 from newsroom_notify.api.service import SubscriptionApi
 from newsroom_notify.api.web import mount, publisher
 from newsroom_notify.clock import Clock
-from newsroom_notify.domain.model import Profile
+from newsroom_notify.domain.state import Profile
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.app import create_app

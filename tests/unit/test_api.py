@@ -17,7 +17,7 @@ from newsroom_notify.api.service import ApiError, SubscriptionApi
 from newsroom_notify.api.web import client_ip
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
-from newsroom_notify.domain.model import Profile, Subscription
+from newsroom_notify.domain.state import Profile, Subscription
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from newsroom_notify.settings import ApiSettings
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import ErrorClass
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import Followers
+from newsroom_notify.domain.state import Followers
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import OVERSIZED
 from newsroom_notify.stream.deadletter import DeadLetterer

@@ -15,7 +15,7 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id, mailbox_key
 from newsroom_notify.domain import tokens as tokens_module
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import FormChoice
+from newsroom_notify.domain.messages import FormChoice
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from tests.builders import (
     Clock,

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from newsroom_notify.api.service import ApiError, SubscriptionApi
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
-from newsroom_notify.domain.model import Profile
+from newsroom_notify.domain.state import Profile
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from newsroom_notify.settings import ApiSettings
 from tests.unit.test_api import KEY_NEW, bearer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsroom_notify.domain.model import Erase, FanoutMoved
+from newsroom_notify.domain.messages import Erase, FanoutMoved
 from newsroom_notify.stream.stages import decode_stage_message
 
 

@@ -6,24 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.model import (
-    Activity,
-    ArticleInfo,
-    Candidacies,
-    Candidacy,
-    CommentSummary,
-    Followers,
-    Participated,
-    Subject,
-)
-from newsroom_notify.domain.outbox import Destination, Outbound
-from newsroom_notify.stream.stages import decode_stage_message, fan_out_batches, key_partition
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
+from newsroom_notify.domain.messages import Activity, Candidacy, Participated
+from newsroom_notify.domain.model import ArticleInfo, CommentSummary, Subject
+from newsroom_notify.domain.state import Followers
+from newsroom_notify.stream.batching import Candidacies, fan_out_batches
+from newsroom_notify.stream.stages import decode_stage_message, key_partition
 
 PARTITIONS = 4
 ARTICLE = ArticleInfo(id="a-1", title="Budget", url="https://n.example/a-1", journalist_id="j-1")
 
 
-def fan_out(followers: int) -> list[Outbound]:
+def fan_out(followers: int) -> list[Intent]:
     """What the follows stage sends for a comment by m-ben, whose followers get it."""
     stage = FollowsStage(
         followers={
@@ -103,7 +97,7 @@ def test_anything_but_a_fan_out_is_sent_as_it_is() -> None:
     assert fan_out_batches(single, partition_of) is None
     mixed = [
         *fan_out(3),
-        Outbound(Destination.INBOX, "m-x", Participated(subscriber_id="m-x", article_id="a-1")),
+        ToStage(Stage.INBOX, "m-x", Participated(subscriber_id="m-x", article_id="a-1")),
     ]
     assert fan_out_batches(mixed, partition_of) is None
     other_subject = fan_out(2)[0].message
@@ -112,6 +106,5 @@ def test_anything_but_a_fan_out_is_sent_as_it_is() -> None:
         update={"subject": other_subject.subject.model_copy(update={"key": "c:c-2"})}
     )
     assert (
-        fan_out_batches([fan_out(2)[1], Outbound(Destination.INBOX, "m-000", moved)], partition_of)
-        is None
+        fan_out_batches([fan_out(2)[1], ToStage(Stage.INBOX, "m-000", moved)], partition_of) is None
     )

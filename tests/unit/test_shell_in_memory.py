@@ -15,9 +15,9 @@ import pytest
 from newsroom_dev.workload import TOKENS, generate
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
+from newsroom_notify.domain.intents import Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import Release
-from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.messages import Release
 from newsroom_notify.logs import configure_logging
 from newsroom_notify.settings import Settings
 from tests.builders import Clock, article, comment, erase, member, preferences, subscribe
@@ -53,7 +53,7 @@ Phases = list[tuple[str, list[ev.CloudEvent] | timedelta]]
 
 async def differences(
     phases: Phases,
-    break_route: tuple[Destination, Destination] | None = None,
+    break_route: tuple[str, str] | None = None,
 ) -> tuple[list[str], Counter[str]]:
     """Feed the workload to a shell and to the reference, one event at a time, then move the
     clock past the digest periods and fire the timers on both. Returns the differences (in the
@@ -65,7 +65,7 @@ async def differences(
     shell = MemoryShell.start(settings, TOKENS, clock)
     if break_route is not None:
         wrong, instead = break_route
-        shell.pipeline.destinations[wrong] = shell.pipeline.destinations[instead]
+        shell.pipeline.topics[wrong] = shell.pipeline.topics[instead]
     reference = LocalPipeline(tokens=TOKENS, clock=clock)
     found: list[str] = []
     seen = 0
@@ -143,16 +143,16 @@ async def test_an_erased_commenter_leaves_the_digests_of_every_inbox_partition()
 @pytest.mark.parametrize(
     "break_route",
     [
-        (Destination.FOLLOWS, Destination.INBOX),
-        (Destination.INBOX, Destination.FOLLOWS),
-        (Destination.THREADS, Destination.INBOX),
-        (Destination.NOTIFICATIONS, Destination.DIGESTS),
-        (Destination.DIGESTS, Destination.NOTIFICATIONS),
+        (Stage.FOLLOWS, Stage.INBOX),
+        (Stage.INBOX, Stage.FOLLOWS),
+        (Stage.THREADS, Stage.INBOX),
+        ("notifications", "digests"),
+        ("digests", "notifications"),
     ],
-    ids=lambda r: f"{r[0].name}-to-{r[1].name}",
+    ids=lambda r: f"{r[0]}-to-{r[1]}",
 )
 async def test_a_route_to_the_wrong_topic_is_caught(
-    workload: Phases, break_route: tuple[Destination, Destination]
+    workload: Phases, break_route: tuple[str, str]
 ) -> None:
     found, _ = await differences(workload, break_route)
     assert found != []
@@ -161,9 +161,7 @@ async def test_a_route_to_the_wrong_topic_is_caught(
 async def test_a_quiet_hours_release_reaches_the_inbox_of_its_recipient() -> None:
     """The quiet-hours timer's Release goes to the inbox topic under the recipient's key."""
     shell = MemoryShell.start(Settings(dev_mode=True), TOKENS, Clock(START))
-    await shell.pipeline.route(
-        [Outbound(Destination.INBOX, "m-0001", Release(recipient_id="m-0001"))]
-    )
+    await shell.pipeline.route([ToStage(Stage.INBOX, "m-0001", Release(recipient_id="m-0001"))])
     [record] = shell.app.log.records
-    assert record.topic == shell.pipeline.destinations[Destination.INBOX]
+    assert record.topic == shell.pipeline.topics[Stage.INBOX]
     assert record.key == b"m-0001"

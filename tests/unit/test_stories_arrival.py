@@ -10,17 +10,16 @@ topic would after a delay.
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import UTC, datetime
 
 import pytest
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.dispatch import follows_handle, inbox_handle, threads_handle
+from newsroom_notify.domain.dispatch import deliver as route
+from newsroom_notify.domain.intents import Intent, Stage
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.model import DigestTick
-from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.messages import DigestTick
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
     Clock,
@@ -56,23 +55,14 @@ def at(clock: Clock, hour: int, minute: int) -> None:
     clock.now = datetime(2026, 11, 27, hour, minute, tzinfo=Z)
 
 
-def deliver(pipe: LocalPipeline, items: list[Outbound]) -> list[ev.CloudEvent]:
+def deliver(pipe: LocalPipeline, items: list[Intent]) -> list[ev.CloudEvent]:
     """Messages held in transit reach their stages now (and what they cause, in turn)."""
-    queue = deque(items)
-    out: list[ev.CloudEvent] = []
-    while queue:
-        item = queue.popleft()
-        message: BaseModel = item.message
-        if item.to.is_output:
-            assert isinstance(message, ev.CloudEvent)
-            out.append(message)
-        elif item.to is Destination.THREADS:
-            queue.extend(threads_handle(pipe.threads, item.key, message))
-        elif item.to is Destination.FOLLOWS:
-            queue.extend(follows_handle(pipe.follows, item.key, message))
-        else:
-            queue.extend(inbox_handle(pipe.inbox, item.key, message))
-    return out
+    return pipe.run(items)
+
+
+def threads_handle(pipe: LocalPipeline, key: str, message: BaseModel) -> list[Intent]:
+    """The threads stage handles one record; what it sends is held in transit."""
+    return route(pipe.stages, Stage.THREADS, key, message)
 
 
 def digests(out: list[ev.CloudEvent]) -> list[tuple[str, int, list[tuple[str, str]]]]:
@@ -111,7 +101,7 @@ def test_a_comment_whose_candidacy_arrives_after_its_digest_is_in_no_later_diges
     bring it again (nothing else happened: no digest at all)."""
     cal_follows_the_article_and_ben_hourly(pipe)
     at(clock, 21, 59)
-    in_transit = threads_handle(pipe.threads, "a-1", comment("c1", BEN, "Trams at last."))
+    in_transit = threads_handle(pipe, "a-1", comment("c1", BEN, "Trams at last."))
     at(clock, 22, 2)
     assert digests(pipe.tick()) == [("21:00", 1, [("c1", "follow_up")])]
     at(clock, 22, 3)
@@ -130,7 +120,7 @@ def test_a_comment_whose_article_activity_arrives_after_its_digest_is_in_no_late
     at(clock, 21, 59)
     assert pipe.feed([comment("c1", BEN, "Trams at last.")]) == []
     at(clock, 22, 0)
-    activity = threads_handle(pipe.threads, "a-1", DigestTick())  # in transit to the inbox
+    activity = threads_handle(pipe, "a-1", DigestTick())  # in transit to the inbox
     at(clock, 22, 2)
     assert digests(pipe.tick()) == [("21:00", 1, [("c1", "followed_commenter")])]
     at(clock, 22, 3)
@@ -150,7 +140,7 @@ def test_an_article_activity_delivered_again_after_its_digest_is_not_in_the_next
     at(clock, 21, 59)
     pipe.feed([comment("c1", BEN, "Trams at last.")])
     at(clock, 22, 0)
-    activity = threads_handle(pipe.threads, "a-1", DigestTick())
+    activity = threads_handle(pipe, "a-1", DigestTick())
     assert deliver(pipe, activity) == []
     at(clock, 22, 2)
     assert digests(pipe.tick()) == [("21:00", 1, [("c1", "follow_up")])]

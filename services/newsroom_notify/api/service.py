@@ -37,7 +37,8 @@ from newsroom_notify.api.models import (
 )
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id, is_guest_id
-from newsroom_notify.domain.model import DEFAULT_DELIVERY, Profile
+from newsroom_notify.domain.model import DEFAULT_DELIVERY
+from newsroom_notify.domain.state import Profile
 from newsroom_notify.domain.tokens import InvalidToken, TokenClaims, Tokens
 from newsroom_notify.settings import ApiSettings
 

@@ -1,7 +1,9 @@
 """The pure domain core: who must hear about what, why, and when.
 
 No Faust or Kafka imports anywhere under this package. Stage handlers take their state as plain
-mappings and return the messages to send, so tests drive them with dicts and lists.
+mappings and return intents (``domain/intents.py``: a message to a stage under a key, an event
+to publish), so tests drive them with dicts and lists; ``domain/dispatch.py`` routes a message
+to its handler, for the Faust shell and the in-process ``LocalPipeline`` alike.
 
 Flow of a comment::
 

@@ -21,14 +21,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.model import (
-    PRIORITY,
-    ActivitySlot,
-    ArticleInfo,
-    CommentSummary,
-    Contribution,
-    Reason,
-)
+from newsroom_notify.domain.messages import Contribution
+from newsroom_notify.domain.model import PRIORITY, ArticleInfo, CommentSummary, Reason
+from newsroom_notify.domain.state import ActivitySlot
 
 EPOCH = datetime(2000, 1, 3, tzinfo=UTC)  # a Monday 00:00 UTC: slots are aligned on it
 

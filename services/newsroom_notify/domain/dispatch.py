@@ -1,14 +1,22 @@
-"""Which handler of which stage a message goes to. Shared by the Faust shell and the
-in-process ``LocalPipeline`` so both route exactly alike."""
+"""The one router: which handler of which stage a message goes to, as a table, and ``deliver``,
+used alike by the in-process ``LocalPipeline`` and the Faust shell (``stream/stages.py``).
+
+A new message type gets one line in ``ROUTES``, nothing else: both pipelines route it from there.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.model import (
+from newsroom_notify.domain.intents import Intent, Stage
+from newsroom_notify.domain.messages import (
     Activity,
     Candidacy,
     Command,
@@ -26,90 +34,78 @@ from newsroom_notify.domain.model import (
     Release,
     Retraction,
 )
-from newsroom_notify.domain.outbox import Outbound
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
 
-def threads_handle(stage: ThreadsStage, key: str, message: BaseModel) -> list[Outbound]:
-    """Route an article/comment event or a thread command (key: article id)."""
-    if isinstance(message, ev.ArticlePublished | ev.ArticleUpdated):
-        return stage.on_article(message)
-    if isinstance(message, ev.CommentPosted):
-        return stage.on_comment_posted(message)
-    if isinstance(message, ev.CommentModerated):
-        return stage.on_moderated(message)
-    if isinstance(message, ev.CommentEdited):
-        return stage.on_edited(message)
-    if isinstance(message, ev.CommentDeleted):
-        return stage.on_deleted(message)
-    if isinstance(message, FollowChange):
-        return stage.on_follow_change(key, message)
-    if isinstance(message, Erase):
-        return stage.on_erase(key, message)
-    if isinstance(message, DigestTick):
-        return stage.on_tick(key)
-    raise TypeError(f"threads stage cannot handle {type(message).__name__}")
+@dataclass(frozen=True)
+class Stages:
+    """The three stages of one pipeline (each over its own tables)."""
+
+    threads: ThreadsStage
+    follows: FollowsStage
+    inbox: InboxStage
 
 
-def follows_handle(stage: FollowsStage, key: str, message: BaseModel) -> list[Outbound]:
-    """Route a follows-stage message (key: followed entity)."""
-    if isinstance(message, Activity):
-        return stage.on_activity(key, message)
-    if isinstance(message, FollowChange):
-        return stage.on_follow_change(key, message)
-    if isinstance(message, Erase):
-        return stage.on_erase(key, message)
-    if isinstance(message, FanoutMoved):
-        return stage.on_fanout_moved(key, message)
-    raise TypeError(f"follows stage cannot handle {type(message).__name__}")
+# A handler: the stages, the record's key (the stage's key: article id, entity, subscriber id)
+# and the message; it returns what to send next.
+Handler = Callable[[Stages, str, Any], list[Intent]]
+
+THREADS, FOLLOWS, INBOX = Stage.THREADS, Stage.FOLLOWS, Stage.INBOX
+
+ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
+    # threads (key: article id): the contract's article and comment events, thread commands
+    (THREADS, ev.ArticlePublished): lambda s, key, m: s.threads.on_article(m),
+    (THREADS, ev.ArticleUpdated): lambda s, key, m: s.threads.on_article(m),
+    (THREADS, ev.CommentPosted): lambda s, key, m: s.threads.on_comment_posted(m),
+    (THREADS, ev.CommentModerated): lambda s, key, m: s.threads.on_moderated(m),
+    (THREADS, ev.CommentEdited): lambda s, key, m: s.threads.on_edited(m),
+    (THREADS, ev.CommentDeleted): lambda s, key, m: s.threads.on_deleted(m),
+    (THREADS, FollowChange): lambda s, key, m: s.threads.on_follow_change(key, m),
+    (THREADS, Erase): lambda s, key, m: s.threads.on_erase(key, m),
+    (THREADS, DigestTick): lambda s, key, m: s.threads.on_tick(key),
+    # follows (key: followed entity)
+    (FOLLOWS, Activity): lambda s, key, m: s.follows.on_activity(key, m),
+    (FOLLOWS, FollowChange): lambda s, key, m: s.follows.on_follow_change(key, m),
+    (FOLLOWS, Erase): lambda s, key, m: s.follows.on_erase(key, m),
+    (FOLLOWS, FanoutMoved): lambda s, key, m: s.follows.on_fanout_moved(key, m),
+    # inbox (key: subscriber id; a Gated's: its mailbox's quota key)
+    (INBOX, Candidacy): lambda s, key, m: s.inbox.on_candidacy(m),
+    (INBOX, Retraction): lambda s, key, m: s.inbox.on_retraction(m),
+    (INBOX, Edit): lambda s, key, m: s.inbox.on_edit(m),
+    (INBOX, FormChoice): lambda s, key, m: s.inbox.on_form_choice(m),
+    (INBOX, Participated): lambda s, key, m: s.inbox.on_participated(m),
+    (INBOX, Gated): lambda s, key, m: s.inbox.on_gated(key, m),
+    (INBOX, Release): lambda s, key, m: s.inbox.on_release(m),
+    (INBOX, Contribution): lambda s, key, m: s.inbox.on_contribution(m),
+    (INBOX, DigestTick): lambda s, key, m: s.inbox.on_digest_tick(key),
+    (INBOX, FollowEnded): lambda s, key, m: s.inbox.on_follow_ended(m),
+    (INBOX, Forget): lambda s, key, m: s.inbox.on_forget(m),
+    (INBOX, Command): lambda s, key, m: s.inbox.on_command(m),
+}
 
 
-def inbox_handle(
-    stage: InboxStage, key: str, message: BaseModel, command: ev.CloudEvent | None = None
-) -> list[Outbound]:
-    """Route an inbox message (key: subscriber id). ``command`` is the decoded event of a
-    ``Command``."""
-    if isinstance(message, Candidacy):
-        return stage.on_candidacy(message)
-    if isinstance(message, Retraction):
-        return stage.on_retraction(message)
-    if isinstance(message, Edit):
-        return stage.on_edit(message)
-    if isinstance(message, FormChoice):
-        return stage.on_form_choice(message)
-    if isinstance(message, Participated):
-        return stage.on_participated(message)
-    if isinstance(message, Gated):
-        return stage.on_gated(key, message)
-    if isinstance(message, Release):
-        return stage.on_release(message)
-    if isinstance(message, Contribution):
-        return stage.on_contribution(message)
-    if isinstance(message, DigestTick):
-        return stage.on_digest_tick(key)
-    if isinstance(message, FollowEnded):
-        return stage.on_follow_ended(message)
-    if isinstance(message, Forget):
-        return stage.on_forget(message)
-    if isinstance(message, Command):
-        if command is None:
-            raise ValueError("a Command needs its decoded event")
-        return stage.on_command(command, key)
-    raise TypeError(f"inbox stage cannot handle {type(message).__name__}")
+def deliver(stages: Stages, stage: Stage, key: str, message: BaseModel) -> list[Intent]:
+    """Hand ``message`` (a record of ``stage``'s topic, under ``key``) to its handler."""
+    handler = ROUTES.get((stage, type(message)))
+    if handler is None:
+        raise TypeError(f"{stage} stage cannot handle {type(message).__name__}")
+    return handler(stages, key, message)
 
 
-def command_key(event: ev.CloudEvent, tokens: Tokens) -> str:
-    """The subscriber id a subscription command belongs to (the inbox key).
+def command(event: ev.CloudEvent, tokens: Tokens) -> Command:
+    """A subscription event as the inbox's command, keyed by its subscriber.
 
-    For a confirmation (of a subscription or an erasure) it is inside the signed token,
-    whatever key the record had; raises ``InvalidToken`` for a forged or expired one.
+    For a confirmation (of a subscription or an erasure) the subscriber is inside the signed
+    token, whatever key the record had; raises ``InvalidToken`` for a forged or expired one.
     """
     if isinstance(event, ev.SubscriptionConfirmed):
-        return tokens.read_confirm(event.data.token).subscriber_id
-    if isinstance(event, ev.ErasureConfirmed):
-        return tokens.read_erase(event.data.token).subscriber_id
-    key = event.partition_key()
-    if key is None:
-        raise ValueError(f"{event.type} has no subscriber key")
-    return key
+        key = tokens.read_confirm(event.data.token).subscriber_id
+    elif isinstance(event, ev.ErasureConfirmed):
+        key = tokens.read_erase(event.data.token).subscriber_id
+    else:
+        found = event.partition_key()
+        if found is None:
+            raise ValueError(f"{event.type} has no subscriber key")
+        key = found
+    return Command(subscriber_id=key, event=event, at=event.time)

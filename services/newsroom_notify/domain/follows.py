@@ -14,25 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import entity_key, fanout_key, fanout_prefix
-from newsroom_notify.domain.model import (
-    PRIORITY,
+from newsroom_notify.domain.messages import (
     Activity,
-    Basis,
     Candidacy,
-    Condition,
     Edit,
     Erase,
-    Fanout,
     FanoutMoved,
     FollowChange,
     FollowEnded,
-    Followers,
-    Reason,
     Retraction,
-    erased_author_id,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason, erased_author_id
+from newsroom_notify.domain.state import Fanout, Followers
 
 
 def merge_followers(
@@ -72,7 +67,7 @@ class FollowsStage:
     followers_max: int = 10_000  # per entity (docs/security.md, bounded state)
     on_capped: Callable[[str], None] = lambda record: None
 
-    def on_activity(self, entity: str, activity: Activity) -> list[Outbound]:
+    def on_activity(self, entity: str, activity: Activity) -> list[Intent]:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
         record_key = fanout_key(entity, activity.subject.key)
         if activity.event in ("comment", "article"):
@@ -89,8 +84,8 @@ class FollowsStage:
                     record.recipients.extend(new)
                     self.fanout[record_key] = record
             return [
-                Outbound(
-                    Destination.INBOX,
+                ToStage(
+                    Stage.INBOX,
                     sid,
                     Candidacy.model_construct(
                         recipient_id=sid,
@@ -110,8 +105,8 @@ class FollowsStage:
         if activity.event == "retract":
             assert activity.cause is not None
             return [
-                Outbound(
-                    Destination.INBOX,
+                ToStage(
+                    Stage.INBOX,
                     sid,
                     Retraction(
                         recipient_id=sid, subject_key=activity.subject.key, cause=activity.cause
@@ -120,8 +115,8 @@ class FollowsStage:
                 for sid in sent_to.recipients
             ]
         return [
-            Outbound(
-                Destination.INBOX,
+            ToStage(
+                Stage.INBOX,
                 sid,
                 Edit(
                     recipient_id=sid,
@@ -132,7 +127,7 @@ class FollowsStage:
             for sid in sent_to.recipients
         ]
 
-    def on_follow_change(self, entity: str, change: FollowChange) -> list[Outbound]:
+    def on_follow_change(self, entity: str, change: FollowChange) -> list[Intent]:
         """A commenter/journalist/section subscription became active or ended."""
         followers = self.followers.get(entity) or Followers()
         sid = change.subscriber_id
@@ -146,7 +141,7 @@ class FollowsStage:
             self.followers[entity] = followers
         return []
 
-    def on_erase(self, entity: str, erase: Erase) -> list[Outbound]:
+    def on_erase(self, entity: str, erase: Erase) -> list[Intent]:
         """Forget a subscriber (rule "Erasure"): as a follower of this entity and as a recipient of
         its subjects; if the entity is the subscriber, its followers, and move who each of
         their comments went to where a later removal of the comment looks for it."""
@@ -158,9 +153,9 @@ class FollowsStage:
             keys = [k for k in self.fanout if k.startswith(prefix)]  # rare: a scan is fine
         if entity == entity_key("commenter", sid):
             followers = self.followers.pop(entity, None)
-            out: list[Outbound] = [
-                Outbound(
-                    Destination.INBOX,
+            out: list[Intent] = [
+                ToStage(
+                    Stage.INBOX,
                     follower,
                     FollowEnded(subscriber_id=follower, scope="commenter", target=sid),
                 )
@@ -172,8 +167,8 @@ class FollowsStage:
                 if record is not None and subject_key.startswith("c:"):
                     comment_id = subject_key.removeprefix("c:")
                     out.append(
-                        Outbound(
-                            Destination.FOLLOWS,
+                        ToStage(
+                            Stage.FOLLOWS,
                             entity_key("commenter", erased_author_id(comment_id)),
                             FanoutMoved(subject_key=subject_key, recipients=record.recipients),
                         )
@@ -192,7 +187,7 @@ class FollowsStage:
                     del self.fanout[key]
         return []
 
-    def on_fanout_moved(self, entity: str, moved: FanoutMoved) -> list[Outbound]:
+    def on_fanout_moved(self, entity: str, moved: FanoutMoved) -> list[Intent]:
         """Keep who an erased author's comment went to under its new key."""
         key = fanout_key(entity, moved.subject_key)
         record = self.fanout.get(key) or Fanout()

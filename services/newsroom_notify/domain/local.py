@@ -1,6 +1,6 @@
 """The whole pipeline in one process, over dicts: the reference the Faust topology must match.
 
-``LocalPipeline`` routes every ``Outbound`` to the stage that owns its key exactly as the
+``LocalPipeline`` delivers every ``ToStage`` intent to the stage that owns its key exactly as the
 Kafka topology does (threads by article id, follows by entity, inbox by subscriber id), one
 message at a time, breadth-first. Tests use it to state expected outputs; benchmarks and fault
 tests use it to compute the notifications a stream must produce.
@@ -14,19 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.dispatch import (
-    command_key,
-    follows_handle,
-    inbox_handle,
-    threads_handle,
-)
+from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.model import Command, DigestTick, Release
-from newsroom_notify.domain.outbox import Destination, Outbound
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.messages import DigestTick, Release
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
 
@@ -87,21 +80,18 @@ class LocalPipeline:
             clock=self.clock,
             quotas=t["quotas"],
         )
+        self.stages = Stages(self.threads, self.follows, self.inbox)
 
     def feed(self, events: Iterable[ev.CloudEvent]) -> list[ev.CloudEvent]:
         """Process input events in order; return the output events they produced."""
         produced: list[ev.CloudEvent] = []
         for event in events:
             if event.topic_role == "subscriptions":
-                key = command_key(event, self.tokens)
-                command = Command(
-                    subscriber_id=key, event_json=event.model_dump_json(), at=event.time
-                )
-                produced += self._run(Outbound(Destination.INBOX, key, command), event)
+                cmd = command(event, self.tokens)
+                produced += self.run([ToStage(Stage.INBOX, cmd.subscriber_id, cmd)])
             else:
-                produced += self._run(
-                    Outbound(Destination.THREADS, event.partition_key() or "", event)
-                )
+                key = event.partition_key() or ""
+                produced += self.run([ToStage(Stage.THREADS, key, event)])
         self.outputs += produced
         return produced
 
@@ -109,35 +99,30 @@ class LocalPipeline:
         """What the digest timers do: article fan-outs first, then the inboxes that are due."""
         produced: list[ev.CloudEvent] = []
         for article_id in list(self.tables["pending"]):
-            tick = Outbound(Destination.THREADS, article_id, DigestTick())
-            produced += self._run(tick)
+            tick = ToStage(Stage.THREADS, article_id, DigestTick())
+            produced += self.run([tick])
         for recipient_id in [r for r in self.tables["digests"] if self.inbox.digest_due(r)]:
-            produced += self._run(Outbound(Destination.INBOX, recipient_id, DigestTick()))
+            produced += self.run([ToStage(Stage.INBOX, recipient_id, DigestTick())])
         self.outputs += produced
         return produced
 
     def release(self, recipient_id: str) -> list[ev.CloudEvent]:
         """What the quiet-hours timer does for one recipient."""
-        produced = self._run(
-            Outbound(Destination.INBOX, recipient_id, Release(recipient_id=recipient_id))
+        produced = self.run(
+            [ToStage(Stage.INBOX, recipient_id, Release(recipient_id=recipient_id))]
         )
         self.outputs += produced
         return produced
 
-    def _run(self, first: Outbound, command: ev.CloudEvent | None = None) -> list[ev.CloudEvent]:
-        queue: deque[Outbound] = deque([first])
+    def run(self, intents: Iterable[Intent]) -> list[ev.CloudEvent]:
+        """Deliver messages to their stages, and what they cause in turn, breadth-first;
+        return the events published (not added to ``outputs``)."""
+        queue: deque[Intent] = deque(intents)
         produced: list[ev.CloudEvent] = []
         while queue:
-            item = queue.popleft()
-            message: BaseModel = item.message
-            if item.to.is_output:
-                assert isinstance(message, ev.CloudEvent)
-                produced.append(message)
-                continue
-            if item.to is Destination.THREADS:
-                queue.extend(threads_handle(self.threads, item.key, message))
-            elif item.to is Destination.FOLLOWS:
-                queue.extend(follows_handle(self.follows, item.key, message))
+            intent = queue.popleft()
+            if isinstance(intent, Publish):
+                produced.append(intent.event)
             else:
-                queue.extend(inbox_handle(self.inbox, item.key, message, command))
+                queue.extend(deliver(self.stages, intent.stage, intent.key, intent.message))
         return produced

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import InvalidReplicationFactorError, TopicAlreadyExistsError, for_code
 
 from newsroom_notify.contract.topics import CATALOGUE
+from newsroom_notify.domain.intents import Stage
 from newsroom_notify.settings import Settings
 
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
@@ -44,12 +45,12 @@ def topic_layout(settings: Settings, changelogs: Iterable[str] = ()) -> dict[str
     return layout
 
 
-INTERNAL_STAGES = ("threads", "follows", "inbox")
+INTERNAL_STAGES = tuple(Stage)  # the domain's stages: one repartition topic each
 
 
 def internal_topic_names(settings: Settings) -> list[str]:
     """The repartition topics between the stages (keyed by article, entity, subscriber)."""
-    return [f"{settings.app_id}-{stage}" for stage in INTERNAL_STAGES]
+    return [f"{settings.app_id}-{stage.value}" for stage in INTERNAL_STAGES]
 
 
 async def ensure_topics(settings: Settings, changelogs: Iterable[str] = ()) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -31,49 +31,39 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.domain.dispatch import (
-    command_key,
-    follows_handle,
-    inbox_handle,
-    threads_handle,
-)
+from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.inbox import DigestBuffer, Held, InboxStage
-from newsroom_notify.domain.model import (
-    Activity,
+from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.messages import (
+    Candidacy,
+    DigestTick,
+    Forget,
+    Release,
+    StageMessage,
+)
+from newsroom_notify.domain.state import (
     ActivitySlot,
     Authored,
-    Candidacies,
-    Candidacy,
-    Command,
     CommentInfo,
-    Contribution,
-    DigestTick,
-    Edit,
-    Erase,
+    DigestBuffer,
+    DigestMember,
     Fanout,
-    FanoutMoved,
-    FollowChange,
-    FollowEnded,
     Followers,
-    Forget,
-    FormChoice,
-    Gated,
-    Participated,
+    Held,
+    Pending,
     Profile,
     Quota,
-    Release,
-    Retraction,
     Sent,
     Thread,
     Traces,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
-from newsroom_notify.domain.threads import DigestMember, Pending, ThreadsStage
+from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
+from newsroom_notify.stream.batching import Candidacies, fan_out_batches
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.tables import ModelTable
 from newsroom_notify.stream.faust_ext.transport import Sender
@@ -82,26 +72,7 @@ from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 log = structlog.get_logger(__name__)
 
 _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
-    Annotated[
-        Activity
-        | Candidacy
-        | Candidacies
-        | Command
-        | Contribution
-        | DigestTick
-        | Edit
-        | Erase
-        | FanoutMoved
-        | FollowChange
-        | FollowEnded
-        | Forget
-        | FormChoice
-        | Gated
-        | Participated
-        | Release
-        | Retraction,
-        Field(discriminator="kind"),
-    ]
+    Annotated[StageMessage | Candidacies, Field(discriminator="kind")]
 )
 
 
@@ -133,26 +104,31 @@ def raw_topic(app: faust.App, *names: str, **kwargs: Any) -> Any:
 class Pipeline:
     """The stages, the topics they send to, and the sending."""
 
-    threads: ThreadsStage
-    follows: FollowsStage
-    inbox: InboxStage
-    destinations: dict[Destination, str]  # Destination -> topic name
+    stages: Stages
+    # Topic names: of each stage (by ``Stage``) and of each output event's contract role
+    # (``CloudEvent.topic_role``: notifications, digests). The shell owns them, not the domain.
+    topics: dict[str, str]
     tokens: Tokens
     sender: Sender
     inbox_partitions: int
     batch_recipients: int = 1_000  # per fan-out record: its size stays far below the limit
 
-    async def route(self, outbound: list[Outbound]) -> None:
-        """Send every message to its topic under its key (a fan-out: see ``fan_out_batches``)."""
-        if outbound and log.isEnabledFor(logging.DEBUG):
+    async def route(self, intents: Sequence[Intent]) -> None:
+        """Carry out what a handler asked for: each message to its stage's topic under its key
+        (a fan-out batched per inbox partition: see ``fan_out_batches``), each event published
+        to its contract topic."""
+        if intents and log.isEnabledFor(logging.DEBUG):
             kinds = Counter(
-                f"{o.to}:{getattr(o.message, 'kind', type(o.message).__name__)}" for o in outbound
+                f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
+                if isinstance(i, ToStage)
+                else f"publish:{i.event.type}"
+                for i in intents
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
-        batches = fan_out_batches(outbound, self.inbox_partition)
+        batches = fan_out_batches(intents, self.inbox_partition)
         if batches is not None:
-            topic = self.destinations[Destination.INBOX]
+            topic = self.topics[Stage.INBOX]
             for partition, batch in batches.items():
                 pieces = [batch]
                 if len(batch.bases) > self.batch_recipients:
@@ -163,48 +139,51 @@ class Pipeline:
                     value = piece.model_dump_json().encode("utf-8")
                     await send(topic, key, value, partition=partition)
             return
-        for item in outbound:
-            topic = self.destinations[item.to]
-            if isinstance(item.message, Forget):  # every inbox partition, each told which
+        for intent in intents:
+            if isinstance(intent, Publish):
+                event = intent.event
+                key, value = codec.encode(event, intent.key)
+                await send(self.topics[event.topic_role], key, value, [codec.CONTENT_TYPE_HEADER])
+                count_output(event)
+                continue
+            topic, message = self.topics[intent.stage], intent.message
+            if isinstance(message, Forget):  # every inbox partition, each told which
                 for partition in range(self.inbox_partitions):
-                    copy = item.message.model_copy(update={"partition": partition})
+                    copy = message.model_copy(update={"partition": partition})
                     encoded = copy.model_dump_json().encode("utf-8")
-                    await send(topic, item.key.encode("utf-8"), encoded, None, partition)
-            elif item.to.is_output:
-                assert isinstance(item.message, CloudEvent)
-                key, value = codec.encode(item.message, item.key)
-                await send(topic, key, value, [codec.CONTENT_TYPE_HEADER])
-                count_output(item.message)
+                    await send(topic, intent.key.encode("utf-8"), encoded, None, partition)
             else:
                 await send(
-                    topic, item.key.encode("utf-8"), item.message.model_dump_json().encode("utf-8")
+                    topic, intent.key.encode("utf-8"), message.model_dump_json().encode("utf-8")
                 )
 
     def inbox_partition(self, recipient_id: str) -> int:
         """The inbox partition of a recipient: where the producer would put their key."""
         return key_partition(recipient_id, self.inbox_partitions)
 
+    @property
+    def inbox(self) -> InboxStage:
+        """The inbox stage (its timers ask it which digests are due)."""
+        return self.stages.inbox
+
     async def on_thread_record(self, key: str, message: BaseModel) -> None:
         """threads agent: an article/comment event (key article id) or a thread command."""
         if isinstance(message, CloudEvent):
             key = message.partition_key() or key
-        await self.route(threads_handle(self.threads, key, message))
+        await self.route(deliver(self.stages, Stage.THREADS, key, message))
 
     async def on_follows_record(self, key: str, message: BaseModel) -> None:
         """follows agent: activity and follower changes of one entity."""
-        await self.route(follows_handle(self.follows, key, message))
+        await self.route(deliver(self.stages, Stage.FOLLOWS, key, message))
 
     async def on_subscription_event(self, key: str, message: BaseModel) -> None:
         """subscriptions agent: re-key a command by its subscriber and pass it to the inbox."""
         assert isinstance(message, CloudEvent)
         try:
-            subscriber = command_key(message, self.tokens)
+            cmd = command(message, self.tokens)
         except InvalidToken as exc:
             raise codec.Rejected(codec.ErrorClass.INVALID_TOKEN, str(exc)) from exc
-        command = Command(
-            subscriber_id=subscriber, event_json=message.model_dump_json(), at=message.time
-        )
-        await self.route([Outbound(Destination.INBOX, subscriber, command)])
+        await self.route([ToStage(Stage.INBOX, cmd.subscriber_id, cmd)])
 
     async def on_inbox_record(self, key: str, message: BaseModel) -> None:
         """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
@@ -213,15 +192,10 @@ class Pipeline:
             for candidacy in message.split():
                 await self.on_inbox_record(candidacy.recipient_id, candidacy)
             return
-        event = (
-            codec.parse("subscriptions", message.event_json)
-            if isinstance(message, Command)
-            else None
-        )
-        outbound = inbox_handle(self.inbox, key, message, event)
-        await self.route(outbound)
+        intents = deliver(self.stages, Stage.INBOX, key, message)
+        await self.route(intents)
         if isinstance(message, Candidacy):
-            observe_latency(message.at, outbound)
+            observe_latency(message.at, intents)
 
 
 def key_partition(key: str, partitions: int) -> int:
@@ -230,34 +204,6 @@ def key_partition(key: str, partitions: int) -> int:
     every = range(partitions)
     partition: int = DefaultPartitioner()(key.encode("utf-8"), every, every)
     return partition
-
-
-def fan_out_batches(
-    outbound: list[Outbound], partition_of: Callable[[str], int]
-) -> dict[int, Candidacies] | None:
-    """A fan-out (two or more candidacies of one activity, nothing else) as one ``Candidacies``
-    record per inbox partition (sent keyed by its first recipient); None for anything else.
-
-    Each recipient's candidacy still lands in the partition of its recipient's key, so the
-    inbox handles it with that recipient's table partition, in order with their other records.
-    """
-    if len(outbound) < 2:
-        return None
-    first = outbound[0].message
-    if not isinstance(first, Candidacy):
-        return None
-    groups: dict[int, list[Candidacy]] = {}
-    for item in outbound:
-        message = item.message
-        if (
-            item.to is not Destination.INBOX
-            or not isinstance(message, Candidacy)
-            or message.origin != first.origin
-            or message.subject.key != first.subject.key
-        ):
-            return None
-        groups.setdefault(partition_of(message.recipient_id), []).append(message)
-    return {p: Candidacies.of(group) for p, group in groups.items()}
 
 
 def count_capped(record: str) -> None:
@@ -276,12 +222,12 @@ def count_output(event: CloudEvent) -> None:
         ).inc()
 
 
-def observe_latency(event_time: datetime, outbound: list[Outbound]) -> None:
+def observe_latency(event_time: datetime, intents: list[Intent]) -> None:
     """Event time of the candidacy's comment to now, for each instant notification sent."""
-    for item in outbound:
-        if isinstance(item.message, ev.NotificationCreated):
+    for intent in intents:
+        if isinstance(intent, Publish) and isinstance(intent.event, ev.NotificationCreated):
             elapsed = (datetime.now(UTC) - event_time).total_seconds()
-            LATENCY.labels(type=item.message.type).observe(max(elapsed, 0.0))
+            LATENCY.labels(type=intent.event.type).observe(max(elapsed, 0.0))
 
 
 def install(
@@ -316,53 +262,55 @@ def install(
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
     pipeline = Pipeline(
-        threads=ThreadsStage(
-            table("threads", Thread),
-            table("comments", CommentInfo),
-            table("digest-followers", Followers),
-            table("digest-members", DigestMember),
-            table("activity", ActivitySlot),
-            pending,
-            table("authored", Authored),
-            clock=clock,
-            slot_minutes=settings.digest.slot_minutes,
-            items_per_article=settings.digest.items_per_article,
-            participants_max=limits.thread_participants,
-            instant_followers_max=limits.thread_instant_followers,
-            followers_max=limits.followers,
-            on_capped=count_capped,
+        stages=Stages(
+            threads=ThreadsStage(
+                table("threads", Thread),
+                table("comments", CommentInfo),
+                table("digest-followers", Followers),
+                table("digest-members", DigestMember),
+                table("activity", ActivitySlot),
+                pending,
+                table("authored", Authored),
+                clock=clock,
+                slot_minutes=settings.digest.slot_minutes,
+                items_per_article=settings.digest.items_per_article,
+                participants_max=limits.thread_participants,
+                instant_followers_max=limits.thread_instant_followers,
+                followers_max=limits.followers,
+                on_capped=count_capped,
+            ),
+            follows=FollowsStage(
+                table("followers", Followers),
+                table("fanout", Fanout),
+                followers_max=limits.followers,
+                on_capped=count_capped,
+            ),
+            inbox=InboxStage(
+                table("profiles", Profile),
+                table("sent", Sent),
+                held,
+                digests,
+                table("traces", Traces),
+                tokens=tokens,
+                clock=clock,
+                quotas=table("quotas", Quota),
+                confirmations_per_day=settings.api.confirmations_per_address_per_day,
+                source=settings.source,
+                digest_grace=timedelta(seconds=settings.digest.grace_s),
+                items_per_article=settings.digest.items_per_article,
+                owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
+                held_max=limits.held_notifications,
+                digest_items_max=limits.digest_items,
+                digest_contributions_max=limits.digest_contributions,
+                on_capped=count_capped,
+            ),
         ),
-        follows=FollowsStage(
-            table("followers", Followers),
-            table("fanout", Fanout),
-            followers_max=limits.followers,
-            on_capped=count_capped,
-        ),
-        inbox=InboxStage(
-            table("profiles", Profile),
-            table("sent", Sent),
-            held,
-            digests,
-            table("traces", Traces),
-            tokens=tokens,
-            clock=clock,
-            quotas=table("quotas", Quota),
-            confirmations_per_day=settings.api.confirmations_per_address_per_day,
-            source=settings.source,
-            digest_grace=timedelta(seconds=settings.digest.grace_s),
-            items_per_article=settings.digest.items_per_article,
-            owns=lambda rid, p: p is None or key_partition(rid, partitions) == p,
-            held_max=limits.held_notifications,
-            digest_items_max=limits.digest_items,
-            digest_contributions_max=limits.digest_contributions,
-            on_capped=count_capped,
-        ),
-        destinations={
-            Destination.THREADS: internal["threads"].get_topic_name(),
-            Destination.FOLLOWS: internal["follows"].get_topic_name(),
-            Destination.INBOX: internal["inbox"].get_topic_name(),
-            Destination.NOTIFICATIONS: topics.name(topics.notifications),
-            Destination.DIGESTS: topics.name(topics.digests),
+        topics={
+            Stage.THREADS: internal[Stage.THREADS].get_topic_name(),
+            Stage.FOLLOWS: internal[Stage.FOLLOWS].get_topic_name(),
+            Stage.INBOX: internal[Stage.INBOX].get_topic_name(),
+            "notifications": topics.name(topics.notifications),
+            "digests": topics.name(topics.digests),
         },
         tokens=tokens,
         sender=sender,
@@ -388,22 +336,24 @@ def install(
         {
             articles: event_decoder("articles", max_bytes),
             comments: event_decoder("comments", max_bytes),
-            internal_name["threads"]: decode_stage_message,
+            internal_name[Stage.THREADS]: decode_stage_message,
         },
         pipeline.on_thread_record,
     )
-    agent("follows", {internal_name["follows"]: decode_stage_message}, pipeline.on_follows_record)
+    agent(
+        "follows", {internal_name[Stage.FOLLOWS]: decode_stage_message}, pipeline.on_follows_record
+    )
     agent(
         "subscriptions",
         {subscriptions: event_decoder("subscriptions", max_bytes)},
         pipeline.on_subscription_event,
     )
-    agent("inbox", {internal_name["inbox"]: decode_stage_message}, pipeline.on_inbox_record)
+    agent("inbox", {internal_name[Stage.INBOX]: decode_stage_message}, pipeline.on_inbox_record)
 
     async def release_quiet_hours() -> None:
         """Ask the inbox to release held notifications; it checks the quiet hours."""
         await pipeline.route(
-            [Outbound(Destination.INBOX, rid, Release(recipient_id=rid)) for rid in list(held)]
+            [ToStage(Stage.INBOX, rid, Release(recipient_id=rid)) for rid in list(held)]
         )
 
     app.timer(settings.quiet_hours_check_s)(release_quiet_hours)
@@ -413,9 +363,9 @@ def install(
 
         Ticks travel through the stages' own topics, so the owner of each key acts on it."""
         await pipeline.route(
-            [Outbound(Destination.THREADS, aid, DigestTick()) for aid in list(pending)]
+            [ToStage(Stage.THREADS, aid, DigestTick()) for aid in list(pending)]
             + [
-                Outbound(Destination.INBOX, rid, DigestTick())
+                ToStage(Stage.INBOX, rid, DigestTick())
                 for rid in list(digests)
                 if pipeline.inbox.digest_due(rid)
             ]

@@ -9,94 +9,31 @@ re-emits the same messages and changes no state twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.digest import (
-    forget_comment,
-    record_comment,
-    slot_start,
-    summarise_slots,
-)
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import (
-    FOLLOWER_CHUNKS,
-    activity_key,
     article_subject,
-    chunk_key,
-    chunk_key_of,
     comment_key,
     comment_subject,
     entity_key,
     member_key,
 )
 from newsroom_notify.domain.mentions import find_mentions
+from newsroom_notify.domain.messages import Activity, Erase, FollowChange, FormChoice, Participated
 from newsroom_notify.domain.model import (
     ERASED_NAME,
-    Activity,
-    ActivityItem,
-    ActivitySlot,
     ArticleInfo,
-    Authored,
     Basis,
-    CommentInfo,
-    CommentSummary,
     Condition,
-    Contribution,
-    Erase,
-    FollowChange,
-    Followers,
-    FormChoice,
-    Participated,
     Reason,
-    Retraction,
-    State,
     Subject,
-    Thread,
     erased_author_id,
 )
-from newsroom_notify.domain.outbox import Destination, Outbound
-from newsroom_notify.domain.schedule import Schedule, last_closed_period
+from newsroom_notify.domain.state import Authored, CommentInfo, Thread
+from newsroom_notify.domain.threads.activity import ArticleActivity
+from newsroom_notify.domain.threads.base import placeholder_article, summarise
 
 RETRACTING = {"spam", "trash", "deleted"}
-
-
-class DigestMember(State):
-    """Which schedule group a digest-mode follower of an article is in."""
-
-    schedule: str
-
-
-class Pending(State):
-    """An article with activity not yet fanned out to every schedule group."""
-
-    since: datetime
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _uncounted(_: str) -> None:
-    return None
-
-
-def placeholder_article(article_id: str) -> ArticleInfo:
-    """Used when a comment arrives before its article's event (different topics, no order)."""
-    return ArticleInfo(id=article_id, title=article_id, url="", journalist_id="")
-
-
-def summarise(comment: CommentInfo, article: ArticleInfo) -> CommentSummary:
-    """A comment as shown in a notification."""
-    url = f"{article.url}#comment-{comment.id}" if article.url else f"#comment-{comment.id}"
-    return CommentSummary(
-        id=comment.id,
-        author_id=comment.author_id,
-        author_name=comment.author_name,
-        excerpt=ev.excerpt(comment.text),
-        url=url,
-    )
 
 
 def comment_candidates(
@@ -158,29 +95,12 @@ def comment_candidates(
     return candidates
 
 
-@dataclass
-class ThreadsStage:
+class ThreadsStage(ArticleActivity):
     """Handlers of the threads stage over its tables."""
-
-    threads: MutableMapping[str, Thread]
-    comments: MutableMapping[str, CommentInfo]
-    digest_followers: MutableMapping[str, Followers]  # chunk_key -> followers
-    digest_members: MutableMapping[str, DigestMember]  # "<article>|<subscriber>" -> group
-    activity: MutableMapping[str, ActivitySlot]  # "<article>|<slot start>" -> slot
-    pending: MutableMapping[str, Pending]  # article ids with activity not fanned out yet
-    authored: MutableMapping[str, Authored]  # "<article>|<subscriber>" -> their comments
-    clock: Callable[[], datetime] = _utcnow
-    slot_minutes: int = 15
-    items_per_article: int = 5
-    # Caps of the per-article records (docs/security.md, bounded state), and who hears of a cap hit.
-    participants_max: int = 5_000
-    instant_followers_max: int = 5_000
-    followers_max: int = 10_000  # per digest-follower chunk
-    on_capped: Callable[[str], None] = _uncounted
 
     # ---------------------------------------------------------------- articles
 
-    def on_article(self, event: ev.ArticlePublished | ev.ArticleUpdated) -> list[Outbound]:
+    def on_article(self, event: ev.ArticlePublished | ev.ArticleUpdated) -> list[Intent]:
         """Store the article; a publication goes to its journalist's and section's followers."""
         data = event.data
         thread = self.threads.get(data.article_id) or Thread()
@@ -205,24 +125,22 @@ class ThreadsStage:
         keys = [entity_key("journalist", info.journalist_id)]
         if info.section:
             keys.append(entity_key("section", info.section))
-        return [Outbound(Destination.FOLLOWS, key, activity) for key in keys]
+        return [ToStage(Stage.FOLLOWS, key, activity) for key in keys]
 
     # ---------------------------------------------------------------- comments
 
-    def on_comment_posted(self, event: ev.CommentPosted) -> list[Outbound]:
+    def on_comment_posted(self, event: ev.CommentPosted) -> list[Intent]:
         """Record the comment and its author; fan out if it is approved (rule
         "Only approved comments notify")."""
         data = event.data
         aid, sid = data.article_id, data.author.subscriber_id
-        out: list[Outbound] = []
+        out: list[Intent] = []
         thread = self.threads.get(aid) or Thread()
         changed = False
         if thread.participants.get(sid) != data.author.name:
             if sid not in thread.participants:
                 out.append(
-                    Outbound(
-                        Destination.INBOX, sid, Participated(subscriber_id=sid, article_id=aid)
-                    )
+                    ToStage(Stage.INBOX, sid, Participated(subscriber_id=sid, article_id=aid))
                 )
             if sid in thread.participants or len(thread.participants) < self.participants_max:
                 thread.participants[sid] = data.author.name
@@ -266,23 +184,23 @@ class ThreadsStage:
         if comment.status == "approved" and comment.notified_by in (None, event.id):
             # First time, or this very event again (a replay): the same messages again.
             if choice is not None:
-                out.append(Outbound(Destination.INBOX, sid, choice))
+                out.append(ToStage(Stage.INBOX, sid, choice))
             out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
 
-    def on_moderated(self, event: ev.CommentModerated) -> list[Outbound]:
+    def on_moderated(self, event: ev.CommentModerated) -> list[Intent]:
         """Approve (notify once), or remove (retract what it caused, rule
         "Removed after the fact")."""
         data = event.data
         return self._set_status(data.article_id, data.comment_id, data.status, event)
 
-    def on_deleted(self, event: ev.CommentDeleted) -> list[Outbound]:
+    def on_deleted(self, event: ev.CommentDeleted) -> list[Intent]:
         """A deleted comment is retracted like spam."""
         data = event.data
         return self._set_status(data.article_id, data.comment_id, "deleted", event)
 
-    def on_edited(self, event: ev.CommentEdited) -> list[Outbound]:
+    def on_edited(self, event: ev.CommentEdited) -> list[Intent]:
         """Update the text; never notify again. Recipients' pending digests get the new text."""
         data = event.data
         key = comment_key(data.article_id, data.comment_id)
@@ -304,18 +222,18 @@ class ThreadsStage:
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
+        return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     def _set_status(
         self, article_id: str, comment_id: str, status: str, event: ev.CloudEvent
-    ) -> list[Outbound]:
+    ) -> list[Intent]:
         key = comment_key(article_id, comment_id)
         comment = self.comments.get(key)
         if comment is None:
             return []
         comment.status = status  # type: ignore[assignment]
         thread = self.threads.get(article_id) or Thread()
-        out: list[Outbound] = []
+        out: list[Intent] = []
         if status == "approved" and comment.notified_by in (None, event.id):
             # The first approval notifies, and so does the same event replayed (same ids).
             # Another approval later (again, or after a removal) does not: rule "Only approved
@@ -324,7 +242,7 @@ class ThreadsStage:
             if choice is not None:
                 # The form's "Notify of" starts now, with the comment (at its approval).
                 choice = choice.model_copy(update={"at": event.time})
-                out.append(Outbound(Destination.INBOX, choice.subscriber_id, choice))
+                out.append(ToStage(Stage.INBOX, choice.subscriber_id, choice))
             out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             comment.notify = None
@@ -335,9 +253,7 @@ class ThreadsStage:
                 at=event.time,
                 origin=event.id,
             )
-            out = [
-                Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)
-            ]
+            out = [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
             out += self._forget_activity(thread, comment, status)
         if status in RETRACTING:
             comment.notify = None  # spam, trash or deleted before approval: subscribes nobody
@@ -359,9 +275,7 @@ class ThreadsStage:
             parent=summarise(parent, article) if parent else None,
         )
 
-    def _fan_out(
-        self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent
-    ) -> list[Outbound]:
+    def _fan_out(self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent) -> list[Intent]:
         parent = self._parent(comment)
         replay = comment.notified_by == event.id  # this very event was fanned out before
         if comment.notified_by is None and parent is not None:
@@ -384,129 +298,11 @@ class ThreadsStage:
             at=event.time,
             origin=event.id,
         )
-        return [Outbound(Destination.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
-
-    # ---------------------------------------------------- article digests (fan-out on read)
-
-    def _record_activity(self, thread: Thread, comment: CommentInfo) -> None:
-        """Count an approved comment once in the article's current slot: O(1) per comment."""
-        now = self.clock()
-        start = slot_start(now, self.slot_minutes)
-        key = activity_key(comment.article_id, start)
-        slot = self.activity.get(key) or ActivitySlot()
-        record_comment(slot, comment.id, self._keep)
-        self.activity[key] = slot
-        comment.slot = key
-        if start not in thread.activity_slots:
-            thread.activity_slots.append(start)
-            self.threads[comment.article_id] = thread
-        if comment.article_id not in self.pending:
-            self.pending[comment.article_id] = Pending(since=now)
-
-    @property
-    def _keep(self) -> int:
-        return self.items_per_article * 2  # room for the recipient's own comments, removed later
-
-    def _forget_activity(self, thread: Thread, comment: CommentInfo, cause: str) -> list[Outbound]:
-        """A removed comment leaves its slot; followers who already got it are told."""
-        if comment.slot is None:
-            return []
-        slot = self.activity.get(comment.slot)
-        if slot is not None:
-            forget_comment(slot, comment.id)
-            self.activity[comment.slot] = slot
-        start = datetime.fromisoformat(comment.slot.rsplit("|", 1)[1])
-        fanned = [k for k, end in thread.fanned_until.items() if end > start]
-        retraction = Retraction(
-            recipient_id="",
-            subject_key=comment_subject(comment.id),
-            cause=cause,
-        )
-        return [
-            Outbound(Destination.INBOX, sid, retraction.model_copy(update={"recipient_id": sid}))
-            for schedule in fanned
-            for sid in self._digest_followers(comment.article_id, schedule)
-        ]
-
-    def _digest_followers(self, article_id: str, schedule: str) -> list[str]:
-        followers: list[str] = []
-        for chunk in range(FOLLOWER_CHUNKS):
-            group = self.digest_followers.get(chunk_key_of(article_id, schedule, chunk))
-            if group is not None:
-                followers.extend(group.delivery)
-        return followers
-
-    def on_tick(self, article_id: str) -> list[Outbound]:
-        """Fan out each schedule group's ended period of activity, once (the timer calls it)."""
-        thread = self.threads.get(article_id)
-        if thread is None or not thread.activity_slots:
-            self.pending.pop(article_id, None)
-            return []
-        now = self.clock()
-        article = thread.article or placeholder_article(article_id)
-        out: list[Outbound] = []
-        for schedule, followers in sorted(thread.digest_schedules.items()):
-            period = last_closed_period(Schedule.from_key(schedule), now)
-            done = thread.fanned_until.get(schedule)
-            if followers <= 0 or (done is not None and done >= period.end):
-                continue
-            slots = [
-                slot
-                for start in thread.activity_slots
-                if (done is None or start >= done)
-                and start < period.end
-                and (slot := self.activity.get(activity_key(article_id, start))) is not None
-            ]
-            thread.fanned_until[schedule] = period.end
-            count, latest = summarise_slots(slots, self._keep)
-            if count == 0:
-                continue
-            items = [
-                ActivityItem(comment=summarise(c, article), at=c.posted_at)
-                for cid in latest
-                if (c := self.comments.get(comment_key(article_id, cid))) is not None
-                and c.status == "approved"
-                and not c.author_id.startswith("erased:")  # counted, never quoted
-            ]
-            contribution = Contribution(
-                recipient_id="",
-                article=article,
-                period_end=period.end,
-                new_comments=count,
-                items=items,
-            )
-            out.extend(
-                Outbound(
-                    Destination.INBOX, sid, contribution.model_copy(update={"recipient_id": sid})
-                )
-                for sid in self._digest_followers(article_id, schedule)
-            )
-        self._drop_fanned_slots(article_id, thread)
-        self.threads[article_id] = thread
-        return out
-
-    def _drop_fanned_slots(self, article_id: str, thread: Thread) -> None:
-        """Delete slots every schedule group has been given; forget the article when idle."""
-        ends = [thread.fanned_until.get(k) for k, n in thread.digest_schedules.items() if n > 0]
-        if not ends or any(end is None for end in ends):
-            if not ends:  # nobody follows in digest mode any more
-                for start in thread.activity_slots:
-                    self.activity.pop(activity_key(article_id, start), None)
-                thread.activity_slots = []
-                self.pending.pop(article_id, None)
-            return
-        horizon = min(end for end in ends if end is not None)
-        keep = [s for s in thread.activity_slots if s >= horizon]
-        for start in thread.activity_slots:
-            if start < horizon:
-                self.activity.pop(activity_key(article_id, start), None)
-        thread.activity_slots = keep
-        if not keep:
-            self.pending.pop(article_id, None)
+        return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
     # ------------------------------------------------------------ subscriptions
 
-    def on_follow_change(self, article_id: str, change: FollowChange) -> list[Outbound]:
+    def on_follow_change(self, article_id: str, change: FollowChange) -> list[Intent]:
         """An article-scope subscription became active, changed delivery/schedule, or ended."""
         thread = self.threads.get(article_id) or Thread()
         sid = change.subscriber_id
@@ -533,35 +329,7 @@ class ThreadsStage:
             self.threads[article_id] = thread
         return []
 
-    def _join_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> bool:
-        key = chunk_key(article_id, schedule, sid)
-        group = self.digest_followers.get(key) or Followers()
-        if sid not in group.delivery and len(group.delivery) >= self.followers_max:
-            self.on_capped("digest_followers")  # not recorded (docs/security.md, bounded state)
-            return False
-        group.delivery[sid] = "digest"
-        self.digest_followers[key] = group
-        self.digest_members[member_key(article_id, sid)] = DigestMember(schedule=schedule)
-        thread.digest_schedules[schedule] = thread.digest_schedules.get(schedule, 0) + 1
-        return True
-
-    def _leave_group(self, article_id: str, thread: Thread, sid: str, schedule: str) -> None:
-        key = chunk_key(article_id, schedule, sid)
-        group = self.digest_followers.get(key)
-        if group is not None and group.delivery.pop(sid, None) is not None:
-            if group.delivery:
-                self.digest_followers[key] = group
-            else:
-                del self.digest_followers[key]
-        self.digest_members.pop(member_key(article_id, sid), None)
-        left = thread.digest_schedules.get(schedule, 1) - 1
-        if left > 0:
-            thread.digest_schedules[schedule] = left
-        else:
-            thread.digest_schedules.pop(schedule, None)
-            thread.fanned_until.pop(schedule, None)
-
-    def on_erase(self, article_id: str, erase: Erase) -> list[Outbound]:
+    def on_erase(self, article_id: str, erase: Erase) -> list[Intent]:
         """Forget a subscriber in this thread: follower, participant, author name (rule "Erasure");
         and tell the follows stage, under each commenter of the thread, which comments may
         have been handed to them (the fan-out records of replies, mentions, follow-ups)."""
@@ -587,18 +355,16 @@ class ThreadsStage:
         if member is not None:
             self._leave_group(article_id, thread, sid, member.schedule)
         self.threads[article_id] = thread
-        out: list[Outbound] = []
+        out: list[Intent] = []
         for participant in sorted(thread.participants):
             theirs = self.authored.get(member_key(article_id, participant))
             if theirs is not None and theirs.comment_ids:
                 subjects = [comment_subject(cid) for cid in theirs.comment_ids]
                 forget = Erase(subscriber_id=sid, subjects=subjects)
-                out.append(
-                    Outbound(Destination.FOLLOWS, entity_key("commenter", participant), forget)
-                )
+                out.append(ToStage(Stage.FOLLOWS, entity_key("commenter", participant), forget))
         for comment_id in thread.erased_comments:
             if authored is None or comment_id not in authored.comment_ids:
                 forget = Erase(subscriber_id=sid, subjects=[comment_subject(comment_id)])
                 entity = entity_key("commenter", erased_author_id(comment_id))
-                out.append(Outbound(Destination.FOLLOWS, entity, forget))
+                out.append(ToStage(Stage.FOLLOWS, entity, forget))
         return out

@@ -1,0 +1,103 @@
+"""The inbox stage's tables and settings, and what every part of it shares (the digest schedule
+and quiet hours of a subscriber, held notifications, where a subscriber is traced)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.inbox.render import Renderer
+from newsroom_notify.domain.intents import Publish, Stage
+from newsroom_notify.domain.schedule import Schedule
+from newsroom_notify.domain.state import (
+    DigestBuffer,
+    Held,
+    Preferences,
+    Profile,
+    QuietHours,
+    Quota,
+    Sent,
+    Traces,
+)
+from newsroom_notify.domain.tokens import Tokens
+
+
+def schedule_of(prefs: Preferences) -> Schedule:
+    """A subscriber's digest schedule."""
+    return Schedule(prefs.digest, prefs.timezone, prefs.digest_hour, prefs.digest_weekday)
+
+
+def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bool:
+    """Whether ``now`` falls inside the daily quiet window (local time, may cross midnight)."""
+    if quiet is None or quiet.start == quiet.end:
+        return False
+    local = now.astimezone(ZoneInfo(timezone))
+    minute = local.hour * 60 + local.minute
+    if quiet.start < quiet.end:
+        return quiet.start <= minute < quiet.end
+    return minute >= quiet.start or minute < quiet.end
+
+
+def _everywhere(_: str, __: int | None) -> bool:
+    return True
+
+
+def _uncounted(_: str) -> None:
+    return None
+
+
+@dataclass
+class InboxBase:
+    """The inbox stage's tables and settings (the handlers are in the modules beside)."""
+
+    profiles: MutableMapping[str, Profile]
+    sent: MutableMapping[str, Sent]  # sent_key(recipient, subject) -> what was sent
+    held: MutableMapping[str, Held]
+    digests: MutableMapping[str, DigestBuffer]
+    traces: MutableMapping[str, Traces]
+    tokens: Tokens
+    clock: Callable[[], datetime]
+    quotas: MutableMapping[str, Quota] | None = None  # mailbox key -> confirmation mails sent
+    confirmations_per_day: int = 3  # per mailbox (the per-address limit)
+    source: str = "urn:newsroom-notify"
+    digest_grace: timedelta = timedelta(minutes=2)  # late contributions still make it
+    items_per_article: int = 5
+    # Whether a recipient's state lives in the given partition of the inbox topic (the stream
+    # shell's partitioner; None: the in-process pipeline, one partition holds everyone).
+    owns: Callable[[str, int | None], bool] = _everywhere
+    # Caps of the per-recipient records (docs/security.md, bounded state), and who hears of
+    # a cap hit.
+    held_max: int = 50
+    digest_items_max: int = 200
+    digest_contributions_max: int = 200
+    on_capped: Callable[[str], None] = _uncounted
+    render: Renderer = field(init=False, repr=False)  # the wire events it sends
+
+    def __post_init__(self) -> None:
+        self.render = Renderer(self.tokens, self.source, self.clock)
+
+    def _emit(self, event: ev.CloudEvent) -> Publish:
+        return Publish.of(event)
+
+    def _store_held(self, rid: str, held: Held) -> None:
+        if held.notifications:
+            self.held[rid] = held
+        else:
+            self.held.pop(rid, None)
+
+    def token_current(self, sid: str, version: int) -> bool:
+        """Whether a token of this version still speaks for this subscriber (no sign-out or
+        erasure since it was minted). With no profile only version 0 does: the version of an
+        erase token mailed to a commenter who never subscribed."""
+        profile = self.profiles.get(sid)
+        return version == (profile.token_version if profile is not None else 0)
+
+    def _trace(self, sid: str, stage: Stage, key: str) -> None:
+        traces = self.traces.get(sid) or Traces()
+        entry = (stage.value, key)
+        if entry not in [tuple(k) for k in traces.keys]:
+            traces.keys.append(entry)
+            self.traces[sid] = traces

@@ -1,0 +1,236 @@
+"""The state the stages keep in their tables, in one place (the tables' keys are in
+``domain/keys.py``). Stored as JSON; unknown fields are dropped on load (``State``), so a
+record written by a newer version still loads.
+
+* threads: ``Thread``, ``CommentInfo``, ``Authored``, ``ActivitySlot``, ``Followers`` (digest
+  follower chunks), ``DigestMember``, ``Pending``;
+* follows: ``Followers``, ``Fanout``;
+* inbox: ``Profile`` (with ``Subscription``, ``Preferences``, ``PendingRequest``), ``Sent``,
+  ``Held``, ``DigestBuffer``, ``Traces``, ``Quota``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from newsroom_notify.contract import events as ev
+from newsroom_notify.contract.events import Delivery, Frequency, Scope
+from newsroom_notify.domain.messages import Contribution, FormChoice
+from newsroom_notify.domain.model import ArticleInfo, Reason, State, Status, Subject
+
+# ------------------------------------------------------------------------------ threads
+
+
+class CommentInfo(State):
+    """A comment in a thread (stored per comment)."""
+
+    id: str
+    article_id: str
+    author_id: str
+    author_name: str
+    parent_id: str | None
+    status: Status
+    text: str
+    posted_at: datetime
+    notified: bool = False  # it has been fanned out (it was approved once)
+    notified_by: str | None = None  # id of the input event that fanned it out
+    slot: str | None = None  # activity slot it was counted in, for article digests
+    # Whether its parent was approved when it was first fanned out: a reply notifies the
+    # parent's author only then, and a replay decides from this, not from the parent's state
+    # now (approved since, or removed). None: no parent, or stored before this was kept.
+    parent_approved: bool | None = None
+    # The text its notifications were sent with, once an edit changed it: a replay of the
+    # event that fanned it out repeats them (an edit never notifies, not even replayed).
+    notified_text: str | None = None
+    # The author's "Notify of" choice, until the comment is first approved (it takes effect
+    # then; a comment that is spam, trash or deleted before that subscribes nobody).
+    notify: FormChoice | None = None
+
+
+class Thread(State):
+    """One article's discussion: everything but its comments and digest followers."""
+
+    article: ArticleInfo | None = None
+    participants: dict[str, str] = Field(default_factory=dict)  # subscriber id -> name
+    instant_followers: dict[str, str] = Field(default_factory=dict)  # id -> "article" scope
+    # Digest followers live in chunked tables; here only how many per schedule, and up to
+    # where each schedule's periods have been fanned out.
+    digest_schedules: dict[str, int] = Field(default_factory=dict)  # schedule key -> count
+    fanned_until: dict[str, datetime] = Field(default_factory=dict)  # schedule key -> end
+    activity_slots: list[datetime] = Field(default_factory=list)  # slots with stored activity
+    erased_comments: list[str] = Field(default_factory=list)  # ids of erased authors' comments
+
+
+class Authored(State):
+    """The comments one subscriber wrote under one article (for erasure). Kept apart from the
+    thread so a comment rewrites only its author's list, not the whole discussion's."""
+
+    comment_ids: list[str] = Field(default_factory=list)
+
+
+class ActivitySlot(State):
+    """An article's approved comments in one time slot (e.g. 15 minutes): a count and the ids
+    of the latest few, enough to fill a digest. A small record written once per comment: O(1)
+    per comment. The comments' text is read from the comments table when the slot is fanned
+    out, so edits made before then show."""
+
+    count: int = 0
+    latest: list[str] = Field(default_factory=list)
+
+
+class DigestMember(State):
+    """Which schedule group a digest-mode follower of an article is in."""
+
+    schedule: str
+
+
+class Pending(State):
+    """An article with activity not yet fanned out to every schedule group."""
+
+    since: datetime
+
+
+# ------------------------------------------------------------------------------ follows
+
+
+class Followers(State):
+    """The followers of one entity (commenter, journalist or section) and their delivery."""
+
+    delivery: dict[str, Delivery] = Field(default_factory=dict)
+
+
+class Fanout(State):
+    """Who a subject was finally handed to, so a retraction reaches exactly them."""
+
+    recipients: list[str] = Field(default_factory=list)
+
+
+# -------------------------------------------------------------------------------- inbox
+
+
+class Subscription(State):
+    """One subscription of a subscriber."""
+
+    scope: Scope
+    target: str | None
+    delivery: Delivery
+    active: bool  # False while a guest's address is unconfirmed
+    since: datetime | None = None  # event time it became active: earlier comments do not count
+
+
+class QuietHours(State):
+    """Local start and end, minutes after midnight."""
+
+    start: int
+    end: int
+
+
+class Preferences(State):
+    """Delivery preferences of a subscriber."""
+
+    digest: Frequency = "daily"
+    timezone: str = "UTC"
+    digest_hour: int = 8
+    digest_weekday: int = 0
+    quiet_hours: QuietHours | None = None
+    paused: bool = False
+    muted_articles: list[str] = Field(default_factory=list)
+
+
+class PendingRequest(State):
+    """A subscription asked for without authentication, waiting for the address's owner to
+    confirm exactly this request (its id is in the confirm token)."""
+
+    request: str  # the id of the request (input event) that asked for it
+    scope: Scope
+    target: str | None
+    delivery: Delivery | None  # None: keep the existing subscription's, or the default
+    at: datetime
+
+
+class Profile(State):
+    """A subscriber as the inbox knows them.
+
+    ``subscriptions`` holds what the subscriber has (``active`` False only in records stored
+    before requests were kept apart); ``pending`` what somebody asked for in their name and the
+    address's owner has not confirmed yet; ``ended`` the last few subscriptions they cancelled,
+    oldest first, which an "undo" of the unsubscribe page may restore as they were.
+    ``token_version`` is in every token minted for them: signing out everywhere changes it, so
+    older tokens stop working; a profile created (again, after erasure) starts at its creation
+    time in milliseconds, never at an earlier one's."""
+
+    id: str
+    name: str
+    email: str | None = None
+    guest: bool = False
+    confirmed: bool = False
+    subscriptions: dict[str, Subscription] = Field(default_factory=dict)
+    pending: dict[str, PendingRequest] = Field(default_factory=dict)
+    ended: dict[str, Subscription] = Field(default_factory=dict)
+    preferences: Preferences = Field(default_factory=Preferences)
+    token_version: int = 0
+
+
+class Quota(State):
+    """Confirmation mails recently sent to one mailbox (key: the guest id of the normalised
+    address without its ``+tag``), by notification id: the per-address limit."""
+
+    sent: dict[str, datetime] = Field(default_factory=dict)
+
+
+class Sent(State):
+    """What a recipient got for one subject (dedupe and retraction)."""
+
+    notification_id: str
+    reason: Reason
+    mode: Literal["instant", "held", "digest"]
+    origin: str = ""  # the candidacy's origin: only the same one again is a replay
+    retracted: bool = False
+    # The digest that listed this comment (one digest per comment per recipient, whichever
+    # path brought it: a candidacy's digest item or an article's activity).
+    digest_id: str | None = None
+    # Written by a digest listing only (an article's activity): no candidacy decided yet,
+    # so a later instant one still notifies; a later digest-mode one adds nothing.
+    listed_only: bool = False
+
+
+class Traces(State):
+    """Where else a subscriber appears (stage, key), so erasure can reach it."""
+
+    keys: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class Held(BaseModel):
+    """Instant notifications held during a recipient's quiet hours, and who wrote the comment
+    (and its parent) each one quotes, so an erasure of that author reaches them."""
+
+    notifications: list[ev.NotificationCreated] = []
+    authors: dict[str, list[str | None]] = {}  # notification id -> [comment's, parent's]
+
+
+class DigestEntry(BaseModel):
+    """One digest-mode item waiting for the recipient's next digest."""
+
+    subject: Subject
+    reason: Reason
+    scope: str
+    target: str | None
+    at: datetime
+
+
+class DigestBuffer(BaseModel):
+    """What waits for a recipient's next digest. Items are keyed by subject and contributions
+    by article and period, so a replayed message overwrites instead of adding."""
+
+    items: dict[str, DigestEntry] = {}
+    contributions: dict[str, Contribution] = {}
+    emitted_until: datetime | None = None  # end of the last period a digest was cut for
+    # Per article, the end of the latest period whose activity went into a digest cut: the
+    # same activity delivered again (a replay) is not added a second time. An article's
+    # periods reach a recipient in order (one threads key, fanned out period after period).
+    activity_cut: dict[str, datetime] = {}
+    due_at: datetime | None = None  # when the timer should look again
+    omitted: int = 0  # items and comments left out by the caps since the last digest

@@ -1,0 +1,76 @@
+"""Batching a fan-out by inbox partition: a transport concern of the stream shell, not the
+domain's. A comment followed by many is one ``Candidacies`` record per inbox partition (the
+subject written once), not one record per recipient; the inbox agent splits it again and hands
+each candidacy to the domain as if it had come alone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Literal
+
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
+from newsroom_notify.domain.messages import Candidacy
+from newsroom_notify.domain.model import Basis, Message, Subject
+
+
+class Candidacies(Message):
+    """A record of the inbox topic: the candidacies of one activity for several recipients,
+    sent as one record (grouped by the inbox partition of their recipients, so a fan-out to
+    many costs one record per partition, and the subject is written once)."""
+
+    kind: Literal["candidacies"] = "candidacies"
+    subject: Subject
+    at: datetime
+    origin: str = ""
+    bases: dict[str, list[Basis]]  # recipient id -> bases
+
+    @classmethod
+    def of(cls, candidacies: list[Candidacy]) -> Candidacies:
+        """Candidacies of one activity (same subject, time and origin) as one message."""
+        first = candidacies[0]
+        return cls(
+            subject=first.subject,
+            at=first.at,
+            origin=first.origin,
+            bases={c.recipient_id: c.bases for c in candidacies},
+        )
+
+    def split(self) -> list[Candidacy]:
+        """Back to one candidacy per recipient, in the order they were grouped."""
+        return [
+            Candidacy.model_construct(
+                recipient_id=rid, subject=self.subject, bases=bases, at=self.at, origin=self.origin
+            )
+            for rid, bases in self.bases.items()
+        ]
+
+
+def fan_out_batches(
+    intents: Sequence[Intent], partition_of: Callable[[str], int]
+) -> dict[int, Candidacies] | None:
+    """A fan-out (two or more candidacies of one activity, nothing else) as one ``Candidacies``
+    record per inbox partition (sent keyed by its first recipient); None for anything else.
+
+    Each recipient's candidacy still lands in the partition of its recipient's key, so the
+    inbox handles it with that recipient's table partition, in order with their other records.
+    """
+    if len(intents) < 2:
+        return None
+    first = intents[0]
+    if not isinstance(first, ToStage) or not isinstance(first.message, Candidacy):
+        return None
+    head = first.message
+    groups: dict[int, list[Candidacy]] = {}
+    for intent in intents:
+        message = intent.message if isinstance(intent, ToStage) else None
+        if (
+            not isinstance(intent, ToStage)
+            or intent.stage is not Stage.INBOX
+            or not isinstance(message, Candidacy)
+            or message.origin != head.origin
+            or message.subject.key != head.subject.key
+        ):
+            return None
+        groups.setdefault(partition_of(message.recipient_id), []).append(message)
+    return {p: Candidacies.of(group) for p, group in groups.items()}
