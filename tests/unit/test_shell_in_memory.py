@@ -6,6 +6,7 @@ costs a run of the integration suite."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 from newsroom_dev.workload import TOKENS, generate
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
+from newsroom_notify.domain import tokens as token_module
 from newsroom_notify.domain.intents import Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import Release
@@ -30,6 +32,15 @@ START = datetime.fromisoformat("2026-11-28T12:00:00+00:00")
 @pytest.fixture(scope="module", autouse=True)
 def _worker_logging() -> None:
     configure_logging("WARNING", "json")  # as the worker does before it builds the app
+
+
+@pytest.fixture(autouse=True)
+def _one_signing_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens carry the wall clock's second (itsdangerous): the shell and the reference mint
+    each confirmation token separately, so across a second boundary the same notification had
+    two spellings and the comparison failed by chance. Both sign in the same second here."""
+    second = int(time.time())
+    monkeypatch.setattr(token_module._Signer, "get_timestamp", lambda self: second)
 
 
 @pytest.fixture(scope="module")
