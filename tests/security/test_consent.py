@@ -440,25 +440,30 @@ def test_the_per_address_limit_holds_across_aliases_and_a_worker_restart(
     running = start_service(kafka_bootstrap, tmp_path / "first", per_address=2)
     mailbox = "quota.victim@example.org"
     aliases = ["quota.victim+1@example.org", "Quota.Victim+2@Example.org", mailbox]
+    # One Gmail mailbox: Gmail ignores dots and serves googlemail.com too.
+    gmail = ["mary.jones@gmail.com", "M.A.R.Y.Jones+x@GoogleMail.com", "maryjones@gmail.com"]
     try:
         running.publish(article("a-1"))
-        for n, alias in enumerate(aliases):
+        for n, alias in enumerate(aliases + gmail):
             guest_subscribe(running.client, "Victim", alias, "article", "a-1")
             guest_subscribe(running.client, "Sentinel", sentinel(n), "replies", None)
+        last = len(aliases + gmail) - 1
         got = running.notifications(
-            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(2))))
+            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(last))))
         )
         victims = [n for n in got if "quota.victim" in (n.data.recipient.email or "").lower()]
         assert len(victims) == 2  # NEWSROOM_API__CONFIRMATIONS_PER_ADDRESS_PER_DAY=2
+        at_gmail = [n for n in got if "mail.com" in (n.data.recipient.email or "").lower()]
+        assert len(at_gmail) == 2
         stop_service(running)
 
         # A new worker with empty local state: the limit comes back from the changelog.
         env = {**running.env, "NEWSROOM_DATA_DIR": str(tmp_path / "fresh-worker-data")}
         running = start_service(kafka_bootstrap, tmp_path / "second", env)
         guest_subscribe(running.client, "Victim", "quota.victim+3@example.org", "replies", None)
-        guest_subscribe(running.client, "Sentinel", sentinel(3), "replies", None)
+        guest_subscribe(running.client, "Sentinel", sentinel(last + 1), "replies", None)
         got = running.notifications(
-            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(3))))
+            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(last + 1))))
         )
         victims = [n for n in got if "quota.victim" in (n.data.recipient.email or "").lower()]
         assert len(victims) == 2

@@ -254,6 +254,22 @@ def test_aliases_share_one_mailbox_key() -> None:
     assert mailbox_key("other@example.org") != mailbox_key("geoff.roach@example.org")
 
 
+def test_gmail_dot_and_domain_aliases_share_one_mailbox_key() -> None:
+    """Gmail delivers ``mary.jones``, ``m.a.r.y.jones`` and ``maryjones`` at gmail.com or
+    googlemail.com to one mailbox: 2^(n-1) spellings of an n-letter name, each of which
+    would otherwise get a quota of its own."""
+    aliases = (
+        "maryjones@gmail.com",
+        "mary.jones@gmail.com",
+        "M.A.R.Y.J.O.N.E.S@GMAIL.COM",
+        "mary.jones+news@googlemail.com",
+        "m.aryjones@GoogleMail.com",
+    )
+    assert len({mailbox_key(a) for a in aliases}) == 1
+    # Elsewhere a dot is part of the name: another mailbox.
+    assert mailbox_key("mary.jones@example.org") != mailbox_key("maryjones@example.org")
+
+
 def test_confirmation_mails_per_mailbox_are_limited_across_aliases(
     pipe: LocalPipeline, clock: Clock
 ) -> None:
