@@ -251,6 +251,34 @@ def test_row2_an_anonymous_request_for_a_confirmed_guest_only_asks_them(service:
     assert not [n for n in got if n.data.recipient.id == sid and n.data.reason == "new_article"]
 
 
+def test_an_outsider_cannot_name_an_address_that_never_confirmed(service: Service) -> None:
+    """Row 2 the other way round: the outsider asks *first*, for an address that has not
+    confirmed anything yet. The name typed with that request must reach no mailbox, and must
+    not become the name the owner is addressed by once they subscribe and confirm for
+    themselves (it did: the first name typed for an address stuck to it for good)."""
+    email = "seeded.vera@example.org"
+    sid = guest_subscriber_id(email)
+    guest_subscribe(service.client, PHISH, email, "article", "a-1")
+    (asked,) = confirms_for(service.notifications(lambda g: bool(confirms_for(g, sid))), sid)
+    assert PHISH not in asked.model_dump_json()
+    # Vera subscribes herself, under her own name, and confirms her own request.
+    guest_subscribe(service.client, "Vera Lynn", email, "section", "culture")
+    got = service.notifications(lambda g: len(confirms_for(g, sid)) == 2)
+    mine = confirms_for(got, sid)[1]
+    assert PHISH not in mine.model_dump_json()
+    assert service.client.call("POST", "/v1/confirm", {"token": mine.data.confirm_token})[0] == 202
+    token = mine.data.manage_token or ""
+    poll(lambda: (answer := listing(service.client, sid, token)[1]) and answer.get("confirmed"))
+    # Her first notification is addressed to her.
+    service.publish(now_article("a-seeded", "culture"))
+    got = service.notifications(
+        lambda g: any(n.data.recipient.id == sid and n.data.reason == "new_article" for n in g)
+    )
+    (news,) = [n for n in got if n.data.recipient.id == sid and n.data.reason == "new_article"]
+    assert news.data.recipient.name == "Vera Lynn"
+    assert all(PHISH not in n.model_dump_json() for n in got if n.data.recipient.id == sid)
+
+
 # ------------------------------------------------- row 3: one token, one request
 
 

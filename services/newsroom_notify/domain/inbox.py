@@ -47,6 +47,7 @@ from newsroom_notify.domain.keys import (
 from newsroom_notify.domain.model import (
     DEFAULT_DELIVERY,
     ERASED_NAME,
+    UNCONFIRMED_NAME,
     Basis,
     Candidacy,
     CommentSummary,
@@ -774,7 +775,8 @@ class InboxStage:
             return []  # a member id of the guest form, or a guest without one: never mixed
         profile = self.profiles.get(sid)
         if profile is None:
-            profile = Profile(id=sid, name=name, guest=guest, token_version=version_at(at))
+            shown = UNCONFIRMED_NAME if guest else name  # a guest's: once confirmed
+            profile = Profile(id=sid, name=shown, guest=guest, token_version=version_at(at))
         elif profile.guest != guest:
             return []
         key = subscription_key(scope, target)
@@ -790,6 +792,7 @@ class InboxStage:
                 target=target,
                 delivery=delivery,
                 at=at,
+                name=name,
             )
             while len(profile.pending) > MAX_PENDING:
                 oldest = min(profile.pending.values(), key=lambda p: p.at)
@@ -907,6 +910,8 @@ class InboxStage:
             sub = self._activate(
                 profile, pending.scope, pending.target, pending.delivery, at or pending.at
             )
+            if not profile.confirmed and pending.name:  # the owner's own request: their name
+                profile.name = pending.name
         else:
             found = profile.subscriptions.get(key)
             if found is None:

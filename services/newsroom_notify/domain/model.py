@@ -246,6 +246,14 @@ class PendingRequest(State):
     target: str | None
     delivery: Delivery | None  # None: keep the existing subscription's, or the default
     at: datetime
+    # The name typed with the request: a guest's name from their first confirmed request on
+    # (before that, whoever typed the address chose it; see UNCONFIRMED_NAME).
+    name: str | None = None
+
+
+UNCONFIRMED_NAME = "reader"
+"""What a guest who has not confirmed is called in mails: not the name typed with a request,
+which anybody could have typed (a phishing line in the greeting of the newsroom's own mail)."""
 
 
 class Profile(State):
