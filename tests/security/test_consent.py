@@ -27,13 +27,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from newsroom_dev.kafka import free_port
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from newsroom_notify.domain import tokens as tokens_module
 from tests.builders import article, comment, guest, member, moderate, tampered
 from tests.integration.kafka_helpers import (
     WorkerProcess,
-    free_port,
     publish_events,
     worker_env,
 )
