@@ -6,7 +6,9 @@ from __future__ import annotations
 
 # (recipient, reason) of the notifications; Dan follows in a digest instead.
 EXPECTED = {
-    ("Geoff Roach", "confirm_subscription"),  # a guest ticking "replies" is asked to confirm
+    # A guest ticking "replies" is asked to confirm; an address that has confirmed nothing yet
+    # is called "reader" (the name typed with a request could be anybody's text).
+    ("reader", "confirm_subscription"),
     ("Geoff Roach", "reply"),  # Ben replies to him
     ("Ben Okoro", "reply"),  # Carla replies to Ben
     ("Carla Diaz", "reply"),  # Ben answers Carla

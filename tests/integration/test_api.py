@@ -19,6 +19,7 @@ import jwt
 import orjson
 import pytest
 
+from newsroom_dev.kafka import free_port
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from newsroom_notify.stream.stages import key_partition
@@ -26,7 +27,6 @@ from tests.builders import article, comment, guest, member
 from tests.integration.kafka_helpers import (
     WorkerProcess,
     drain_until,
-    free_port,
     publish_events,
     run,
     worker_env,

@@ -24,7 +24,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.integration.kafka_helpers import WorkerProcess, free_port, run, worker_env
+from newsroom_dev.kafka import free_port
+from tests.integration.kafka_helpers import WorkerProcess, run, worker_env
 
 TOKEN_KEY = "security-suite-token-key-0123456789abcdef"
 IDENTITY_KEY = "security-suite-identity-key-0123456789abcdef"

@@ -27,13 +27,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from newsroom_dev.kafka import free_port
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from newsroom_notify.domain import tokens as tokens_module
 from tests.builders import article, comment, guest, member, moderate, tampered
 from tests.integration.kafka_helpers import (
     WorkerProcess,
-    free_port,
     publish_events,
     worker_env,
 )
@@ -251,6 +251,34 @@ def test_row2_an_anonymous_request_for_a_confirmed_guest_only_asks_them(service:
     assert not [n for n in got if n.data.recipient.id == sid and n.data.reason == "new_article"]
 
 
+def test_an_outsider_cannot_name_an_address_that_never_confirmed(service: Service) -> None:
+    """Row 2 the other way round: the outsider asks *first*, for an address that has not
+    confirmed anything yet. The name typed with that request must reach no mailbox, and must
+    not become the name the owner is addressed by once they subscribe and confirm for
+    themselves (it did: the first name typed for an address stuck to it for good)."""
+    email = "seeded.vera@example.org"
+    sid = guest_subscriber_id(email)
+    guest_subscribe(service.client, PHISH, email, "article", "a-1")
+    (asked,) = confirms_for(service.notifications(lambda g: bool(confirms_for(g, sid))), sid)
+    assert PHISH not in asked.model_dump_json()
+    # Vera subscribes herself, under her own name, and confirms her own request.
+    guest_subscribe(service.client, "Vera Lynn", email, "section", "culture")
+    got = service.notifications(lambda g: len(confirms_for(g, sid)) == 2)
+    mine = confirms_for(got, sid)[1]
+    assert PHISH not in mine.model_dump_json()
+    assert service.client.call("POST", "/v1/confirm", {"token": mine.data.confirm_token})[0] == 202
+    token = mine.data.manage_token or ""
+    poll(lambda: (answer := listing(service.client, sid, token)[1]) and answer.get("confirmed"))
+    # Her first notification is addressed to her.
+    service.publish(now_article("a-seeded", "culture"))
+    got = service.notifications(
+        lambda g: any(n.data.recipient.id == sid and n.data.reason == "new_article" for n in g)
+    )
+    (news,) = [n for n in got if n.data.recipient.id == sid and n.data.reason == "new_article"]
+    assert news.data.recipient.name == "Vera Lynn"
+    assert all(PHISH not in n.model_dump_json() for n in got if n.data.recipient.id == sid)
+
+
 # ------------------------------------------------- row 3: one token, one request
 
 
@@ -440,25 +468,30 @@ def test_the_per_address_limit_holds_across_aliases_and_a_worker_restart(
     running = start_service(kafka_bootstrap, tmp_path / "first", per_address=2)
     mailbox = "quota.victim@example.org"
     aliases = ["quota.victim+1@example.org", "Quota.Victim+2@Example.org", mailbox]
+    # One Gmail mailbox: Gmail ignores dots and serves googlemail.com too.
+    gmail = ["mary.jones@gmail.com", "M.A.R.Y.Jones+x@GoogleMail.com", "maryjones@gmail.com"]
     try:
         running.publish(article("a-1"))
-        for n, alias in enumerate(aliases):
+        for n, alias in enumerate(aliases + gmail):
             guest_subscribe(running.client, "Victim", alias, "article", "a-1")
             guest_subscribe(running.client, "Sentinel", sentinel(n), "replies", None)
+        last = len(aliases + gmail) - 1
         got = running.notifications(
-            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(2))))
+            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(last))))
         )
         victims = [n for n in got if "quota.victim" in (n.data.recipient.email or "").lower()]
         assert len(victims) == 2  # NEWSROOM_API__CONFIRMATIONS_PER_ADDRESS_PER_DAY=2
+        at_gmail = [n for n in got if "mail.com" in (n.data.recipient.email or "").lower()]
+        assert len(at_gmail) == 2
         stop_service(running)
 
         # A new worker with empty local state: the limit comes back from the changelog.
         env = {**running.env, "NEWSROOM_DATA_DIR": str(tmp_path / "fresh-worker-data")}
         running = start_service(kafka_bootstrap, tmp_path / "second", env)
         guest_subscribe(running.client, "Victim", "quota.victim+3@example.org", "replies", None)
-        guest_subscribe(running.client, "Sentinel", sentinel(3), "replies", None)
+        guest_subscribe(running.client, "Sentinel", sentinel(last + 1), "replies", None)
         got = running.notifications(
-            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(3))))
+            lambda g: bool(confirms_for(g, guest_subscriber_id(sentinel(last + 1))))
         )
         victims = [n for n in got if "quota.victim" in (n.data.recipient.email or "").lower()]
         assert len(victims) == 2

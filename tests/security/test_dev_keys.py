@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.kafka_helpers import WorkerProcess, free_port
+from newsroom_dev.kafka import free_port
+from tests.integration.kafka_helpers import WorkerProcess
 from tests.security.conftest import IDENTITY_KEY, TOKEN_KEY, production_env
 
 CASES = {

@@ -36,6 +36,7 @@ def routes(sid: str) -> list[tuple[str, str, Any]]:
         ),
         ("PUT", f"/v1/subscribers/{sid}/preferences", {"paused": True}),
         ("DELETE", f"/v1/subscribers/{sid}", None),
+        ("POST", f"/v1/subscribers/{sid}/sign-out", None),  # would revoke the victim's links
     ]
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from newsroom_dev.kafka import free_port
 from newsroom_notify.contract.identity import guest_subscriber_id
-from tests.integration.kafka_helpers import WorkerProcess, free_port
+from tests.integration.kafka_helpers import WorkerProcess
 from tests.security.conftest import Stack, call, guest_subscribes, production_env
 
 GUESTS = [f"routed.{n}@example.org" for n in range(12)]  # spread over the 4 partitions

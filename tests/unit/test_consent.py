@@ -118,6 +118,32 @@ def test_an_outsider_cannot_subscribe_a_confirmed_guest_or_rename_them(
     assert reply.data.recipient.name == "Geoff Roach"
 
 
+def test_an_outsider_cannot_name_an_address_that_never_confirmed(
+    pipe: LocalPipeline, tokens: Tokens
+) -> None:
+    """The outsider asks first, for an address nobody confirmed yet: the name typed with that
+    request is the outsider's text, so no mail to the address may carry it (the confirmation
+    request, an erasure request) and it must not become the name the owner is addressed by
+    once they subscribe and confirm for themselves."""
+    outsider = guest(PHISH, "geoff.roach@example.org")
+    (asked,) = created(pipe.feed([subscribe(outsider, "article", "a-1")]))
+    assert PHISH not in asked.model_dump_json()
+    (erasure,) = created(pipe.feed([erasure_requested(GEOFF_ID, "geoff.roach@example.org")]))
+    assert PHISH not in erasure.model_dump_json()
+    # Geoff asks for himself, under his own name, and confirms his own request.
+    (mine,) = created(pipe.feed([subscribe(GEOFF, "replies", None)]))
+    assert PHISH not in mine.model_dump_json()
+    pipe.feed([confirm(mine.data.confirm_token or "")])
+    assert pipe.inbox.profiles[GEOFF_ID].name == "Geoff Roach"
+    pipe.feed([comment("c1", GEOFF, "Hello", notify="replies")])
+    (reply,) = created(pipe.feed([comment("c2", BEN, "Hi", parent="c1")]))
+    assert reply.data.recipient.name == "Geoff Roach"
+    # Confirming the outsider's request later (he wants a-1 after all) renames nobody.
+    pipe.feed([confirm(asked.data.confirm_token or "")])
+    assert active(pipe, GEOFF_ID) >= {("article", "a-1")}
+    assert pipe.inbox.profiles[GEOFF_ID].name == "Geoff Roach"
+
+
 def test_a_members_subscription_applies_at_once_and_updates_their_name(
     pipe: LocalPipeline,
 ) -> None:
@@ -252,6 +278,22 @@ def test_aliases_share_one_mailbox_key() -> None:
     }
     assert keys == {guest_subscriber_id("geoff.roach@example.org")}
     assert mailbox_key("other@example.org") != mailbox_key("geoff.roach@example.org")
+
+
+def test_gmail_dot_and_domain_aliases_share_one_mailbox_key() -> None:
+    """Gmail delivers ``mary.jones``, ``m.a.r.y.jones`` and ``maryjones`` at gmail.com or
+    googlemail.com to one mailbox: 2^(n-1) spellings of an n-letter name, each of which
+    would otherwise get a quota of its own."""
+    aliases = (
+        "maryjones@gmail.com",
+        "mary.jones@gmail.com",
+        "M.A.R.Y.J.O.N.E.S@GMAIL.COM",
+        "mary.jones+news@googlemail.com",
+        "m.aryjones@GoogleMail.com",
+    )
+    assert len({mailbox_key(a) for a in aliases}) == 1
+    # Elsewhere a dot is part of the name: another mailbox.
+    assert mailbox_key("mary.jones@example.org") != mailbox_key("maryjones@example.org")
 
 
 def test_confirmation_mails_per_mailbox_are_limited_across_aliases(

@@ -36,14 +36,24 @@ def guest_subscriber_id(email: str) -> str:
     return GUEST_PREFIX + base64.b32encode(digest).decode("ascii").lower()[:26]
 
 
+# Gmail ignores dots in the name and serves both domains from one mailbox (Google Workspace
+# domains do not: there a dot is part of the name). Its ~2^(n-1) spellings of one n-letter
+# name would otherwise each get a per-address quota of their own.
+_DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
 def mailbox_key(email: str) -> str:
     """The key of the mailbox an address delivers to, for per-address limits: the guest id of
     the normalised address without its ``+tag`` (``Ana+1@x.org`` and ``ana+2@x.org`` share
-    one), so the limit lives in the partition that owns the untagged address."""
+    one) and, at Gmail, without dots and on one domain (``mary.jones@googlemail.com`` is
+    ``maryjones@gmail.com``), so the limit lives in the partition that owns that address."""
     local, at, domain = normalise_email(email).rpartition("@")
     if not at:
         return guest_subscriber_id(email)
-    return guest_subscriber_id(f"{local.split('+', 1)[0] or local}@{domain}")
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS_DOMAINS:
+        local, domain = local.replace(".", "") or local, _DOTLESS_DOMAINS[domain]
+    return guest_subscriber_id(f"{local}@{domain}")
 
 
 def is_guest_id(subscriber_id: str) -> bool:

@@ -137,6 +137,9 @@ def erased_author_id(comment_id: str) -> str:
 
 
 ERASED_NAME = "[erased]"  # the author name of an erased person's comment, wherever it is shown
+UNCONFIRMED_NAME = "reader"
+"""What a guest who has not confirmed is called in mails: not the name typed with a request,
+which anybody could have typed (a phishing line in the greeting of the newsroom's own mail)."""
 
 
 def anonymised(comment: CommentSummary) -> CommentSummary:

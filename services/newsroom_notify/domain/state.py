@@ -149,6 +149,9 @@ class PendingRequest(State):
     target: str | None
     delivery: Delivery | None  # None: keep the existing subscription's, or the default
     at: datetime
+    # The name typed with the request: a guest's name from their first confirmed request on
+    # (before that, whoever typed the address chose it; see model.UNCONFIRMED_NAME).
+    name: str | None = None
 
 
 class Profile(State):

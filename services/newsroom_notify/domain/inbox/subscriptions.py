@@ -22,7 +22,7 @@ from newsroom_notify.domain.inbox.render import DIGEST_SCOPE
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import confirm_subject, entity_key, subscription_key
 from newsroom_notify.domain.messages import FollowChange, FormChoice, Gated, Participated
-from newsroom_notify.domain.model import DEFAULT_DELIVERY, Reason
+from newsroom_notify.domain.model import DEFAULT_DELIVERY, UNCONFIRMED_NAME, Reason
 from newsroom_notify.domain.state import (
     PendingRequest,
     Preferences,
@@ -97,7 +97,8 @@ class Subscriptions(InboxBase):
             return []  # a member id of the guest form, or a guest without one: never mixed
         profile = self.profiles.get(sid)
         if profile is None:
-            profile = Profile(id=sid, name=name, guest=guest, token_version=version_at(at))
+            shown = UNCONFIRMED_NAME if guest else name  # a guest's: once confirmed
+            profile = Profile(id=sid, name=shown, guest=guest, token_version=version_at(at))
         elif profile.guest != guest:
             return []
         key = subscription_key(scope, target)
@@ -113,6 +114,7 @@ class Subscriptions(InboxBase):
                 target=target,
                 delivery=delivery,
                 at=at,
+                name=name,
             )
             while len(profile.pending) > MAX_PENDING:
                 oldest = min(profile.pending.values(), key=lambda p: p.at)
@@ -212,6 +214,8 @@ class Subscriptions(InboxBase):
             sub = self._activate(
                 profile, pending.scope, pending.target, pending.delivery, at or pending.at
             )
+            if not profile.confirmed and pending.name:  # the owner's own request: their name
+                profile.name = pending.name
         else:
             found = profile.subscriptions.get(key)
             if found is None:
