@@ -362,6 +362,19 @@ class LimitSettings(BaseModel):
     thread_participants: int = Field(
         5_000, ge=1, description="Participants remembered per article (for mentions)."
     )
+    subscriptions: int = Field(
+        500, ge=1, description="Subscriptions per subscriber; more: refused (not recorded)."
+    )
+    traces: int = Field(
+        5_000,
+        ge=1,
+        description="Discussions remembered per subscriber for erasure; more: erasure searches.",
+    )
+    authored_comments: int = Field(
+        2_000,
+        ge=1,
+        description="Comment ids per author per article for erasure; more: erasure searches.",
+    )
     thread_instant_followers: int = Field(
         5_000, ge=1, description="Instant-mode followers per article."
     )

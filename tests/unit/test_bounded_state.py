@@ -24,7 +24,16 @@ from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.tables import ModelTable, StateTooLarge
 from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Sender, check_delivery
 from newsroom_notify.stream.ingest import Ingestor
-from tests.builders import Clock, article, comment, created, member, preferences, subscribe
+from tests.builders import (
+    Clock,
+    article,
+    comment,
+    created,
+    erase,
+    member,
+    preferences,
+    subscribe,
+)
 
 BEN = member("m-ben", "Ben Okoro")
 CAL = member("m-cal", "Cal Duarte", "cal@example.org")
@@ -133,6 +142,56 @@ def test_thread_participants_and_instant_followers_are_capped(
     pipe.feed([subscribe(BEN, "article", "a-1", "instant")])
     assert list(pipe.tables["threads"]["a-1"].instant_followers) == ["m-cal"]
     assert capped == ["thread_participants", "thread_instant_followers"]
+
+
+def test_subscriptions_beyond_the_cap_are_not_recorded(
+    pipe: LocalPipeline, capped: list[str]
+) -> None:
+    pipe.inbox.subscriptions_max = 2
+    pipe.feed([article("a-2"), article("a-3")])
+    for aid in ("a-1", "a-2", "a-3"):
+        pipe.feed([subscribe(CAL, "article", aid, "instant")])
+    subscribed = [sub.target for sub in pipe.tables["profiles"]["m-cal"].subscriptions.values()]
+    assert sorted(subscribed) == ["a-1", "a-2"]
+    assert capped == ["subscriptions"]
+    # Cal hears of a comment on a subscribed article, not of one on the third.
+    out = pipe.feed([comment("c1", BEN, aid="a-1"), comment("c3", BEN, aid="a-3")])
+    assert [n.data.comment.id for n in created(out) if n.data.comment] == ["c1"]
+
+
+def test_an_erasure_reaches_every_discussion_past_the_traces_cap(
+    pipe: LocalPipeline, capped: list[str]
+) -> None:
+    """Past its cap the list of discussions a subscriber took part in is incomplete: the
+    erasure searches every threads partition for them instead, and reaches every comment."""
+    pipe.inbox.traces_max = 1
+    pipe.feed([article("a-2"), article("a-3")])
+    pipe.feed([comment(f"c-{aid}", BEN, "Ben's words.", aid=aid) for aid in ("a-1", "a-2", "a-3")])
+    assert capped == ["traces"]
+    assert len(pipe.tables["traces"]["m-ben"].keys) == 1  # not vacuous: the list is partial
+    pipe.feed([erase("m-ben")])
+    shown = [(c.author_name, c.text) for c in pipe.tables["comments"].values()]
+    assert shown == [("[erased]", "")] * 3
+    assert [k for k in pipe.tables["authored"] if k.endswith("|m-ben")] == []
+
+
+def test_an_erasure_reaches_every_comment_past_the_authored_cap(
+    pipe: LocalPipeline, capped: list[str]
+) -> None:
+    """Past its cap an author's list of comments under an article is incomplete: the erasure
+    searches the article's comments for the erased author's, and the follows stage looks at
+    every comment of another author that may have been handed to them."""
+    pipe.threads.authored_max = 2
+    pipe.feed([subscribe(BEN, "article", "a-1", "instant")])
+    pipe.feed([comment(f"b{i}", BEN, "Ben's words.") for i in range(3)])
+    got = pipe.feed([comment(f"c{i}", CAL, "Cal's words.") for i in range(3)])
+    to_ben = {n.data.comment.id for n in created(got) if n.data.recipient.id == "m-ben"}
+    assert to_ben == {"c0", "c1", "c2"}
+    assert capped == ["authored", "authored"]
+    pipe.feed([erase("m-ben")])
+    bens = [c for c in pipe.tables["comments"].values() if c.id.startswith("b")]
+    assert [(c.author_name, c.text) for c in bens] == [("[erased]", "")] * 3
+    assert [k for k, f in pipe.tables["fanout"].items() if "m-ben" in f.recipients] == []
 
 
 # --------------------------------------------------------------------- size of records

@@ -6,6 +6,7 @@ costs a run of the integration suite."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import Release
 from newsroom_notify.logs import configure_logging
 from newsroom_notify.settings import Settings
+from newsroom_notify.stream.stages import key_partition
 from tests.builders import Clock, article, comment, erase, member, preferences, subscribe
 from tests.memory_shell import MemoryShell
 
@@ -176,3 +178,26 @@ async def test_a_quiet_hours_release_reaches_the_inbox_of_its_recipient() -> Non
     [record] = shell.app.log.records
     assert record.topic == shell.pipeline.topics[Stage.INBOX]
     assert record.key == b"m-0001"
+
+
+async def test_an_erasure_past_the_traces_cap_reaches_the_discussions_of_every_partition() -> None:
+    """A prolific commenter's list of discussions stops at its cap; their erasure then asks
+    every threads partition to search its own articles (one record to each partition), and
+    each partition's tables lose the commenter's name and words."""
+    settings = Settings.model_validate({"dev_mode": True, "limits": {"traces": 1}})
+    shell = MemoryShell.start(settings, TOKENS, Clock(START))
+    ben = member("m-ben", "Ben Okoro")
+    articles = [f"a-{i}" for i in range(12)]
+    spread = {key_partition(aid, settings.topics.partitions) for aid in articles}
+    assert len(spread) > 2  # not vacuous: the discussions live in several partitions
+    for aid in articles:
+        shell.publish(article(aid))
+        shell.publish(comment(f"{aid}-c1", ben, "Ben's words.", aid=aid))
+    await shell.run_until_idle()
+    assert len(json.loads(shell.state()["traces"]["m-ben"])["keys"]) == 1
+    shell.publish(erase("m-ben"))
+    await shell.run_until_idle()
+    comments = [json.loads(value) for value in shell.state()["comments"].values()]
+    assert len(comments) == len(articles)
+    assert {(c["author_name"], c["text"]) for c in comments} == {("[erased]", "")}
+    assert shell.dead_letters() == []

@@ -28,6 +28,7 @@ from newsroom_notify.domain.messages import (
     FollowChange,
     FollowEnded,
     Forget,
+    ForgetParticipant,
     FormChoice,
     Gated,
     Participated,
@@ -63,6 +64,7 @@ ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
     (THREADS, ev.CommentDeleted): lambda s, key, m: s.threads.on_deleted(m),
     (THREADS, FollowChange): lambda s, key, m: s.threads.on_follow_change(key, m),
     (THREADS, Erase): lambda s, key, m: s.threads.on_erase(key, m),
+    (THREADS, ForgetParticipant): lambda s, key, m: s.threads.on_forget_participant(m),
     (THREADS, DigestTick): lambda s, key, m: s.threads.on_tick(key),
     # follows (key: followed entity)
     (FOLLOWS, Activity): lambda s, key, m: s.follows.on_activity(key, m),

@@ -173,6 +173,17 @@ class Forget(Message):
     partition: int | None = None
 
 
+class ForgetParticipant(Message):
+    """inbox -> every threads partition: an erased subscriber whose discussions outgrew their
+    ``Traces`` (bounded state): each partition searches its own articles for them, as if told
+    under each article's key (the stream shell sends one copy to each partition,
+    ``partition`` set; the in-process pipeline one copy, ``partition`` None)."""
+
+    kind: Literal["forget_participant"] = "forget_participant"
+    subscriber_id: str
+    partition: int | None = None
+
+
 class Activity(Message):
     """threads -> follows: something happened that followers of an entity may want.
 
@@ -205,6 +216,7 @@ StageMessage = Annotated[
     | FollowChange
     | FollowEnded
     | Forget
+    | ForgetParticipant
     | FormChoice
     | Gated
     | Participated

@@ -69,6 +69,9 @@ class Authored(State):
     thread so a comment rewrites only its author's list, not the whole discussion's."""
 
     comment_ids: list[str] = Field(default_factory=list)
+    # More comments than the cap (docs/security.md, bounded state): the ids beyond it are not
+    # listed, and an erasure searches the article's comments for the author's instead.
+    overflow: bool = False
 
 
 class ActivitySlot(State):
@@ -204,6 +207,9 @@ class Traces(State):
     """Where else a subscriber appears (stage, key), so erasure can reach it."""
 
     keys: list[tuple[str, str]] = Field(default_factory=list)
+    # More discussions than the cap (docs/security.md, bounded state): the ones beyond it are
+    # not listed, and an erasure asks every threads partition to search for the subscriber.
+    overflow: bool = False
 
 
 class Held(BaseModel):

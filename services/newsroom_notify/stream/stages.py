@@ -39,6 +39,7 @@ from newsroom_notify.domain.messages import (
     Candidacy,
     DigestTick,
     Forget,
+    ForgetParticipant,
     Release,
     StageMessage,
 )
@@ -147,8 +148,8 @@ class Pipeline:
                 count_output(event)
                 continue
             topic, message = self.topics[intent.stage], intent.message
-            if isinstance(message, Forget):  # every inbox partition, each told which
-                for partition in range(self.inbox_partitions):
+            if isinstance(message, Forget | ForgetParticipant):  # every partition, each told which
+                for partition in range(self.inbox_partitions):  # the stages' topics: as many
                     copy = message.model_copy(update={"partition": partition})
                     encoded = copy.model_dump_json().encode("utf-8")
                     await send(topic, intent.key.encode("utf-8"), encoded, None, partition)
@@ -277,7 +278,9 @@ def install(
                 participants_max=limits.thread_participants,
                 instant_followers_max=limits.thread_instant_followers,
                 followers_max=limits.followers,
+                authored_max=limits.authored_comments,
                 on_capped=count_capped,
+                owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
             ),
             follows=FollowsStage(
                 table("followers", Followers),
@@ -302,6 +305,8 @@ def install(
                 held_max=limits.held_notifications,
                 digest_items_max=limits.digest_items,
                 digest_contributions_max=limits.digest_contributions,
+                subscriptions_max=limits.subscriptions,
+                traces_max=limits.traces,
                 on_capped=count_capped,
             ),
         ),

@@ -73,6 +73,8 @@ class InboxBase:
     held_max: int = 50
     digest_items_max: int = 200
     digest_contributions_max: int = 200
+    subscriptions_max: int = 500  # per subscriber: more are refused (not recorded)
+    traces_max: int = 5_000  # discussions per subscriber: more, an erasure searches for them
     on_capped: Callable[[str], None] = _uncounted
     render: Renderer = field(init=False, repr=False)  # the wire events it sends
 
@@ -98,6 +100,11 @@ class InboxBase:
     def _trace(self, sid: str, stage: Stage, key: str) -> None:
         traces = self.traces.get(sid) or Traces()
         entry = (stage.value, key)
-        if entry not in [tuple(k) for k in traces.keys]:
+        if traces.overflow or entry in [tuple(k) for k in traces.keys]:
+            return
+        if len(traces.keys) < self.traces_max:
             traces.keys.append(entry)
-            self.traces[sid] = traces
+        else:  # past the cap: an erasure asks every threads partition (docs/security.md)
+            traces.overflow = True
+            self.on_capped("traces")
+        self.traces[sid] = traces

@@ -11,7 +11,7 @@ from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.subscriptions import Subscriptions, follow_owner
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import entity_key, sent_prefix, subscription_key
-from newsroom_notify.domain.messages import Erase, FollowEnded, Forget
+from newsroom_notify.domain.messages import Erase, FollowEnded, Forget, ForgetParticipant
 from newsroom_notify.domain.model import ERASED_NAME, Reason, anonymised
 from newsroom_notify.domain.state import DigestBuffer, Held
 from newsroom_notify.domain.tokens import InvalidToken
@@ -83,7 +83,9 @@ class Erasure(Subscriptions):
                 keys.add(owner)
         keys.add((Stage.FOLLOWS.value, entity_key("commenter", sid)))
         erase = Erase(subscriber_id=sid)
-        out = [ToStage(Stage(stage), key, erase) for stage, key in sorted(keys)]
+        out: list[Intent] = [ToStage(Stage(stage), key, erase) for stage, key in sorted(keys)]
+        if traces is not None and traces.overflow:  # not every discussion is listed
+            out.append(ToStage(Stage.THREADS, sid, ForgetParticipant(subscriber_id=sid)))
         # Other readers' pending digests and held notifications quoting them: every inbox
         # partition looks (the stream shell sends it to each).
         return [*out, ToStage(Stage.INBOX, sid, Forget(author_id=sid))]

@@ -127,7 +127,7 @@ class Subscriptions(InboxBase):
         profile.confirmed = True  # members are authenticated by the newsroom
         sub = self._activate(profile, scope, target, delivery, at)
         self.profiles[sid] = profile
-        return self._announce(profile, sub, active=True)
+        return [] if sub is None else self._announce(profile, sub, active=True)
 
     def _activate(
         self,
@@ -136,11 +136,15 @@ class Subscriptions(InboxBase):
         target: str | None,
         delivery: Delivery | None,
         at: datetime,
-    ) -> Subscription:
+    ) -> Subscription | None:
         """Make a subscription active with this delivery (None: keep the one chosen before, so
-        the order of a form tick and an explicit choice does not matter)."""
+        the order of a form tick and an explicit choice does not matter). None: a new one
+        past the subscriber's cap, not recorded (docs/security.md, bounded state)."""
         key = subscription_key(scope, target)
         sub = profile.subscriptions.get(key)
+        if sub is None and len(profile.subscriptions) >= self.subscriptions_max:
+            self.on_capped("subscriptions")
+            return None
         wanted = delivery or (sub.delivery if sub is not None else DEFAULT_DELIVERY[scope])
         if sub is None or sub.delivery != wanted or not sub.active:
             sub = Subscription(
@@ -211,9 +215,13 @@ class Subscriptions(InboxBase):
         if pending is not None:
             if pending.scope != claims.scope or pending.target != claims.target:
                 return []
-            sub = self._activate(
+            activated = self._activate(
                 profile, pending.scope, pending.target, pending.delivery, at or pending.at
             )
+            if activated is None:  # past the cap: the request is used up, nothing activated
+                self.profiles[profile.id] = profile
+                return []
+            sub = activated
             if not profile.confirmed and pending.name:  # the owner's own request: their name
                 profile.name = pending.name
         else:
@@ -276,9 +284,14 @@ class Subscriptions(InboxBase):
             keys = [subscription_key(scope, target)]
         restored = []
         for key in keys:
-            sub = profile.ended.pop(key, None)
-            if sub is None or key in profile.subscriptions:
+            if key in profile.subscriptions:
+                profile.ended.pop(key, None)
+            if key not in profile.ended:
                 continue
+            if len(profile.subscriptions) >= self.subscriptions_max:
+                self.on_capped("subscriptions")  # past the cap: left where it was, not restored
+                break
+            sub = profile.ended.pop(key)
             sub = sub.model_copy(update={"active": True, "since": at})
             profile.subscriptions[key] = sub
             restored.append(sub)

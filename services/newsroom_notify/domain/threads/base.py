@@ -28,6 +28,10 @@ def _uncounted(_: str) -> None:
     return None
 
 
+def _everywhere(_: str, __: int | None) -> bool:
+    return True
+
+
 def placeholder_article(article_id: str) -> ArticleInfo:
     """Used when a comment arrives before its article's event (different topics, no order)."""
     return ArticleInfo(id=article_id, title=article_id, url="", journalist_id="")
@@ -63,4 +67,8 @@ class ThreadsBase:
     participants_max: int = 5_000
     instant_followers_max: int = 5_000
     followers_max: int = 10_000  # per digest-follower chunk
+    authored_max: int = 2_000  # comment ids per author per article (more: erasure searches)
     on_capped: Callable[[str], None] = _uncounted
+    # Whether an article's state lives in the given partition of the threads topic (the stream
+    # shell's partitioner; None: the in-process pipeline, one partition holds every article).
+    owns: Callable[[str, int | None], bool] = _everywhere

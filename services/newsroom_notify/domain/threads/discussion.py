@@ -19,7 +19,14 @@ from newsroom_notify.domain.keys import (
     member_key,
 )
 from newsroom_notify.domain.mentions import find_mentions
-from newsroom_notify.domain.messages import Activity, Erase, FollowChange, FormChoice, Participated
+from newsroom_notify.domain.messages import (
+    Activity,
+    Erase,
+    FollowChange,
+    ForgetParticipant,
+    FormChoice,
+    Participated,
+)
 from newsroom_notify.domain.model import (
     ERASED_NAME,
     ArticleInfo,
@@ -166,8 +173,13 @@ class ThreadsStage(ArticleActivity):
         comment = self.comments.get(key)
         if comment is None:  # a replay finds it stored and only re-emits
             authored = self.authored.get(member_key(aid, sid)) or Authored()
-            authored.comment_ids.append(data.comment_id)
-            self.authored[member_key(aid, sid)] = authored
+            if len(authored.comment_ids) < self.authored_max:
+                authored.comment_ids.append(data.comment_id)
+                self.authored[member_key(aid, sid)] = authored
+            elif not authored.overflow:  # erasure searches the article's comments from now on
+                authored.overflow = True
+                self.authored[member_key(aid, sid)] = authored
+                self.on_capped("authored")
             comment = CommentInfo(
                 id=data.comment_id,
                 article_id=aid,
@@ -340,7 +352,8 @@ class ThreadsStage(ArticleActivity):
         thread.participants.pop(sid, None)
         thread.instant_followers.pop(sid, None)
         authored = self.authored.pop(member_key(article_id, sid), None)
-        for comment_id in authored.comment_ids if authored else []:
+        theirs_here = self._authored_ids(article_id, sid, authored)
+        for comment_id in theirs_here:
             key = comment_key(article_id, comment_id)
             comment = self.comments.get(key)
             if comment is not None:
@@ -358,13 +371,43 @@ class ThreadsStage(ArticleActivity):
         out: list[Intent] = []
         for participant in sorted(thread.participants):
             theirs = self.authored.get(member_key(article_id, participant))
-            if theirs is not None and theirs.comment_ids:
-                subjects = [comment_subject(cid) for cid in theirs.comment_ids]
-                forget = Erase(subscriber_id=sid, subjects=subjects)
+            if theirs is not None and (theirs.comment_ids or theirs.overflow):
+                # Past its cap the list is partial: the follows stage looks at every subject.
+                subjects = [] if theirs.overflow else map(comment_subject, theirs.comment_ids)
+                forget = Erase(subscriber_id=sid, subjects=list(subjects))
                 out.append(ToStage(Stage.FOLLOWS, entity_key("commenter", participant), forget))
         for comment_id in thread.erased_comments:
-            if authored is None or comment_id not in authored.comment_ids:
+            if comment_id not in theirs_here:
                 forget = Erase(subscriber_id=sid, subjects=[comment_subject(comment_id)])
                 entity = entity_key("commenter", erased_author_id(comment_id))
                 out.append(ToStage(Stage.FOLLOWS, entity, forget))
+        return out
+
+    def _authored_ids(self, article_id: str, sid: str, authored: Authored | None) -> list[str]:
+        """The ids of every comment ``sid`` wrote under this article: their ``Authored`` list,
+        or past its cap a search of the article's comments (rare: an erasure)."""
+        if authored is None or not authored.overflow:
+            return list(authored.comment_ids) if authored else []
+        prefix = comment_key(article_id, "")
+        return [
+            c.id
+            for key, c in list(self.comments.items())
+            if key.startswith(prefix) and c.article_id == article_id and c.author_id == sid
+        ]
+
+    def on_forget_participant(self, msg: ForgetParticipant) -> list[Intent]:
+        """Erase a subscriber from every discussion of this partition they took part in: the
+        inbox could not list them all (``Traces`` past its cap). A search of this partition's
+        authors and threads: erasures are rare, and only a very prolific commenter's need it."""
+        sid = msg.subscriber_id
+        suffix = member_key("", sid)
+        articles = {k[: -len(suffix)] for k in list(self.authored) if k.endswith(suffix)}
+        articles |= {
+            aid
+            for aid, thread in list(self.threads.items())
+            if sid in thread.participants or sid in thread.instant_followers
+        }
+        out: list[Intent] = []
+        for article_id in sorted(a for a in articles if self.owns(a, msg.partition)):
+            out += self.on_erase(article_id, Erase(subscriber_id=sid))
         return out
