@@ -357,7 +357,20 @@ class LimitSettings(BaseModel):
     followers: int = Field(
         10_000,
         ge=1,
-        description="Followers per commenter/journalist/section and per digest-follower chunk.",
+        description="Followers per commenter (who got each of their comments is remembered, "
+        "for retractions) and per digest-follower chunk of an article.",
+    )
+    publisher_followers: int = Field(
+        10_000_000,
+        ge=1,
+        description="Followers per journalist or section, kept in 4,096 chunks by a hash of "
+        "their id (about 2,450 per chunk at the cap).",
+    )
+    fanout_step_recipients: int = Field(
+        2_000,
+        ge=1,
+        description="Followers a fan-out to a journalist's or section's followers takes per "
+        "step (one handler call); the follows stage sends itself the rest.",
     )
     thread_participants: int = Field(
         5_000, ge=1, description="Participants remembered per article (for mentions)."

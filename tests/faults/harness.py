@@ -259,6 +259,9 @@ class FaultRun:
             "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
             "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor,  # a restarted worker continues the timeline
             "NEWSROOM_DIGEST__TICK_S": "0.25",
+            # Fan-outs to followers walked one follower per step (FanoutStep on -follows), so
+            # the faults also land in the middle of walks; the reference takes them at once.
+            "NEWSROOM_LIMITS__FANOUT_STEP_RECIPIENTS": "1",
             **(env or {}),
         }
         base = worker_env(bootstrap, tmp, extra)

@@ -67,6 +67,7 @@ Phases = list[tuple[str, list[ev.CloudEvent] | timedelta]]
 async def differences(
     phases: Phases,
     break_route: tuple[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> tuple[list[str], Counter[str]]:
     """Feed the workload to a shell and to the reference, one event at a time, then move the
     clock past the digest periods and fire the timers on both. Returns the differences (in the
@@ -74,8 +75,7 @@ async def differences(
     ``break_route``: what goes to the first destination goes to the second's topic instead
     (the mistake the test must catch)."""
     clock = Clock(START)
-    settings = Settings(dev_mode=True)
-    shell = MemoryShell.start(settings, TOKENS, clock)
+    shell = MemoryShell.start(settings or Settings(dev_mode=True), TOKENS, clock)
     if break_route is not None:
         wrong, instead = break_route
         shell.pipeline.topics[wrong] = shell.pipeline.topics[instead]
@@ -122,7 +122,12 @@ async def differences(
         expected_state = {k: v.model_dump_json() for k, v in table.items()}
         if state[TABLE_NAMES.get(name, name.replace("_", "-"))] != expected_state:
             found.append(f"table {name} differs from the reference's")
-    return found, Counter(type(e).__name__ for _, e in shell.outputs())
+    produced = Counter(type(e).__name__ for _, e in shell.outputs())
+    follows = shell.pipeline.topics[Stage.FOLLOWS]
+    produced["FanoutStep"] = sum(
+        1 for r in shell.app.log.on(follows) if b'"kind":"fanout_step"' in (r.value or b"")
+    )
+    return found, produced
 
 
 async def test_the_shell_routes_a_workload_exactly_as_the_reference(
@@ -134,6 +139,18 @@ async def test_the_shell_routes_a_workload_exactly_as_the_reference(
     assert produced["NotificationCreated"] > 100
     assert produced["NotificationRetracted"] > 0
     assert produced["DigestReady"] > 0
+
+
+async def test_fan_outs_walked_one_follower_per_step_give_what_the_reference_gives(
+    workload: Phases,
+) -> None:
+    """A fan-out cut into FanoutStep messages on -follows reaches exactly the recipients the
+    reference (one step) reaches, with the same bases, and leaves the same tables."""
+    settings = Settings(dev_mode=True, limits={"fanout_step_recipients": 1})
+    found, produced = await differences(workload, settings=settings)
+    assert found == []
+    assert produced["FanoutStep"] > 5  # not vacuous: walks did take several steps
+    assert produced["NotificationCreated"] > 100
 
 
 async def test_an_erased_commenter_leaves_the_digests_of_every_inbox_partition() -> None:

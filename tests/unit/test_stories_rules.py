@@ -594,7 +594,14 @@ def test_quiet_hours_in_the_recipients_time_zone(pipe: LocalPipeline, clock: Clo
 
 def every_table(pipe: LocalPipeline) -> str:
     """Every key and value of every table of the three stages, as one text."""
-    assert set(pipe.tables) >= {"fanout", "sent", "profiles", "threads", "followers"}
+    assert set(pipe.tables) >= {
+        "fanout",
+        "sent",
+        "profiles",
+        "threads",
+        "follower_heads",
+        "follower_chunks",
+    }
     return json.dumps(
         {
             name: {key: value.model_dump(mode="json") for key, value in table.items()}

@@ -25,6 +25,7 @@ from newsroom_notify.domain.messages import (
     Edit,
     Erase,
     FanoutMoved,
+    FanoutStep,
     FollowChange,
     FollowEnded,
     Forget,
@@ -71,6 +72,7 @@ ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
     (FOLLOWS, FollowChange): lambda s, key, m: s.follows.on_follow_change(key, m),
     (FOLLOWS, Erase): lambda s, key, m: s.follows.on_erase(key, m),
     (FOLLOWS, FanoutMoved): lambda s, key, m: s.follows.on_fanout_moved(key, m),
+    (FOLLOWS, FanoutStep): lambda s, key, m: s.follows.on_fanout_step(key, m),
     # inbox (key: subscriber id; a Gated's: its mailbox's quota key)
     (INBOX, Candidacy): lambda s, key, m: s.inbox.on_candidacy(m),
     (INBOX, Retraction): lambda s, key, m: s.inbox.on_retraction(m),

@@ -6,100 +6,144 @@ It owns the followers of each entity. For a comment it adds the author's followe
 recipient into one candidacy (so the inbox can pick the strongest, rule "One notification per
 person per comment"), and remembers who it handed the comment to, so that a retraction or an
 edit reaches exactly them (rule "Removed after the fact"). For a new article it hands it to
-the journalist's or section's followers (``new_article``).
+the journalist's or section's followers (``new_article``), a bounded number of them per
+handler call (``FanoutStep``): a section can have millions.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
+from newsroom_notify.contract.events import Delivery
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
-from newsroom_notify.domain.keys import entity_key, fanout_key, fanout_prefix
+from newsroom_notify.domain.keys import (
+    ENTITY_FOLLOWER_CHUNKS,
+    entity_key,
+    fanout_key,
+    fanout_prefix,
+    follower_chunk,
+    follower_chunk_key,
+)
 from newsroom_notify.domain.messages import (
     Activity,
     Candidacy,
     Edit,
     Erase,
     FanoutMoved,
+    FanoutStep,
     FollowChange,
     FollowEnded,
     Retraction,
 )
 from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason, erased_author_id
-from newsroom_notify.domain.state import Fanout, Followers
+from newsroom_notify.domain.state import Fanout, FollowerHead, Followers
 
 
-def merge_followers(
-    entity: str, activity: Activity, followers: Followers | None
-) -> dict[str, list[Basis]]:
-    """All candidates of an activity: the thread's plus the entity's followers, each
-    recipient's bases sorted strongest first; the subject's author never included."""
+def follower_basis(entity: str, delivery: Delivery) -> Basis:
+    """Why a follower of ``entity`` may hear of its comment or article."""
     scope, _, target = entity.partition(":")
-    reason = Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE
+    return Basis.model_construct(
+        reason=Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE,
+        condition=Condition.SUBSCRIBED,
+        scope=scope,  # type: ignore[arg-type] # an entity key's scope: one of Scope
+        target=target,
+        delivery=delivery,
+    )
+
+
+@dataclass
+class FanoutWalk:
+    """One step of a fan-out: the candidates it found and where the walk stopped."""
+
+    merged: dict[str, list[Basis]]  # recipient -> bases, strongest first
+    last: int  # the last chunk taken (-1: none)
+    more: bool  # chunks after ``last`` remain
+
+
+def walk_followers(
+    entity: str,
+    activity: Activity,
+    head: FollowerHead | None,
+    chunk_of: Callable[[int], Followers | None],
+    *,
+    after: int,
+    skip: set[str],
+    budget: int,
+) -> FanoutWalk:
+    """The followers in the chunks after ``after``, taken whole, one chunk at least and no
+    more once ``budget`` followers are taken; the subject's author and ``skip`` left out.
+
+    When ``after`` is -1 (the first step) the thread's candidates come first, each merged with
+    their own follower basis if they follow ``entity`` (rule "One notification per person per
+    comment"); later steps skip them."""
     author = activity.subject.author_id
-    merged = {sid: list(bases) for sid, bases in activity.candidates.items() if sid != author}
+    merged: dict[str, list[Basis]] = {}
+    if after < 0:
+        for sid, bases in activity.candidates.items():
+            if sid == author:
+                continue
+            merged[sid] = list(bases)
+            if head is not None:
+                chunk = chunk_of(follower_chunk(sid))
+                delivery = chunk.delivery.get(sid) if chunk is not None else None
+                if delivery is not None:
+                    merged[sid].append(follower_basis(entity, delivery))
+    chunks = head.chunks[bisect.bisect_right(head.chunks, after) :] if head else []
     shared: dict[str, Basis] = {}  # one frozen Basis per delivery, shared by the followers
-    for sid, delivery in (followers.delivery if followers else {}).items():
-        if sid == author:
-            continue
-        basis = shared.get(delivery)
-        if basis is None:
-            basis = shared[delivery] = Basis.model_construct(
-                reason=reason,
-                condition=Condition.SUBSCRIBED,
-                scope=scope,  # type: ignore[arg-type] # an entity key's scope: one of Scope
-                target=target,
-                delivery=delivery,
-            )
-        merged.setdefault(sid, []).append(basis)
+    taken, last = 0, after
+    for number in chunks:
+        if taken >= budget:
+            break
+        last = number
+        chunk = chunk_of(number)
+        for sid, delivery in (chunk.delivery if chunk else {}).items():
+            if sid == author or sid in skip or sid in merged:
+                continue
+            basis = shared.get(delivery)
+            if basis is None:
+                basis = shared[delivery] = follower_basis(entity, delivery)
+            merged[sid] = [basis]
+            taken += 1
     for bases in merged.values():
         bases.sort(key=lambda b: PRIORITY[b.reason])
-    return merged
+    return FanoutWalk(merged, last, bool(chunks) and chunks[-1] > last)
 
 
 @dataclass
 class FollowsStage:
-    """Handlers of the follows stage over its tables."""
+    """Handlers of the follows stage over its tables.
 
-    followers: MutableMapping[str, Followers]
+    An entity's followers are kept in chunks (``keys.follower_chunk``: a hash of the follower's
+    id) and a small head (their count and which chunks hold any), so a follow, an unfollow or
+    an erasure of a follower reads and rewrites one chunk and the head, whatever the number of
+    followers. A fan-out takes about ``step_recipients`` followers per handler call and sends
+    itself a ``FanoutStep`` for the rest (docs/security.md, bounded state)."""
+
+    heads: MutableMapping[str, FollowerHead]  # entity -> head
+    chunks: MutableMapping[str, Followers]  # "<entity>|<chunk>" -> followers
     fanout: MutableMapping[str, Fanout]  # "<entity>|<subject key>" -> recipients
-    followers_max: int = 10_000  # per entity (docs/security.md, bounded state)
+    followers_max: int = 10_000  # per commenter (who got each comment is remembered)
+    publisher_followers_max: int = 10_000_000  # per journalist or section
+    step_recipients: int = 2_000  # followers taken per handler call of a fan-out
     on_capped: Callable[[str], None] = lambda record: None
 
     def on_activity(self, entity: str, activity: Activity) -> list[Intent]:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
-        record_key = fanout_key(entity, activity.subject.key)
         if activity.event in ("comment", "article"):
-            merged = merge_followers(entity, activity, self.followers.get(entity))
-            if activity.event == "comment":
-                # Only a comment is retracted or edited later (rule "Removed after the fact"):
-                # who got it is kept. An article's fan-out (every follower of a section or
-                # journalist) is not: nothing reads it, and a replay would rewrite a record as
-                # large as the follower list.
-                record = self.fanout.get(record_key) or Fanout()
-                known = set(record.recipients)
-                new = [sid for sid in merged if sid not in known]
-                if new:
-                    record.recipients.extend(new)
-                    self.fanout[record_key] = record
-            return [
-                ToStage(
-                    Stage.INBOX,
-                    sid,
-                    Candidacy.model_construct(
-                        recipient_id=sid,
-                        subject=activity.subject,
-                        bases=bases,
-                        at=activity.at,
-                        # The kind of entity, not its id: a candidacy's origin is kept in
-                        # the recipient's state, which must not name an erased commenter.
-                        origin=f"{activity.origin}|{entity.partition(':')[0]}",
-                    ),
-                )
-                for sid, bases in merged.items()
-            ]
+            return self._fan_out(entity, activity, -1, set())
+        record_key = fanout_key(entity, activity.subject.key)
         sent_to = self.fanout.get(record_key)
+        if sent_to is not None or entity in self.heads:
+            # A fan-out of this comment may still be walking the followers (FanoutStep, same
+            # key, so after this): its later steps pass the edit or retraction on too.
+            sent_to = sent_to or Fanout()
+            if activity.event == "retract":
+                sent_to.retracted = activity.cause
+            else:
+                sent_to.excerpt = activity.excerpt or ""
+            self.fanout[record_key] = sent_to
         if sent_to is None:
             return []
         if activity.event == "retract":
@@ -127,19 +171,160 @@ class FollowsStage:
             for sid in sent_to.recipients
         ]
 
+    def on_fanout_step(self, entity: str, step: FanoutStep) -> list[Intent]:
+        """The next followers of a fan-out begun by ``on_activity``.
+
+        A replayed step is handled again like the first time (the inbox sends each recipient
+        one notification per subject, the same one again on a replay), and sends its next
+        step again: a walk repeated after a crash costs work, never a missing notification."""
+        return self._fan_out(entity, step.activity, step.after, set(step.skip))
+
+    def _fan_out(self, entity: str, activity: Activity, after: int, skip: set[str]) -> list[Intent]:
+        since: Fanout | None = None  # what happened to the comment since the walk began
+        if activity.event == "comment":
+            record = self.fanout.get(fanout_key(entity, activity.subject.key))
+            if record is not None and (record.retracted or record.excerpt is not None):
+                if after >= 0:
+                    # Edited or removed while its fan-out was under way: the rest of the
+                    # followers get what they would have had, had the walk ended before (the
+                    # candidacy, then the edit and the retraction: rule "Removed after the
+                    # fact").
+                    since = record
+                else:  # posted or approved again: a new fan-out (the inbox tells nobody twice)
+                    record.retracted, record.excerpt = None, None
+                    self.fanout[fanout_key(entity, activity.subject.key)] = record
+        walk = walk_followers(
+            entity,
+            activity,
+            self.heads.get(entity),
+            lambda n: self.chunks.get(follower_chunk_key(entity, n)),
+            after=after,
+            skip=skip,
+            budget=self.step_recipients,
+        )
+        if activity.event == "comment" and walk.merged:
+            # Only a comment is retracted or edited later (rule "Removed after the fact"):
+            # who got it is kept (a commenter's followers are capped, so this record is).
+            # An article's fan-out (every follower of a section or journalist) is not:
+            # nothing reads it, and it would be as large as the follower list.
+            record_key = fanout_key(entity, activity.subject.key)
+            record = self.fanout.get(record_key) or Fanout()
+            known = set(record.recipients)
+            new = [sid for sid in walk.merged if sid not in known]
+            if new:
+                record.recipients.extend(new)
+                self.fanout[record_key] = record
+        # The kind of entity, not its id: a candidacy's origin is kept in the recipient's
+        # state, which must not name an erased commenter.
+        origin = f"{activity.origin}|{entity.partition(':')[0]}"
+        out: list[Intent] = [
+            ToStage(
+                Stage.INBOX,
+                sid,
+                Candidacy.model_construct(
+                    recipient_id=sid,
+                    subject=activity.subject,
+                    bases=bases,
+                    at=activity.at,
+                    origin=origin,
+                ),
+            )
+            for sid, bases in walk.merged.items()
+        ]
+        if since is not None:
+            out = [
+                item
+                for candidacy in out
+                if isinstance(candidacy, ToStage)
+                for item in self._since(candidacy, since)
+            ]
+        if walk.more:
+            if after < 0:
+                skip = set(activity.candidates)
+                activity = activity.model_copy(update={"candidates": {}})
+            rest = FanoutStep(activity=activity, skip=sorted(skip), after=walk.last)
+            out.append(ToStage(Stage.FOLLOWS, entity, rest))
+        return out
+
+    @staticmethod
+    def _since(candidacy: ToStage, record: Fanout) -> list[ToStage]:
+        """A candidacy handed out after its comment was edited or removed, and then what the
+        recipients before it were sent about that (same key: the inbox takes them in order)."""
+        rid, subject_key = candidacy.key, candidacy.message.subject.key  # type: ignore[attr-defined]
+        out = [candidacy]
+        if record.excerpt is not None:
+            edit = Edit(recipient_id=rid, subject_key=subject_key, excerpt=record.excerpt)
+            out.append(ToStage(Stage.INBOX, rid, edit))
+        if record.retracted is not None:
+            retraction = Retraction(
+                recipient_id=rid, subject_key=subject_key, cause=record.retracted
+            )
+            out.append(ToStage(Stage.INBOX, rid, retraction))
+        return out
+
     def on_follow_change(self, entity: str, change: FollowChange) -> list[Intent]:
         """A commenter/journalist/section subscription became active or ended."""
-        followers = self.followers.get(entity) or Followers()
         sid = change.subscriber_id
-        if change.active and followers.delivery.get(sid) != change.delivery:
-            if sid not in followers.delivery and len(followers.delivery) >= self.followers_max:
+        if not change.active:
+            self._unfollow(entity, sid)
+            return []
+        number = follower_chunk(sid)
+        key = follower_chunk_key(entity, number)
+        chunk = self.chunks.get(key) or Followers()
+        head = self.heads.get(entity) or FollowerHead()
+        listed = number in head.chunks
+        if chunk.delivery.get(sid) == change.delivery and listed:
+            return []
+        new = sid not in chunk.delivery
+        if new:
+            commenter = entity.startswith("commenter:")
+            cap = self.followers_max if commenter else self.publisher_followers_max
+            if head.count >= cap:
                 self.on_capped("followers")  # not recorded (docs/security.md, bounded state)
                 return []
-            followers.delivery[sid] = change.delivery
-            self.followers[entity] = followers
-        elif not change.active and followers.delivery.pop(sid, None) is not None:
-            self.followers[entity] = followers
+            head.count += 1
+        if not listed:
+            bisect.insort(head.chunks, number)
+        if new or not listed:
+            # The head first: replayed after a crash between the two writes, the change finds
+            # the chunk listed and writes it (the count may be one too high: the cap comes
+            # that much early).
+            self.heads[entity] = head
+        chunk.delivery[sid] = change.delivery
+        self.chunks[key] = chunk
         return []
+
+    def _unfollow(self, entity: str, sid: str) -> None:
+        """``sid`` no longer follows ``entity`` (one chunk and the head rewritten)."""
+        number = follower_chunk(sid)
+        key = follower_chunk_key(entity, number)
+        chunk = self.chunks.get(key)
+        if chunk is None or chunk.delivery.pop(sid, None) is None:
+            return
+        if chunk.delivery:
+            self.chunks[key] = chunk
+        else:
+            del self.chunks[key]
+        head = self.heads.get(entity)
+        if head is None:
+            return
+        head.count = max(head.count - 1, 0)
+        if not chunk.delivery and number in head.chunks:
+            head.chunks.remove(number)
+        if head.chunks:
+            self.heads[entity] = head
+        else:
+            del self.heads[entity]
+
+    def followers_of(self, entity: str) -> dict[str, Delivery]:
+        """Every follower of ``entity`` and their delivery (all chunks: for tests and tools,
+        never on a fan-out's path)."""
+        head = self.heads.get(entity)
+        every: dict[str, Delivery] = {}
+        for number in head.chunks if head else []:
+            chunk = self.chunks.get(follower_chunk_key(entity, number))
+            every.update(chunk.delivery if chunk else {})
+        return every
 
     def on_erase(self, entity: str, erase: Erase) -> list[Intent]:
         """Forget a subscriber (rule "Erasure"): as a follower of this entity and as a recipient of
@@ -152,14 +337,20 @@ class FollowsStage:
         else:
             keys = [k for k in self.fanout if k.startswith(prefix)]  # rare: a scan is fine
         if entity == entity_key("commenter", sid):
-            followers = self.followers.pop(entity, None)
+            # Every chunk key names the erased commenter: all go, whatever the head lists (a
+            # crash may have left one unlisted), the head last so a replay finds the rest.
+            followers: list[str] = []
+            for number in range(ENTITY_FOLLOWER_CHUNKS):
+                chunk = self.chunks.pop(follower_chunk_key(entity, number), None)
+                followers.extend(chunk.delivery if chunk else {})
+            self.heads.pop(entity, None)
             out: list[Intent] = [
                 ToStage(
                     Stage.INBOX,
                     follower,
                     FollowEnded(subscriber_id=follower, scope="commenter", target=sid),
                 )
-                for follower in (followers.delivery if followers else {})
+                for follower in followers
             ]
             for key in keys:
                 record = self.fanout.pop(key, None)
@@ -174,9 +365,7 @@ class FollowsStage:
                         )
                     )
             return out
-        followers = self.followers.get(entity)
-        if followers is not None and followers.delivery.pop(sid, None) is not None:
-            self.followers[entity] = followers
+        self._unfollow(entity, sid)
         for key in keys:
             record = self.fanout.get(key)
             if record is not None and sid in record.recipients:

@@ -31,7 +31,8 @@ TABLES = (
     "activity",
     "pending",
     "authored",
-    "followers",
+    "follower_heads",
+    "follower_chunks",
     "fanout",
     "profiles",
     "sent",
@@ -69,7 +70,7 @@ class LocalPipeline:
             t["authored"],
             clock=self.clock,
         )
-        self.follows = FollowsStage(t["followers"], t["fanout"])
+        self.follows = FollowsStage(t["follower_heads"], t["follower_chunks"], t["fanout"])
         self.inbox = InboxStage(
             t["profiles"],
             t["sent"],

@@ -204,6 +204,20 @@ class Activity(Message):
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic
 # decodes to (the stream shell adds its own batching record, ``stream.batching.Candidacies``).
+class FanoutStep(Message):
+    """follows -> follows (the same entity key): the rest of a fan-out to an entity's followers,
+    from the chunk after ``after`` on. Each handling takes a bounded number of followers and
+    sends the next step, so no handler call, record or process holds all the followers.
+
+    ``activity`` is the fanned-out activity without its candidates; ``skip`` are the thread's
+    candidates, who got their one candidacy (all bases merged) in the first step."""
+
+    kind: Literal["fanout_step"] = "fanout_step"
+    activity: Activity
+    skip: list[str] = Field(default_factory=list)
+    after: int
+
+
 StageMessage = Annotated[
     Activity
     | Candidacy
@@ -213,6 +227,7 @@ StageMessage = Annotated[
     | Edit
     | Erase
     | FanoutMoved
+    | FanoutStep
     | FollowChange
     | FollowEnded
     | Forget

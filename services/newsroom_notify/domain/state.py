@@ -100,15 +100,28 @@ class Pending(State):
 
 
 class Followers(State):
-    """The followers of one entity (commenter, journalist or section) and their delivery."""
+    """Followers and their delivery: one chunk of an entity's (commenter, journalist or
+    section; ``keys.follower_chunk``), or one chunk of an article's digest followers."""
 
     delivery: dict[str, Delivery] = Field(default_factory=dict)
 
 
+class FollowerHead(State):
+    """How many followers an entity has (for its cap) and which of its chunks hold any, in
+    ascending order (what a fan-out walks)."""
+
+    count: int = 0
+    chunks: list[int] = Field(default_factory=list)
+
+
 class Fanout(State):
-    """Who a subject was finally handed to, so a retraction reaches exactly them."""
+    """Who a subject was finally handed to, so a retraction reaches exactly them; and its
+    latest text and why it was retracted, so the rest of a fan-out still walking the followers
+    gets them too."""
 
     recipients: list[str] = Field(default_factory=list)
+    retracted: Literal["spam", "trash", "deleted"] | None = None
+    excerpt: str | None = None  # the text of the latest edit
 
 
 # -------------------------------------------------------------------------------- inbox

@@ -38,6 +38,7 @@ from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
     DigestTick,
+    FanoutStep,
     Forget,
     ForgetParticipant,
     Release,
@@ -50,6 +51,7 @@ from newsroom_notify.domain.state import (
     DigestBuffer,
     DigestMember,
     Fanout,
+    FollowerHead,
     Followers,
     Held,
     Pending,
@@ -127,6 +129,10 @@ class Pipeline:
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
+        # A fan-out's next step goes after the candidacies it follows (they are a batch).
+        steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
+        if steps:
+            intents = [i for i in intents if i not in steps]
         batches = fan_out_batches(intents, self.inbox_partition)
         if batches is not None:
             topic = self.topics[Stage.INBOX]
@@ -139,8 +145,8 @@ class Pipeline:
                     key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
                     value = piece.model_dump_json().encode("utf-8")
                     await send(topic, key, value, partition=partition)
-            return
-        for intent in intents:
+            intents = []
+        for intent in [*intents, *steps]:
             if isinstance(intent, Publish):
                 event = intent.event
                 key, value = codec.encode(event, intent.key)
@@ -283,9 +289,12 @@ def install(
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
             ),
             follows=FollowsStage(
-                table("followers", Followers),
+                table("follower-heads", FollowerHead),
+                table("follower-chunks", Followers),
                 table("fanout", Fanout),
                 followers_max=limits.followers,
+                publisher_followers_max=limits.publisher_followers,
+                step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
             ),
             inbox=InboxStage(
