@@ -34,6 +34,7 @@ from newsroom_notify.domain.model import (
     Reason,
     Subject,
 )
+from newsroom_notify.domain.state import Followers
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.stream.stages import decode_stage_message
 from tests.builders import Clock, article, cancel, created, erase, member, subscribe
@@ -308,3 +309,35 @@ def test_a_comment_edited_and_removed_while_its_fan_out_walks_reaches_every_foll
             break
         out = stage.on_fanout_step(entity, steps[0])
     assert sorted([*told, *later]) == sorted(f"m-{i}" for i in range(300))
+
+
+def test_followers_stored_before_the_chunks_move_into_them_on_first_use() -> None:
+    """An upgrade in place: an entity's followers in the old single record (``followers``
+    table) are all still told of its next article, each once, and the old record is gone."""
+
+    legacy = {SECTION: Followers(delivery={f"m-{i}": "instant" for i in range(300)})}
+    legacy["section:other"] = Followers(delivery={"m-x": "digest"})
+    stage = FollowsStage(
+        heads=Recorded(), chunks=Recorded(), fanout={}, step_recipients=40, legacy=legacy
+    )
+    recipients = [c.recipient_id for out in walk(stage, SECTION, news()) for c in candidacies(out)]
+    assert sorted(recipients) == sorted(f"m-{i}" for i in range(300))
+    assert SECTION not in legacy  # moved
+    assert "section:other" in legacy  # only the entity touched
+    assert stage.heads[SECTION].count == 300
+    # A follow, then an unfollow, of an entity not yet moved: the old followers come along.
+    stage.on_follow_change("section:other", follow("section:other", "m-y"))
+    stage.on_follow_change("section:other", follow("section:other", "m-x", active=False))
+    assert stage.followers_of("section:other") == {"m-y": "instant"}
+    assert legacy == {}
+
+
+def test_a_move_replayed_after_a_crash_counts_no_follower_twice() -> None:
+
+    legacy = {SECTION: Followers(delivery={f"m-{i}": "instant" for i in range(50)})}
+    stage = FollowsStage(heads={}, chunks={}, fanout={}, legacy=legacy)
+    stage.on_follow_change(SECTION, follow(SECTION, "m-new"))
+    legacy[SECTION] = Followers(delivery={f"m-{i}": "instant" for i in range(50)})  # not deleted
+    stage.on_follow_change(SECTION, follow(SECTION, "m-0", "digest"))  # the replay moves again
+    assert stage.heads[SECTION].count == 51
+    assert stage.followers_of(SECTION)["m-0"] == "digest"

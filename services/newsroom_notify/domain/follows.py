@@ -128,9 +128,37 @@ class FollowsStage:
     publisher_followers_max: int = 10_000_000  # per journalist or section
     step_recipients: int = 2_000  # followers taken per handler call of a fan-out
     on_capped: Callable[[str], None] = lambda record: None
+    # Followers as versions before the chunks stored them: one record per entity. Each moves
+    # into chunks the first time its entity is touched (``_migrate``); None: nothing to move.
+    legacy: MutableMapping[str, Followers] | None = None
+
+    def _migrate(self, entity: str) -> None:
+        """Move an entity's followers from its old single record into chunks (an upgrade in
+        place keeps every follower). The old record goes last: replayed after a crash, the move
+        finds the followers already in their chunks and counts none twice."""
+        old = self.legacy.get(entity) if self.legacy is not None else None
+        if old is None:
+            return
+        assert self.legacy is not None
+        head = self.heads.get(entity) or FollowerHead()
+        groups: dict[int, dict[str, Delivery]] = {}
+        for sid, delivery in old.delivery.items():
+            groups.setdefault(follower_chunk(sid), {})[sid] = delivery
+        for number, moving in sorted(groups.items()):
+            key = follower_chunk_key(entity, number)
+            chunk = self.chunks.get(key) or Followers()
+            new = {sid: d for sid, d in moving.items() if sid not in chunk.delivery}
+            head.count += len(new)
+            chunk.delivery.update(new)  # a choice made in a chunk since is newer: it stays
+            self.chunks[key] = chunk
+            if number not in head.chunks:
+                bisect.insort(head.chunks, number)
+        self.heads[entity] = head
+        del self.legacy[entity]
 
     def on_activity(self, entity: str, activity: Activity) -> list[Intent]:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
+        self._migrate(entity)
         if activity.event in ("comment", "article"):
             return self._fan_out(entity, activity, -1, set())
         record_key = fanout_key(entity, activity.subject.key)
@@ -264,6 +292,7 @@ class FollowsStage:
 
     def on_follow_change(self, entity: str, change: FollowChange) -> list[Intent]:
         """A commenter/journalist/section subscription became active or ended."""
+        self._migrate(entity)
         sid = change.subscriber_id
         if not change.active:
             self._unfollow(entity, sid)
@@ -330,6 +359,7 @@ class FollowsStage:
         """Forget a subscriber (rule "Erasure"): as a follower of this entity and as a recipient of
         its subjects; if the entity is the subscriber, its followers, and move who each of
         their comments went to where a later removal of the comment looks for it."""
+        self._migrate(entity)
         sid = erase.subscriber_id
         prefix = fanout_prefix(entity)
         if erase.subjects:

@@ -296,6 +296,7 @@ def install(
                 publisher_followers_max=limits.publisher_followers,
                 step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
+                legacy=table("followers", Followers),  # before the chunks: moved on first use
             ),
             inbox=InboxStage(
                 table("profiles", Profile),
