@@ -21,11 +21,14 @@ One run, in this order (``--quick`` shrinks every size):
 6. the limit again on the same copy topic, writing the notifications the service produced in
    step 5 for those comments instead of copies (the records the service moves, no logic);
 7. the same as 5 with two workers (separate data dirs and web ports, one group, both ready
-   before the batch): throughput of two;
+   before the batch): throughput of two, with one standby replica and then (a new batch)
+   with none; CPU ms per comment event of each next to one worker's;
 8. latency: one worker, ready (it recovered what the other did), gets half the comment rate
-   one worker sustained in step 5, then ``--rate`` comments/s, each for ``--duration`` s;
-   latency of each notification = its append time - the append time of its comment's input
-   record (both LogAppendTime).
+   one worker sustained in step 5 (or ``--moderate-rate``), then ``--rate`` comments/s (0:
+   skipped), each for ``--duration`` s, once per ``--latency-configs`` entry (worker
+   settings; interleave them); latency of each notification = its append time - the append
+   time of its comment's input record (both LogAppendTime), also cut at the stages' topics
+   (LogAppendTime too): per-hop figures.
 
 ``--phases`` skips steps 7 and/or 8.
 
