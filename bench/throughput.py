@@ -21,11 +21,14 @@ One run, in this order (``--quick`` shrinks every size):
 6. the limit again on the same copy topic, writing the notifications the service produced in
    step 5 for those comments instead of copies (the records the service moves, no logic);
 7. the same as 5 with two workers (separate data dirs and web ports, one group, both ready
-   before the batch): throughput of two;
+   before the batch): throughput of two, with one standby replica and then (a new batch)
+   with none; CPU ms per comment event of each next to one worker's;
 8. latency: one worker, ready (it recovered what the other did), gets half the comment rate
-   one worker sustained in step 5, then ``--rate`` comments/s, each for ``--duration`` s;
-   latency of each notification = its append time - the append time of its comment's input
-   record (both LogAppendTime).
+   one worker sustained in step 5 (or ``--moderate-rate``), then ``--rate`` comments/s (0:
+   skipped), each for ``--duration`` s, once per ``--latency-configs`` entry (worker
+   settings; interleave them); latency of each notification = its append time - the append
+   time of its comment's input record (both LogAppendTime), also cut at the stages' topics
+   (LogAppendTime too): per-hop figures.
 
 ``--phases`` skips steps 7 and/or 8.
 
@@ -43,6 +46,7 @@ import contextlib
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -308,11 +312,12 @@ class Service:
     def data_dir(self, index: int) -> Path:
         return self.tmp / f"worker-{index}-data"
 
-    def start(self, count: int) -> None:
+    def start(self, count: int, overrides: dict[str, str] | None = None) -> None:
+        """Start ``count`` workers (``overrides``: settings of this start only)."""
         self.starts += 1
         self.ports = []
         for index in range(count):
-            env = dict(self.env)
+            env = {**self.env, **(overrides or {})}
             env["NEWSROOM_DATA_DIR"] = str(self.data_dir(index))
             port = free_port()
             env["NEWSROOM_WEB_PORT"] = str(port)
@@ -499,12 +504,69 @@ async def settle(watch: Watch, group: str, topics: list[str], within_s: float, l
     raise TimeoutError(f"{label}: still {lag} records behind after {within_s:.0f}s")
 
 
+COMMENT_SUBJECT = re.compile(rb'"c:([^"]+)"')  # a subject key in a stage's message
+COMMENT_ID = re.compile(rb"a-\d+-c\d+")  # the workload's comment ids (tests/workload.py)
+
+
+def comment_of(value: bytes) -> str | None:
+    """The comment a stage's record is about (its subject key, else the first comment id)."""
+    found = COMMENT_SUBJECT.search(value) or COMMENT_ID.search(value)
+    return found.group(found.re.groups).decode() if found else None
+
+
+@dataclass
+class Hops:
+    """Append times (LogAppendTime, ms) of each comment's records on the stages' topics."""
+
+    follows: dict[str, int] = field(default_factory=dict)  # comment -> first -follows record
+    inbox: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (comment, part.)
+
+    def add(self, stage: str, value: bytes, partition: int, timestamp: int) -> None:
+        cid = comment_of(value)
+        if cid is None:
+            return
+        if stage == "follows":
+            self.follows[cid] = min(timestamp, self.follows.get(cid, timestamp))
+        elif stage == "inbox":
+            self.inbox.setdefault((cid, partition), []).append(timestamp)
+
+    def split(
+        self, notified: list[tuple[str, int, int]], appended: dict[str, int]
+    ) -> dict[str, Any]:
+        """Each notification's latency cut at its hops: the threads stage (comment -> its first
+        -follows record, or -> its -inbox record when it skips the follows stage), the follows
+        stage (-> the -inbox record of the recipient's partition) and the inbox stage (->
+        the notification); distributions in ms, as ``latency_summary``."""
+        parts: dict[str, list[float]] = {
+            "threads_to_follows": [],
+            "follows_to_inbox": [],
+            "threads_to_inbox": [],
+            "inbox_to_notification": [],
+        }
+        for cid, partition, ts in notified:
+            if cid not in appended:
+                continue
+            inbox = [t for t in self.inbox.get((cid, partition), []) if t <= ts]
+            if not inbox:
+                continue
+            arrived = max(inbox)
+            follows = self.follows.get(cid)
+            if follows is not None and follows <= arrived:
+                parts["threads_to_follows"].append((follows - appended[cid]) / 1000)
+                parts["follows_to_inbox"].append((arrived - follows) / 1000)
+            else:
+                parts["threads_to_inbox"].append((arrived - appended[cid]) / 1000)
+            parts["inbox_to_notification"].append((ts - arrived) / 1000)
+        return {name: latency_summary(values) for name, values in parts.items()}
+
+
 async def measure_latency(
     *,
     bootstrap: str,
     records: list[Record],
     comments_topic: str,
     notifications_topic: str,
+    stage_topics: dict[str, str],
     partitions: int,
     rate: float,
     caught_up: Callable[[], Awaitable[bool]],
@@ -512,14 +574,16 @@ async def measure_latency(
     max_drain_s: float = 90.0,
 ) -> dict[str, Any]:
     """Publish ``records`` at ``rate``/s; for every notification of one of those comments,
-    latency = notification append time - append time of the comment's (latest) input record."""
+    latency = notification append time - append time of the comment's (latest) input record,
+    and that time cut at the stages' topics (``stage_topics``: stage -> topic, LogAppendTime)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50
     )
     await consumer.start()
+    stage_of = {topic: stage for stage, topic in stage_topics.items()}
     watched = [
         TopicPartition(topic, p)
-        for topic in (comments_topic, notifications_topic)
+        for topic in (comments_topic, notifications_topic, *stage_of)
         for p in range(partitions)
     ]
     consumer.assign(watched)
@@ -527,7 +591,8 @@ async def measure_latency(
     for tp in watched:
         await consumer.position(tp)  # fix the start before anything is published
     appended: dict[str, int] = {}
-    notified: list[tuple[str, int]] = []
+    notified: list[tuple[str, int, int]] = []  # comment, partition, append time
+    hops = Hops()
     timestamp_types: set[int] = set()
     reasons: Counter[str] = Counter()
     stop = asyncio.Event()
@@ -538,13 +603,17 @@ async def measure_latency(
             for tp, recs in batch.items():
                 for record in recs:
                     timestamp_types.add(record.timestamp_type)
+                    if tp.topic in stage_of:
+                        hops.add(stage_of[tp.topic], record.value or b"", tp.partition,
+                                 record.timestamp)  # fmt: skip
+                        continue
                     value = orjson.loads(record.value)
                     if tp.topic == comments_topic:
                         appended[value["data"]["comment_id"]] = record.timestamp
                     elif value["type"] == "newsroom.notification.created":
                         ref = value["data"].get("comment")
                         if ref is not None:
-                            notified.append((ref["id"], record.timestamp))
+                            notified.append((ref["id"], tp.partition, record.timestamp))
                             reasons[value["data"]["reason"]] += 1
 
     task = asyncio.create_task(collect())
@@ -565,7 +634,7 @@ async def measure_latency(
     stop.set()
     await task
     await consumer.stop()
-    latencies = [(ts - appended[cid]) / 1000 for cid, ts in notified if cid in appended]
+    latencies = [(ts - appended[cid]) / 1000 for cid, _, ts in notified if cid in appended]
     return {
         "comments": len(records),
         "rate_target": rate,
@@ -576,6 +645,7 @@ async def measure_latency(
         "timestamp_types": sorted(timestamp_types),  # 1 = LogAppendTime
         "reasons": dict(reasons.most_common()),
         **latency_summary(latencies),
+        "hops": hops.split(notified, appended),
         "samples_s": latencies,
     }
 
@@ -897,6 +967,16 @@ class Run:
     setup: list[Record]
     confirmations: list[Record]
 
+    def latency_batch(self, kind: str, n: int, count: int | None) -> list[Record]:
+        """New comments (never processed before) for latency run ``n``: ``count`` of them, or
+        ``--rate`` x ``--duration``."""
+        if count is None:
+            count = int(self.sizes.rate * self.sizes.duration)
+        name = f"{kind}-{n}"
+        if name not in self.batches:
+            self.batches[name] = records_of(self.workload.comments(count), self.service.prefix)
+        return self.batches[name]
+
     @property
     def topics(self) -> dict[str, str]:
         settings = self.service.settings()
@@ -937,8 +1017,7 @@ def prepare(bootstrap: str, sizes: Sizes, tmp: Path, seed: int) -> tuple[Run, di
     batches = {
         "one": records_of(workload.comments(sizes.comments), prefix),
         "two": records_of(workload.comments(sizes.comments), prefix),
-        "moderate": records_of(workload.comments(int(sizes.rate * sizes.duration)), prefix),
-        "latency": records_of(workload.comments(int(sizes.rate * sizes.duration)), prefix),
+        "two_no_standby": records_of(workload.comments(sizes.comments), prefix),
     }
     run = Run(
         bootstrap=bootstrap,
@@ -961,17 +1040,23 @@ def prepare(bootstrap: str, sizes: Sizes, tmp: Path, seed: int) -> tuple[Run, di
     }
     print(
         f"workload: {figures['setup_events']} setup events ({workload.subscriptions} "
-        f"subscriptions), comment batches of {len(one)}, {len(one)} and "
-        f"{len(batches['latency'])} events, in {figures['generate_s']}s"
+        f"subscriptions), comment batches of {len(one)} events, in {figures['generate_s']}s"
     )
     return run, figures
 
 
 async def make_topics(run: Run) -> None:
-    """The service's topics (LogAppendTime on comments and notifications) and the limit's."""
+    """The service's topics and the limit's; ``LogAppendTime`` on the articles, comments and
+    notifications topics and on the stages' own topics (the latency's per-hop figures; the
+    service reads no record timestamp)."""
     layout = topic_layout(run.service.settings())
     topics = run.topics
-    for name in (topics["articles"], topics["comments"], topics["notifications"]):
+    for name in (
+        topics["articles"],
+        topics["comments"],
+        topics["notifications"],
+        *run.internal,
+    ):
         layout[name]["message.timestamp.type"] = "LogAppendTime"
     layout[topics["limit_in"]] = dict(layout[topics["comments"]])
     layout[topics["limit_out"]] = dict(layout[topics["notifications"]])
@@ -1067,54 +1152,101 @@ async def bench(
                     seeding=args.breaking_seeding,
                 )
             if "two" in args.phases:
+                # with the standby replicas (the default) and without: reported apart
                 result["two_workers"] = await throughput_phase(
-                    name="2 workers", workers=2, records=run.batches["two"], **phase_args
+                    name="2 workers",
+                    workers=2,
+                    records=run.batches["two"],
+                    overrides={"NEWSROOM_STANDBY_REPLICAS": "1"},
+                    **phase_args,
                 )
-            if "latency" not in args.phases:
-                return finish(result, started)
-
-            # latency at a fixed rate, one worker (ready: it recovered what the other did)
-            service.start(1)
-            await service.ready()
-
-            async def caught_up() -> bool:
-                ends = await watch.end(run.consumed)
-                committed = await watch.committed(service.group, run.consumed)
-                return all(committed[t] >= ends[t] for t in run.consumed)
-
-            async def latency_at(rate: float, label: str, records: list[Record]) -> dict[str, Any]:
-                print(f"latency: {rate:.0f} comments/s{label} for {sizes.duration:.0f}s")
-                figures = await measure_latency(
-                    caught_up=caught_up,
-                    bootstrap=bootstrap,
-                    records=records,
-                    comments_topic=topics["comments"],
-                    notifications_topic=topics["notifications"],
-                    partitions=sizes.partitions,
-                    rate=rate,
-                    max_drain_s=args.max_drain,
+                result["two_workers_no_standby"] = await throughput_phase(
+                    name="2 workers, no standby",
+                    workers=2,
+                    records=run.batches["two_no_standby"],
+                    overrides={"NEWSROOM_STANDBY_REPLICAS": "0"},
+                    **phase_args,
                 )
-                print(
-                    f"latency: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms "
-                    f"({figures['count']} notifications)"
-                )
-                return figures
-
-            # first at half of what one worker sustained (not overloaded), then at --rate
-            capacity = result["one_worker"].get("input_per_s") or sizes.rate
-            moderate = max(1.0, round(capacity / 2))
-            result["latency_moderate"] = await latency_at(
-                moderate,
-                " (half of 1 worker's)",
-                run.batches["moderate"][: int(moderate * sizes.duration)],
-            )
-            result["latency_moderate"].pop("samples_s")
-            latency = await latency_at(sizes.rate, "", run.batches["latency"])
-            result["latency_samples_s"] = latency.pop("samples_s")
-            result["latency"] = latency
+            if "latency" in args.phases:
+                await latency_phases(run, watch, result, args)
         finally:
             service.stop()
     return finish(result, started)
+
+
+async def latency_phases(
+    run: Run, watch: Watch, result: dict[str, Any], args: argparse.Namespace
+) -> None:
+    """One worker (ready: it recovered what the others did) gets comments at half the rate
+    one worker sustained (or ``--moderate-rate``), then at ``--rate`` (0: skipped), once per
+    ``--latency-configs`` entry, in the order given (interleave them: A,B,A,B)."""
+    service, sizes, topics = run.service, run.sizes, run.topics
+    stage_topics = dict(zip(("threads", "follows", "inbox"), run.internal, strict=True))
+
+    async def caught_up() -> bool:
+        ends = await watch.end(run.consumed)
+        committed = await watch.committed(service.group, run.consumed)
+        return all(committed[t] >= ends[t] for t in run.consumed)
+
+    async def latency_at(rate: float, label: str, records: list[Record]) -> dict[str, Any]:
+        print(f"latency: {rate:.0f} comments/s{label} for {sizes.duration:.0f}s")
+        figures = await measure_latency(
+            caught_up=caught_up,
+            bootstrap=run.bootstrap,
+            records=records,
+            comments_topic=topics["comments"],
+            notifications_topic=topics["notifications"],
+            stage_topics=stage_topics,
+            partitions=sizes.partitions,
+            rate=rate,
+            max_drain_s=args.max_drain,
+        )
+        hops = figures["hops"]
+        print(
+            f"latency: p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms "
+            f"({figures['count']} notifications); p50/p99 per hop: "
+            + ", ".join(f"{k} {v['p50_ms']}/{v['p99_ms']}" for k, v in hops.items() if v["count"])
+        )
+        return figures
+
+    capacity = result.get("one_worker", {}).get("input_per_s") or sizes.rate
+    moderate = args.moderate_rate or max(1.0, round(capacity / 2))
+    runs: list[dict[str, Any]] = []
+    for n, (name, overrides) in enumerate(args.latency_configs):
+        service.start(1, overrides)
+        await service.ready()
+        cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
+        try:
+            label = f" (half of 1 worker's), config {name}"
+            mod = await latency_at(
+                moderate, label, run.latency_batch("moderate", n, int(moderate * sizes.duration))
+            )
+            samples: list[float] = []
+            high = None
+            if sizes.rate:
+                high = await latency_at(
+                    sizes.rate, f", config {name}", run.latency_batch("latency", n, None)
+                )
+                samples = high.pop("samples_s")
+            cpu = sum((cpu_seconds(p) or 0.0) - c for p, c in cpu0.items())
+        finally:
+            service.stop()
+        mod.pop("samples_s")
+        runs.append(
+            {
+                "config": name,
+                "settings": overrides,
+                "moderate": mod,
+                "high": high,
+                "worker_cpu_s": round(cpu, 1),
+            }
+        )
+        if n == 0:
+            result["latency_moderate"] = mod
+            if high is not None:
+                result["latency"] = high
+                result["latency_samples_s"] = samples
+    result["latency_runs"] = runs
 
 
 def finish(result: dict[str, Any], started: float) -> dict[str, Any]:
@@ -1123,6 +1255,22 @@ def finish(result: dict[str, Any], started: float) -> dict[str, Any]:
     # and seconds from the breaking-news article to its last notification
     result["ratio_to_limit_outputs"] = result["ratios"]["service_over_limit_with_outputs"]
     result["breaking_news_s"] = result.get("breaking_news", {}).get("seconds")
+    # scale-out in CPU: worker CPU ms per comment event of 1 worker and of 2 (with and without
+    # standby replicas), and 2 workers' over 1 worker's (the issue's target: within 15 %)
+    cpu = {
+        "one_worker": result.get("one_worker", {}).get("cpu_ms_per_comment"),
+        "two_workers_standby": result.get("two_workers", {}).get("cpu_ms_per_comment"),
+        "two_workers_no_standby": result.get("two_workers_no_standby", {}).get(
+            "cpu_ms_per_comment"
+        ),
+    }
+    one = cpu["one_worker"]
+    result["cpu_ms_per_comment"] = cpu
+    result["cpu_two_over_one"] = {
+        key: round(value / one, 3) if value and one else None
+        for key, value in cpu.items()
+        if key != "one_worker"
+    }
     result["total_s"] = round(time.monotonic() - started, 1)
     return result
 
@@ -1133,6 +1281,7 @@ async def throughput_phase(
     workers: int,
     records: list[Record],
     watch: Any,
+    overrides: dict[str, str] | None = None,
     service: Service,
     inputs: str,
     outputs: str,
@@ -1143,7 +1292,7 @@ async def throughput_phase(
     base_out = (await watch.end([outputs]))[outputs]
     # Workers first, ready (tables recovered, group settled), then the batch as fast as a
     # producer writes it: the figure is processing, not start-up and rebalancing.
-    service.start(workers)
+    service.start(workers, overrides)
     await service.ready()
     phase = Phase(name, len(records))
     print(f"{name}: ready; publishing {len(records)} comment events")
@@ -1214,6 +1363,7 @@ def table(result: dict[str, Any]) -> str:
     lw, mod = result.get("limit_with_outputs", {}), result.get("latency_moderate", {})
     state, ratio = result.get("state", {}), result.get("ratios", {})
     bn = result.get("breaking_news", {})
+    nsb, cpu2 = result.get("two_workers_no_standby", {}), result.get("cpu_two_over_one", {})
 
     def fmt(value: Any, unit: str = "") -> str:
         if value is None:
@@ -1243,6 +1393,12 @@ def table(result: dict[str, Any]) -> str:
         ("2 workers: comment events/s, all stages done", fmt(two.get("input_per_s"))),
         ("2 workers: notifications/s (sustained)", fmt(two.get("notifications_per_s_sustained"))),
         ("2 workers: CPU ms per comment event", fmt(two.get("cpu_ms_per_comment"))),
+        ("2 workers, no standby: comment events/s", fmt(nsb.get("input_per_s"))),
+        ("2 workers, no standby: CPU ms per comment", fmt(nsb.get("cpu_ms_per_comment"))),
+        (
+            "CPU per comment, 2 workers / 1: standby / none",
+            f"{pct(cpu2.get('two_workers_standby'))} / {pct(cpu2.get('two_workers_no_standby'))}",
+        ),
         (
             "machine CPU busy (all cores), 1 / 2 workers",
             f"{fmt(one.get('machine_cpu_busy_percent'), ' %')} / "
@@ -1272,6 +1428,21 @@ def table(result: dict[str, Any]) -> str:
                 f"RSS {fmt(b.get('rss_before_mb'))} -> peak {fmt(b.get('peak_rss_mb'), ' MiB')})",
             )
             for n, b in bn.get("by_workers", {}).items()
+        ),
+        *(
+            (
+                f"latency run {n + 1}, {r['config']}: p50 / p99 at "
+                f"{r['moderate']['rate_target']:.0f}/s"
+                + (f", at {r['high']['rate_target']:.0f}/s" if r["high"] else ""),
+                f"{fmt(r['moderate']['p50_ms'])} / {fmt(r['moderate']['p99_ms'])} ms"
+                + (
+                    f"; {fmt(r['high']['p50_ms'])} / {fmt(r['high']['p99_ms'])} ms"
+                    if r["high"]
+                    else ""
+                ),
+            )
+            for n, r in enumerate(result.get("latency_runs", []))
+            if len(result.get("latency_runs", [])) > 1
         ),
         ("worker peak RSS", fmt(max(rss) if rss else None, " MiB")),
         ("state: RocksDB bytes / subscription", fmt(state.get("rocksdb_bytes_per_subscription"))),
@@ -1322,6 +1493,19 @@ def plot(result: dict[str, Any], samples: list[float], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def parse_configs(text: str) -> list[tuple[str, dict[str, str]]]:
+    """'a:X=1,Y=2;b:;a:' -> [(a, {X: 1, Y: 2}), (b, {}), (a, {X: 1, Y: 2})]."""
+    known: dict[str, dict[str, str]] = {}
+    out = []
+    for entry in filter(None, (e.strip() for e in text.split(";"))):
+        name, _, assignments = entry.partition(":")
+        pairs = dict(a.split("=", 1) for a in filter(None, assignments.split(",")))
+        if pairs or name not in known:
+            known[name] = pairs
+        out.append((name, known[name]))
+    return out
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="small sizes: about 1-2 minutes")
@@ -1330,7 +1514,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--members", type=int)
     parser.add_argument("--guests", type=int)
     parser.add_argument("--hot-followers", type=int, help="digest followers of the hot article")
-    parser.add_argument("--rate", type=float, default=500.0, help="comments/s of the latency run")
+    parser.add_argument(
+        "--rate", type=float, default=500.0, help="comments/s of the latency run (0: skipped)"
+    )
+    parser.add_argument(
+        "--moderate-rate",
+        type=float,
+        help="comments/s of the first latency run (default: half of what 1 worker sustained)",
+    )
+    parser.add_argument(
+        "--latency-configs",
+        type=parse_configs,
+        default=[("default", {})],
+        help="latency runs, each with its own worker settings, in this order: "
+        "'name:VAR=value,VAR=value;name2:...' (e.g. 'a:;b:NEWSROOM_KAFKA__LINGER_MS=0;a:;b:' "
+        "interleaves the defaults a with b; an entry with no settings reuses its name's)",
+    )
     parser.add_argument("--duration", type=float, help="seconds of the latency run")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=11)

@@ -74,6 +74,15 @@ class KafkaSettings(BaseModel):
     max_batch_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest producer batch per partition, in bytes."
     )
+    fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        description="Consumer fetch wait: how long the broker holds a fetch that found no "
+        "new record (Faust's fixed value is 1500). aiokafka sends one fetch per broker at a "
+        "time, for the partitions with nothing buffered, so a partition emptied while that "
+        "fetch waits is asked for again only when it returns: each hop between the stages "
+        "can wait this long (docs/benchmarks.md, latency).",
+    )
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often processed offsets are committed (replay window)."
     )

@@ -46,3 +46,24 @@ def test_the_worker_does_not_start_on_another_faust(monkeypatch: pytest.MonkeyPa
         create_worker(settings)
     with pytest.raises(UnsupportedFaust):
         create_app(settings, build_tokens(settings))
+
+
+@pytest.mark.parametrize("wait_ms", [20, 700])
+async def test_the_fetch_wait_setting_reaches_the_kafka_consumer(
+    wait_ms: int, tmp_path: Path
+) -> None:
+    # Faust builds its aiokafka consumer with a fixed fetch_max_wait_ms of 1500: the setting
+    # must replace it (how long a fetch the broker holds delays each stage's next record).
+    settings = Settings(
+        dev_mode=True,
+        store="memory://",
+        data_dir=str(tmp_path),
+        kafka={"fetch_max_wait_ms": wait_ms},  # type: ignore[arg-type]
+    )
+    app = create_app(settings, build_tokens(settings))
+    thread = app.consumer._thread
+    consumer = thread._create_worker_consumer(thread.transport)
+    try:
+        assert consumer._fetch_max_wait_ms == wait_ms
+    finally:
+        await consumer.stop()

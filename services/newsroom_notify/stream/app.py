@@ -89,6 +89,7 @@ def create_app(
         Table=DirectChangelogTable,
     )
     app.changelog_writer = ChangelogWriter(app, settings.limits.state_record_bytes)
+    app.fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms
     topics = settings.topics
     dead_letters = DeadLetterer(
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id

@@ -16,6 +16,7 @@ class ExtendedApp(faust.App):
     ``transport``). Refuses to be built on an unsupported faust-streaming."""
 
     changelog_writer: ChangelogWriter  # set by ``create_app``; used by the tables
+    fetch_max_wait_ms: int | None = None  # the consumer's fetch wait (None: Faust's 1500 ms)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         check_faust_version()

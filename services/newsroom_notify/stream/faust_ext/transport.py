@@ -54,6 +54,19 @@ class IdempotentProducer(faust_aiokafka.Producer):
         await super().on_stop()
 
 
+class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread with the app's fetch wait (``fetch_max_wait_ms`` of
+    ``ExtendedApp``) instead of Faust's fixed 1500 ms."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait is not None:
+            # Read by AIOKafkaConsumer.start() when it builds its Fetcher (aiokafka 0.14).
+            consumer._fetch_max_wait_ms = int(wait)
+        return consumer
+
+
 class ContinuousConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer that never lets a record be skipped or acknowledged stale.
 
@@ -69,6 +82,9 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.continuity = Continuity()
         self._seeking = asyncio.Lock()
+
+    def _new_consumer_thread(self) -> TunedConsumerThread:
+        return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek(self, partition: TP, offset: int) -> None:
         self.continuity.sought(partition, offset)
