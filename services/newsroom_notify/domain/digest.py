@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.messages import Contribution
 from newsroom_notify.domain.model import PRIORITY, ArticleInfo, CommentSummary, Reason
 from newsroom_notify.domain.state import ActivitySlot
@@ -55,12 +54,6 @@ def summarise_slots(slots: Iterable[ActivitySlot], keep: int) -> tuple[int, list
     return total, ids[-keep:]
 
 
-def _ref(comment: CommentSummary) -> ev.CommentRef:
-    return ev.CommentRef(
-        id=comment.id, author_name=comment.author_name, excerpt=comment.excerpt, url=comment.url
-    )
-
-
 class ArticleDigest:
     """One article's part of a digest while it is being put together."""
 
@@ -79,10 +72,11 @@ class ArticleDigest:
         if current is None or PRIORITY[reason] < PRIORITY[current[0]]:
             self.items[comment.id] = (reason, comment, at)
 
-    def ordered(self, limit: int) -> list[ev.DigestItem]:
-        """Replies and mentions first, then the latest follow-ups, at most ``limit``."""
+    def ordered(self, limit: int) -> list[tuple[Reason, CommentSummary]]:
+        """Replies and mentions first, then the latest follow-ups, at most ``limit`` (the wire
+        items are the renderer's: ``inbox/render.py``)."""
         ranked = sorted(self.items.values(), key=lambda x: (PRIORITY[x[0]], -x[2].timestamp()))
-        return [ev.DigestItem(comment=_ref(c), reason=r.value) for r, c, _ in ranked[:limit]]
+        return [(reason, comment) for reason, comment, _ in ranked[:limit]]
 
 
 def add_contribution(

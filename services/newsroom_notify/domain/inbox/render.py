@@ -13,7 +13,7 @@ from typing import Literal
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.digest import ArticleDigest
 from newsroom_notify.domain.ids import retraction_id
-from newsroom_notify.domain.model import Basis, CommentSummary, Subject
+from newsroom_notify.domain.model import Basis, CommentSummary, Reason, Subject
 from newsroom_notify.domain.schedule import Period
 from newsroom_notify.domain.state import Profile, Subscription
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
@@ -30,6 +30,13 @@ def _comment_ref(summary: CommentSummary | None) -> ev.CommentRef | None:
     return ev.CommentRef.model_construct(
         id=summary.id, author_name=summary.author_name, excerpt=summary.excerpt, url=summary.url
     )
+
+
+def _digest_item(reason: Reason, comment: CommentSummary) -> ev.DigestItem:
+    ref = ev.CommentRef(
+        id=comment.id, author_name=comment.author_name, excerpt=comment.excerpt, url=comment.url
+    )
+    return ev.DigestItem(comment=ref, reason=reason.value)
 
 
 def _confirm_article(scope: str, target: str | None) -> ev.ArticleRef:
@@ -193,7 +200,7 @@ class Renderer:
                         id=part.article.id, title=part.article.title, url=part.article.url
                     ),
                     new_comments=new_comments,
-                    items=part.ordered(items_per_article),
+                    items=[_digest_item(r, c) for r, c in part.ordered(items_per_article)],
                     new_article=part.new_article,
                     unsubscribe_token=self.tokens.unsubscribe(
                         TokenClaims(profile.id, scope, target, profile.token_version)
