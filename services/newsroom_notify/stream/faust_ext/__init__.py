@@ -30,6 +30,9 @@ What is overridden, and why:
   ``_unacked_messages``): an acknowledgement from an older consumer generation is dropped;
   the record is read again in this one.
   ``ContinuousConsumer._commit`` (private): no commit once ``app.undelivered`` is set.
+  ``ContinuousConsumer._new_consumer_thread`` / ``TunedConsumerThread._create_worker_consumer``
+  (private factories; sets aiokafka's private ``_fetch_max_wait_ms`` before ``start``): the
+  app's fetch wait (``NEWSROOM_KAFKA__FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1500 ms.
   ``Sender``: records go straight to ``app.producer.send`` (no ``FutureMessage``), and the
   ``KafkaError`` inside Faust's ``ProducerSendError`` is raised as it is, so it is retried.
   ``check_delivery``: a record the producer gave up on sets ``app.undelivered`` (an attribute
