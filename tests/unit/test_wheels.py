@@ -100,6 +100,10 @@ def test_the_dev_wheel_holds_the_harness_and_none_of_the_service(
     assert modules >= {
         "kafka.py",
         "demo/__init__.py",
+        "demo/story.py",
+        "demo/render.py",
+        "demo/clock.py",
+        "demo/stack.py",
         "process.py",
         "smtpsink.py",
         "builders.py",
