@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.stats import latency_summary
 from newsroom_dev import builders as b
-from newsroom_dev.demo import stamp
+from newsroom_dev.demo.story import stamp
 from newsroom_dev.kafka import LocalKafka, free_port
 from newsroom_dev.process import ServiceProcess as WorkerProcess
 from newsroom_dev.process import worker_env

@@ -38,7 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
-from newsroom_dev.demo import clock_anchor
+from newsroom_dev.demo.clock import clock_anchor
 from newsroom_notify.bootstrap import create_worker
 from newsroom_notify.cli import changelog_topics
 from newsroom_notify.settings import Settings

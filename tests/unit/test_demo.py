@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from newsroom_dev.demo import CLOCK_SPEED, clock_anchor
+from newsroom_dev.demo.clock import CLOCK_SPEED, clock_anchor
 from newsroom_notify import clock as clock_module
 from newsroom_notify.clock import Clock
 

@@ -9,21 +9,23 @@ retraction and digest coming out, with why. Then it stays up: post your own even
 
 The worker runs on a sped-up clock (one hour in a minute, starting just after a full hour) so the
 hourly digest arrives during the demo; the scenario stamps its events with the same clock.
+
+This module runs the story (publishes it, watches the output topics and the SMTP sink); the
+story itself is data in ``story.py``, the processes it starts are in ``stack.py``, the sped-up
+clock in ``clock.py`` and the line for an event going in in ``render.py`` (a line for an event
+coming out is ``newsroom_notify.contract.describe``'s, the one renderer of output events).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import queue
-import shutil
 import signal
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +35,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from newsroom_dev import builders as b
-from newsroom_dev.kafka import LocalKafka, free_port, port_open
-from newsroom_dev.process import ServiceProcess
+from newsroom_dev.demo.clock import CLOCK_SPEED
+from newsroom_dev.demo.render import describe_input
+from newsroom_dev.demo.stack import Inbox, services
+from newsroom_dev.demo.story import GEOFF, Step, scenario, stamp
 from newsroom_notify.clock import Clock
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
@@ -44,170 +48,7 @@ from newsroom_notify.settings import Settings
 if TYPE_CHECKING:
     from newsroom_dev.smtpsink import Landed
 
-DEFAULT_PORT = 9092  # the settings' default: `newsroom-notify post` finds it without config
-CLOCK_SPEED = 60.0  # one service hour in a minute: the hourly digest arrives during the demo
-ARTICLE = "a-tram"  # + a per-run suffix: re-running against the same broker is a new story
-
-ANA = b.member("m-ana", "Ana Lima", "ana@example.org")
-BEN = b.member("m-ben", "Ben Okoro", "ben@example.org")
-CARLA = b.member("m-carla", "Carla Diaz", "carla@example.org")
-DAN = b.member("m-dan", "Dan Hale", "dan@example.org")
-GEOFF = b.guest("Geoff Roach", "geoff.roach@example.org")
-SPAMMER = b.member("m-spam", "Cheap Watches", None)
-
-
-@dataclass
-class Step:
-    """What the story says, and the events that say it."""
-
-    caption: str
-    events: list[ev.CloudEvent]
-    settle_s: float = 2.0
-
-
-def scenario(run: str = "") -> list[Step]:
-    """The demo story, in order (``run`` makes its ids new). Event times are stamped when
-    published."""
-    article = f"{ARTICLE}-{run}" if run else ARTICLE
-    return [
-        Step(
-            "The newsroom publishes an article",
-            [titled(b.article(article, "j-maria", "local"), "Council approves the new tram line")],
-        ),
-        Step(
-            'Ana, a member, asks a question, ticks "Notify of: new follow-up comments" and '
-            "chooses to get them instantly (a digest is the default)",
-            [
-                b.comment(
-                    "c-ana", ANA, "Will the trams run at night?", aid=article, notify="follow_up"
-                ),
-                b.subscribe(ANA, "article", article, "instant"),
-            ],
-        ),
-        Step(
-            "Dan follows the article in an hourly digest",
-            [
-                b.preferences("m-dan", digest="hourly"),
-                b.subscribe(DAN, "article", article, "digest"),
-            ],
-        ),
-        Step(
-            'Geoff, a guest, comments and ticks "Notify of: new replies to my comments"',
-            [
-                b.comment(
-                    "c-geoff",
-                    GEOFF,
-                    "The tram line will cut my commute in half.",
-                    aid=article,
-                    notify="replies",
-                )
-            ],
-        ),
-        Step(
-            "Ben replies to Geoff",
-            [
-                b.comment(
-                    "c-ben",
-                    BEN,
-                    "Only if it runs on time.",
-                    aid=article,
-                    parent="c-geoff",
-                    notify="replies",
-                )
-            ],
-        ),
-        Step(
-            "Carla replies to Ben and mentions Ana",
-            [
-                b.comment(
-                    "c-carla",
-                    CARLA,
-                    "@Ana Lima you asked about night trams: the plan says until 1 am.",
-                    aid=article,
-                    parent="c-ben",
-                    notify="replies",
-                )
-            ],
-        ),
-        Step(
-            "Ben answers Carla",
-            [b.comment("c-ben-2", BEN, "Fair point, Carla.", aid=article, parent="c-carla")],
-        ),
-        Step(
-            "Spam gets through…",
-            [b.comment("c-spam", SPAMMER, "Cheap watches!!! click here", aid=article)],
-        ),
-        Step(
-            "…and a moderator removes it: its notifications are retracted",
-            [b.moderate("c-spam", "spam", article)],
-        ),
-    ]
-
-
-def titled(event: ev.CloudEvent, title: str) -> ev.CloudEvent:
-    """An article event with a readable title."""
-    data: Any = event.data
-    return event.model_copy(update={"data": data.model_copy(update={"title": title})})
-
-
-def stamp(event: ev.CloudEvent, at: datetime, run: str = "") -> ev.CloudEvent:
-    """The event as published now (by the demo's clock), with an id new to this run."""
-    update: dict[str, Any] = {"time": at, "id": f"{event.id}-{run}" if run else event.id}
-    data = getattr(event, "data", None)
-    if data is not None and hasattr(data, "posted_at"):
-        update["data"] = data.model_copy(update={"posted_at": at})
-    return event.model_copy(update=update)
-
-
-# --------------------------------------------------------------------- rendering
-
-
-def describe_input(event: ev.CloudEvent) -> str:
-    data: Any = event.data
-    kind = event.type.removeprefix("newsroom.")
-    if isinstance(event, ev.CommentPosted):
-        to = f" replying to {data.parent_id}" if data.parent_id else ""
-        notify = escape(f" [notify of: {data.notify}]") if data.notify else ""
-        return f'{kind}  {data.author.name}{to}: "{escape(data.text)}"{notify}'
-    if isinstance(event, ev.ArticlePublished):
-        return f'{kind}  "{data.title}" by {data.author.name}'
-    if isinstance(event, ev.SubscriptionRequested):
-        mode = data.delivery or "instant"
-        return f"{kind}  {data.subscriber.name}: {data.scope} {data.target} ({mode})"
-    if isinstance(event, ev.CommentModerated):
-        return f"{kind}  {data.comment_id} marked {data.status}"
-    if isinstance(event, ev.PreferencesUpdated):
-        return f"{kind}  {data.subscriber_id}: digest {data.digest}"
-    return f"{kind}  {event.id}"
-
-
-# --------------------------------------------------------------------- processes
-
-
-def start_child(command: str, env: dict[str, str], run_dir: Path, marker: str) -> ServiceProcess:
-    """``newsroom-notify <command>``, logging to a fresh ``<command>.log`` of the run
-    directory; returns once it is ready (a port taken meanwhile is drawn again, in ``env``)."""
-    log = run_dir / f"{command}.log"
-    log.unlink(missing_ok=True)  # this run's lines only
-    child = ServiceProcess(env, log, command, marker)
-    child.start()
-    try:
-        child.wait_ready(120)
-    except (RuntimeError, TimeoutError):
-        child.stop()
-        raise RuntimeError(f"{command} did not start; see {log}") from None
-    return child
-
-
-@dataclass
-class Inbox:
-    """The mails the embedded SMTP sink accepted, handed from its thread to the demo's loop."""
-
-    directory: Path | None = None
-    landed: queue.SimpleQueue[Landed] = field(default_factory=queue.SimpleQueue)
-
-    def on_mail(self, mail: Landed) -> None:  # called in the sink's thread
-        self.landed.put(mail)
+__all__ = ["Demo", "run_demo"]
 
 
 @dataclass
@@ -404,99 +245,6 @@ async def _from_the_end(
     await consumer.seek_to_end(*parts)
     for tp in parts:
         await consumer.position(tp)  # resolve the end offset now, not lazily later
-
-
-@contextlib.contextmanager
-def services(
-    settings: Settings, run_dir: Path, console: Console, inbox: Inbox | None = None
-) -> Iterator[Settings]:
-    """Kafka (unless configured), a worker, the API, an SMTP sink and the mailer, stopped on
-    exit."""
-    from newsroom_dev.smtpsink import SmtpSink  # noqa: PLC0415 - a development tool
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    started: list[ServiceProcess] = []
-    kafka: LocalKafka | None = None
-    sink: SmtpSink | None = None
-    env = dict(os.environ)
-    try:
-        if "NEWSROOM_KAFKA__BOOTSTRAP_SERVERS" not in env:
-            console.print("Starting a local Apache Kafka (KRaft, from its jars)…")
-            for old in ("kafka", "worker-data"):  # a new broker: start from nothing
-                shutil.rmtree(run_dir / old, ignore_errors=True)
-            port = None if port_open(DEFAULT_PORT) else DEFAULT_PORT
-            kafka = LocalKafka.create(run_dir / "kafka", size=1, port=port)
-            kafka.start()
-            env["NEWSROOM_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
-        anchor = clock_anchor(datetime.now(UTC), CLOCK_SPEED)
-        env.update(
-            {
-                "NEWSROOM_DIGEST__CLOCK_SPEED": str(CLOCK_SPEED),
-                "NEWSROOM_DIGEST__CLOCK_ANCHOR": anchor.isoformat(),
-                "NEWSROOM_DIGEST__TICK_S": "1",
-                "NEWSROOM_DIGEST__GRACE_S": "30",
-                "NEWSROOM_DATA_DIR": str(run_dir / "worker-data"),
-                "NEWSROOM_API__PORT": env.get("NEWSROOM_API__PORT", str(free_port())),
-                "NEWSROOM_WEB_PORT": env.get("NEWSROOM_WEB_PORT", str(free_port())),
-                "NEWSROOM_API__METRICS_PORT": env.get(
-                    "NEWSROOM_API__METRICS_PORT", str(free_port())
-                ),
-                "NEWSROOM_LOG_FORMAT": "json",
-                # A local demo: the built-in dev-only keys are fine (they are refused otherwise).
-                "NEWSROOM_DEV_MODE": env.get("NEWSROOM_DEV_MODE", "true"),
-            }
-        )
-        console.print(f"Starting the worker (log: {run_dir / 'worker.log'})…")
-        started.append(start_child("worker", env, run_dir, "Worker ready"))
-        env["NEWSROOM_API__WORKER_URL"] = f"http://127.0.0.1:{env['NEWSROOM_WEB_PORT']}"
-        console.print(f"Starting the API on port {env['NEWSROOM_API__PORT']}…")
-        started.append(start_child("api", env, run_dir, "api listening"))
-        mail_dir = run_dir / "mail"
-        shutil.rmtree(mail_dir, ignore_errors=True)  # this run's mails only
-        smtp_port = free_port()
-        sink = SmtpSink(mail_dir, smtp_port, on_mail=inbox.on_mail if inbox else None)
-        sink.start()
-        if inbox is not None:
-            inbox.directory = mail_dir
-        env.update(
-            {
-                "NEWSROOM_MAILER__SMTP_HOST": "127.0.0.1",
-                "NEWSROOM_MAILER__SMTP_PORT": str(smtp_port),
-                "NEWSROOM_MAILER__SMTP_SECURITY": "none",  # the local sink only
-                "NEWSROOM_MAILER__AUTO_OFFSET_RESET": "earliest",
-                "NEWSROOM_MAILER__GROUP_ID": env.get(
-                    "NEWSROOM_MAILER__GROUP_ID", env.get("NEWSROOM_APP_ID", "newsroom") + "-mailer"
-                ),
-                "NEWSROOM_MAILER__METRICS_PORT": env.get(
-                    "NEWSROOM_MAILER__METRICS_PORT", str(free_port())
-                ),
-                "NEWSROOM_API__PUBLIC_URL": f"http://127.0.0.1:{env['NEWSROOM_API__PORT']}",
-            }
-        )
-        console.print(
-            f"Starting an SMTP sink on port {smtp_port} (mails go to {mail_dir}) and the mailer…"
-        )
-        started.append(start_child("mailer", env, run_dir, "mailer ready"))
-        os.environ.update(env)  # this process reads the same settings as its children
-        yield Settings()
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
-        for child in reversed(started):
-            with contextlib.suppress(Exception):
-                child.stop()
-        if sink is not None:
-            sink.stop()
-        if kafka is not None:
-            kafka.stop()
-
-
-def clock_anchor(now: datetime, speed: float) -> datetime:
-    """The anchor that makes the sped-up clock read one minute past the next full hour at
-    ``now``: the whole story then falls in one service hour (a digest period), whatever the
-    minute the demo starts at. (``Clock``: anchor + (real - anchor) * speed.)"""
-    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1, minutes=1)
-    seconds = (speed * now.timestamp() - start.timestamp()) / (speed - 1)
-    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
