@@ -84,7 +84,7 @@ from newsroom_notify.stream.admin import create_topics as admin_create_topics
 from newsroom_notify.stream.admin import internal_topic_names, topic_layout
 from newsroom_notify.stream.stages import key_partition
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 Record = tuple[str, bytes, bytes]  # topic, key, value
 
@@ -1507,7 +1507,10 @@ def parse_configs(text: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser = argparse.ArgumentParser(
+        prog="throughput.py",  # the name it had as one file (bench/throughput.py)
+        description=__doc__.splitlines()[0] if __doc__ else "",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: about 1-2 minutes")
     parser.add_argument("--comments", type=int, help="comment events per throughput batch")
     parser.add_argument("--articles", type=int)

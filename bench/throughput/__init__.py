@@ -1,0 +1,1 @@
+"""The throughput benchmark (``python -m bench.throughput``): see ``__main__``."""
