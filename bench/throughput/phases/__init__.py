@@ -1,0 +1,1 @@
+"""The benchmark's phases, one module each."""
