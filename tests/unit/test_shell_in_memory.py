@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from newsroom_dev.workload import TOKENS, generate
+from newsroom_dev.workload import TOKENS, generate, workload_tokens
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.codec import Rejected
 from newsroom_notify.domain import tokens as token_module
@@ -75,11 +75,15 @@ async def differences(
     ``break_route``: what goes to the first destination goes to the second's topic instead
     (the mistake the test must catch)."""
     clock = Clock(START)
-    shell = MemoryShell.start(settings or Settings(dev_mode=True), TOKENS, clock)
+    # Tokens of their own, shared by both: every token either mints is signed in this test's
+    # one second (a memo of an earlier test's, handed to one side and expired before the
+    # other asked, made the same notification spelled two ways).
+    tokens = workload_tokens()
+    shell = MemoryShell.start(settings or Settings(dev_mode=True), tokens, clock)
     if break_route is not None:
         wrong, instead = break_route
         shell.pipeline.topics[wrong] = shell.pipeline.topics[instead]
-    reference = LocalPipeline(tokens=TOKENS, clock=clock)
+    reference = LocalPipeline(tokens=tokens, clock=clock)
     found: list[str] = []
     seen = 0
 

@@ -55,7 +55,15 @@ from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 
 TOKEN_KEY = "workload-token-key"
-TOKENS = Tokens([TOKEN_KEY], 3 * 3600, 3 * 3600)  # the fault tests' worker uses the same key
+
+
+def workload_tokens() -> Tokens:
+    """Tokens of the workload's key (the fault tests' worker uses the same key), with a memo
+    of their own."""
+    return Tokens([TOKEN_KEY], 3 * 3600, 3 * 3600)
+
+
+TOKENS = workload_tokens()
 
 
 @dataclass
