@@ -136,10 +136,11 @@ class FollowsStage:
         """Move an entity's followers from its old single record into chunks (an upgrade in
         place keeps every follower). The old record goes last: replayed after a crash, the move
         finds the followers already in their chunks and counts none twice."""
-        old = self.legacy.get(entity) if self.legacy is not None else None
+        if self.legacy is None:
+            return
+        old = self.legacy.get(entity)
         if old is None:
             return
-        assert self.legacy is not None
         head = self.heads.get(entity) or FollowerHead()
         groups: dict[int, dict[str, Delivery]] = {}
         for sid, delivery in old.delivery.items():

@@ -401,13 +401,15 @@ class ThreadsStage(ArticleActivity):
         authors and threads: erasures are rare, and only a very prolific commenter's need it."""
         sid = msg.subscriber_id
         suffix = member_key("", sid)
-        articles = {k[: -len(suffix)] for k in list(self.authored) if k.endswith(suffix)}
-        articles |= {
-            aid
-            for aid, thread in list(self.threads.items())
-            if sid in thread.participants or sid in thread.instant_followers
-        }
+        authored = {k[: -len(suffix)] for k in list(self.authored) if k.endswith(suffix)}
         out: list[Intent] = []
-        for article_id in sorted(a for a in articles if self.owns(a, msg.partition)):
-            out += self.on_erase(article_id, Erase(subscriber_id=sid))
+        # Only this partition's threads are read (each partition gets its own copy).
+        for article_id in sorted(a for a in list(self.threads) if self.owns(a, msg.partition)):
+            thread = self.threads[article_id]
+            if (
+                article_id in authored
+                or sid in thread.participants
+                or sid in thread.instant_followers
+            ):
+                out += self.on_erase(article_id, Erase(subscriber_id=sid))
         return out
