@@ -68,7 +68,8 @@ from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, fan_out_batches
 from newsroom_notify.stream.deadletter import DeadLetterer
-from newsroom_notify.stream.faust_ext.tables import ModelTable
+from newsroom_notify.stream.faust_ext.batches import event_batches, handling
+from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
@@ -253,6 +254,8 @@ def install(
         for stage, name in zip(INTERNAL_STAGES, internal_topic_names(settings), strict=True)
     }
 
+    write_back = WriteBack()
+
     def table(name: str, model: type[BaseModel]) -> ModelTable[Any]:
         # bytes key/value types make Faust store and changelog them raw (our JSON).
         faust_table = app.Table(
@@ -262,7 +265,7 @@ def install(
             partitions=partitions,
             extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
         )
-        return ModelTable(faust_table, model, limits.state_record_bytes)
+        return ModelTable(faust_table, model, limits.state_record_bytes, write_back)
 
     held = table("held", Held)
     sender = Sender(app, limits.state_record_bytes)
@@ -341,8 +344,14 @@ def install(
         ingestor = Ingestor(name, decoders, dead_letters, handle)
 
         async def process(stream: Any) -> None:
-            async for event in stream.events():
-                await ingestor.process(event.message)
+            # A batch: each record handled under its own event (its partition), the tables'
+            # writes kept and written once per key at the end, then the batch acknowledged.
+            async for batch in event_batches(stream, settings.kafka.batch_max_events):
+                for event in batch:
+                    with handling(event):
+                        await ingestor.process(event.message)
+                    write_back.flush_if_full()
+                write_back.flush()
 
         app.agent(raw_topic(app, *decoders), name=f"newsroom.{name}")(process)
 
