@@ -76,6 +76,10 @@ class ModelTable(MutableMapping[str, M]):
             raise KeyError(key)
         return self.model.model_validate_json(raw)
 
+    def get(self, key: str, default: Any = None) -> Any:  # no KeyError raised and caught
+        raw = self._raw(key)
+        return default if raw is None else self.model.model_validate_json(raw)
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._raw(key) is not None
 
@@ -96,6 +100,11 @@ class ModelTable(MutableMapping[str, M]):
             del self.table[key.encode("utf-8")]
         else:
             self._written[key] = (None, current_event())
+
+    def drop(self) -> None:
+        """Forget what the batch kept (it was interrupted: it is read and handled again)."""
+        self._written.clear()
+        self._read.clear()
 
     def flush(self) -> None:
         """Write what the batch kept to the store and the changelog (each under the event that
@@ -138,6 +147,10 @@ class WriteBack:
     def flush(self) -> None:
         for table in self.tables:
             table.flush()
+
+    def drop(self) -> None:
+        for table in self.tables:
+            table.drop()
 
     def flush_if_full(self) -> None:
         """Flush now if too many writes are kept (a batch of big fan-outs)."""
