@@ -220,3 +220,15 @@ def test_what_an_interrupted_batch_kept_is_dropped_not_written_later() -> None:
     write_back.flush()
     assert faust_table.writes == []
     assert "k" not in table
+
+
+def test_the_values_a_batch_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of big fan-outs reads many profiles: past the bound it reads the store again
+    instead of keeping more."""
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.READS_KEPT", 2)
+    table, faust_table, _ = kept_table()
+    with handling(Event(Message(partition=0, offset=0))):
+        for _ in range(2):
+            for key in ("a", "b", "c"):
+                table.get(key)
+    assert faust_table.reads == 2 + 2 * 1  # a and b kept; c read twice

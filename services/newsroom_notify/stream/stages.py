@@ -16,6 +16,7 @@ send (filtering happens before the repartition, never after).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -220,22 +221,32 @@ def count_capped(record: str) -> None:
     log.warning("state record at its cap", record=record)
 
 
+@functools.cache
+def _notifications(kind: str, reason: str) -> Any:
+    return NOTIFICATIONS.labels(type=kind, reason=reason)  # looked up once per label pair
+
+
+@functools.cache
+def _latency(kind: str) -> Any:
+    return LATENCY.labels(type=kind)
+
+
 def count_output(event: CloudEvent) -> None:
     """Count a published notification, retraction or digest."""
     if isinstance(event, ev.DigestReady):
         DIGESTS.labels(schedule=event.data.period.frequency).inc()
     else:
-        NOTIFICATIONS.labels(
-            type=event.type, reason=getattr(event.data, "reason", "retraction")
-        ).inc()
+        _notifications(event.type, getattr(event.data, "reason", "retraction")).inc()
 
 
 def observe_latency(event_time: datetime, intents: list[Intent]) -> None:
     """Event time of the candidacy's comment to now, for each instant notification sent."""
+    now = None
     for intent in intents:
         if isinstance(intent, Publish) and isinstance(intent.event, ev.NotificationCreated):
-            elapsed = (datetime.now(UTC) - event_time).total_seconds()
-            LATENCY.labels(type=intent.event.type).observe(max(elapsed, 0.0))
+            now = now or datetime.now(UTC)
+            elapsed = (now - event_time).total_seconds()
+            _latency(intent.event.type).observe(max(elapsed, 0.0))
 
 
 def install(

@@ -24,6 +24,9 @@ class StateTooLarge(Exception):
     table or topic and the size, never the key or value (they hold personal data)."""
 
 
+READS_KEPT = 10_000  # values read from the store kept per table and batch (bounded memory)
+
+
 class ModelTable(MutableMapping[str, M]):
     """A Faust table of ``str`` keys and ``model`` values. A value whose record would be
     larger than ``max_bytes`` is refused (``StateTooLarge``) before the store or the
@@ -66,8 +69,12 @@ class ModelTable(MutableMapping[str, M]):
             raw: bytes | None = self.table.data[key.encode("utf-8")]
         except KeyError:
             raw = None
-        if self.write_back is not None and current_event() is not None:
-            self._read[key] = raw  # in a batch (a web page's read is not kept)
+        if (
+            self.write_back is not None
+            and len(self._read) < READS_KEPT
+            and current_event() is not None  # in a batch (a web page's read is not kept)
+        ):
+            self._read[key] = raw
         return raw
 
     def __getitem__(self, key: str) -> M:
