@@ -64,7 +64,7 @@ from newsroom_notify.domain.state import (
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
+from newsroom_notify.metrics import BATCH_RECORDS, CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, fan_out_batches
@@ -364,7 +364,9 @@ def install(
         async def process(stream: Any) -> None:
             # A batch: each record handled under its own event (its partition), the tables'
             # writes kept and written once per key at the end, then the batch acknowledged.
+            batch_records = BATCH_RECORDS.labels(agent=name)
             async for batch in event_batches(stream, settings.kafka.batch_max_events):
+                batch_records.observe(len(batch))
                 try:
                     for event in batch:
                         with handling(event):
