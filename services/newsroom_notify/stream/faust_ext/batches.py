@@ -18,12 +18,15 @@ necessarily this record's (``stream.take`` was rejected for that before).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from faust.streams import _current_event
+
+SPINS = 4  # turns of the event loop given to the consumer to queue a fetched record
 
 
 async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]]:
@@ -36,12 +39,27 @@ async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]
         batch.append(event)
         if len(batch) < max_events and not queue.empty():
             continue  # already fetched: it joins this batch
+        if len(batch) < max_events and await _more_fetched(queue):
+            continue
         yield batch
         # Not in a ``finally``: a batch interrupted (the agent cancelled at a stop or a
         # rebalance) is not acknowledged, so it is read again.
         for handled in batch:
             await stream.ack(handled)
         batch = []
+
+
+async def _more_fetched(queue: Any) -> bool:
+    """Whether the consumer hands the stream another record already fetched, given a few turns
+    of the event loop: Faust's consumer queues the fetched records one at a time, each after a
+    turn of the loop (``Consumer._drain_messages`` waits on every delivery), so an agent that
+    never yields finds its queue empty however many records are waiting. A lone record costs
+    these few turns (microseconds), nothing waits on a timer."""
+    for _ in range(SPINS):
+        await asyncio.sleep(0)
+        if not queue.empty():
+            return True
+    return False
 
 
 @contextlib.contextmanager
