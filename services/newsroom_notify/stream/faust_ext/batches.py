@@ -26,7 +26,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-SPINS = 4  # turns of the event loop given to the consumer to queue a fetched record
+SPINS = 16  # turns of the event loop given to the consumer to queue a fetched record
 
 
 async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]]:
