@@ -22,6 +22,8 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
+from faust.streams import current_event
+
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.tokens import Tokens
@@ -116,13 +118,13 @@ class MemoryTable(MutableMapping[bytes, bytes]):
         return self
 
     def _store(self) -> dict[bytes, bytes]:
-        partition = self.app.current_partition
+        partition = _current_partition()
         if partition is None:
             raise RuntimeError(f"table {self.name} written outside of a stream")
         return self.partitions.setdefault(partition, {})
 
     def __getitem__(self, key: bytes) -> bytes:
-        partition = self.app.current_partition
+        partition = _current_partition()
         if partition is not None:
             return self.partitions.get(partition, {})[key]
         for store in self.partitions.values():
@@ -137,13 +139,20 @@ class MemoryTable(MutableMapping[bytes, bytes]):
         del self._store()[key]
 
     def __iter__(self) -> Iterator[bytes]:
-        partition = self.app.current_partition
+        partition = _current_partition()
         if partition is not None:
             return iter(list(self.partitions.get(partition, {})))
         return iter([k for store in self.partitions.values() for k in store])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+def _current_partition() -> int | None:
+    """The partition of the record being handled, as Faust's store finds it: Faust's current
+    event (``faust_ext.batches.handling`` sets it for each record of a batch)."""
+    event = current_event()
+    return None if event is None else int(event.message.partition)
 
 
 class MemoryProducer:
@@ -176,7 +185,6 @@ class MemoryApp:
         self.producer = MemoryProducer(self.log)
         self.tables: dict[str, MemoryTable] = {}
         self.agents: dict[str, tuple[tuple[str, ...], Process]] = {}
-        self.current_partition: int | None = None  # of the record an agent is handling
         self.timers: list[Callable[[], Awaitable[None]]] = []
 
     def topic(self, *names: str, **_: Any) -> MemoryTopic:
@@ -201,14 +209,36 @@ class MemoryApp:
         return register
 
 
-class _OneRecord:
-    """A stream of one record, as an agent iterates it (``stream.events()``)."""
+@dataclass
+class _Event:
+    """Faust's event, as far as the shell reads it (weakly referenced as Faust's current)."""
 
-    def __init__(self, record: Record) -> None:
-        self.record = record
+    message: Record
+
+
+class _Records:
+    """A stream of records already fetched, as an agent reads it (``event_batches``): its
+    ``events()``, a ``channel.queue`` that is empty once the last record was handed out, and
+    ``ack`` (counted)."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.handed = 0
+        self.acked = 0
+        self.enable_acks = True
+        self.channel = SimpleNamespace(queue=SimpleNamespace(empty=self._empty))
+
+    def _empty(self) -> bool:
+        return self.handed >= len(self.records)
 
     async def events(self) -> AsyncIterator[Any]:
-        yield SimpleNamespace(message=self.record)
+        for record in self.records:
+            self.handed += 1
+            yield _Event(record)
+
+    async def ack(self, event: Any) -> bool:
+        self.acked += 1
+        return True
 
 
 @dataclass
@@ -218,6 +248,7 @@ class MemoryShell:
     app: MemoryApp
     pipeline: Pipeline
     settings: Settings
+    batches: list[int] = field(default_factory=list)  # sizes of the batches handed to agents
 
     @classmethod
     def start(
@@ -242,7 +273,9 @@ class MemoryShell:
         self.app.log.append(self.topic(event.topic_role), key, value)
 
     async def run_until_idle(self) -> None:
-        """Hand every pending record to the agent of its topic, until none is left."""
+        """Hand every pending record to the agent of its topic, until none is left: the
+        records next to each other in the log that go to the same agent as one batch (of
+        several partitions, as a worker's agent gets them)."""
         consumers = {
             topic: process for topics, process in self.app.agents.values() for topic in topics
         }
@@ -250,12 +283,15 @@ class MemoryShell:
         while pending:
             record = pending.popleft()
             process = consumers.get(record.topic)
-            if process is not None:  # outputs and dead letters: nobody here consumes them
-                self.app.current_partition = record.partition
-                try:
-                    await process(_OneRecord(record))
-                finally:
-                    self.app.current_partition = None
+            if process is None:  # outputs and dead letters: nobody here consumes them
+                continue
+            batch = [record]
+            while pending and consumers.get(pending[0].topic) is process:
+                batch.append(pending.popleft())
+            stream = _Records(batch)
+            await process(stream)
+            assert stream.acked == len(batch), "a batch was not acknowledged whole"
+            self.batches.append(len(batch))
 
     async def timers(self) -> None:
         """Fire every timer once (quiet-hours release, digest ticks), then settle."""

@@ -11,6 +11,12 @@ EVENTS_CONSUMED = Counter(
     "Input records consumed, by topic role and outcome (ok or deadlettered).",
     ["topic", "outcome"],
 )
+BATCH_RECORDS = Histogram(
+    "newsroom_batch_records",
+    "Records an agent handled as one batch (those already fetched when it started it).",
+    ["agent"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10000),
+)
 DEAD_LETTERS = Counter(
     "newsroom_deadletters_total",
     "Records sent to the dead-letter topic, by error class.",

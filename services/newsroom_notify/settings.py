@@ -86,6 +86,14 @@ class KafkaSettings(BaseModel):
     commit_interval_s: float = Field(
         1.0, gt=0, description="How often processed offsets are committed (replay window)."
     )
+    batch_max_events: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="Most records an agent handles as one batch: the records already fetched "
+        "when it starts one (it never waits for a batch to fill). A key written several times "
+        "in a batch is stored and changelogged once; the batch is acknowledged after.",
+    )
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> Self:

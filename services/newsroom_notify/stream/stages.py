@@ -16,6 +16,7 @@ send (filtering happens before the repartition, never after).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -63,12 +64,13 @@ from newsroom_notify.domain.state import (
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
+from newsroom_notify.metrics import BATCH_RECORDS, CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, fan_out_batches
 from newsroom_notify.stream.deadletter import DeadLetterer
-from newsroom_notify.stream.faust_ext.tables import ModelTable
+from newsroom_notify.stream.faust_ext.batches import event_batches, handling
+from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
@@ -219,22 +221,32 @@ def count_capped(record: str) -> None:
     log.warning("state record at its cap", record=record)
 
 
+@functools.cache
+def _notifications(kind: str, reason: str) -> Any:
+    return NOTIFICATIONS.labels(type=kind, reason=reason)  # looked up once per label pair
+
+
+@functools.cache
+def _latency(kind: str) -> Any:
+    return LATENCY.labels(type=kind)
+
+
 def count_output(event: CloudEvent) -> None:
     """Count a published notification, retraction or digest."""
     if isinstance(event, ev.DigestReady):
         DIGESTS.labels(schedule=event.data.period.frequency).inc()
     else:
-        NOTIFICATIONS.labels(
-            type=event.type, reason=getattr(event.data, "reason", "retraction")
-        ).inc()
+        _notifications(event.type, getattr(event.data, "reason", "retraction")).inc()
 
 
 def observe_latency(event_time: datetime, intents: list[Intent]) -> None:
     """Event time of the candidacy's comment to now, for each instant notification sent."""
+    now = None
     for intent in intents:
         if isinstance(intent, Publish) and isinstance(intent.event, ev.NotificationCreated):
-            elapsed = (datetime.now(UTC) - event_time).total_seconds()
-            LATENCY.labels(type=intent.event.type).observe(max(elapsed, 0.0))
+            now = now or datetime.now(UTC)
+            elapsed = (now - event_time).total_seconds()
+            _latency(intent.event.type).observe(max(elapsed, 0.0))
 
 
 def install(
@@ -253,7 +265,11 @@ def install(
         for stage, name in zip(INTERNAL_STAGES, internal_topic_names(settings), strict=True)
     }
 
-    def table(name: str, model: type[BaseModel]) -> ModelTable[Any]:
+    # One per stage: each agent writes only its own stage's tables, and flushes (or, if a batch
+    # is interrupted, drops) only what its own batch wrote.
+    write_backs = {stage: WriteBack() for stage in Stage}
+
+    def table(name: str, model: type[BaseModel], stage: Stage) -> ModelTable[Any]:
         # bytes key/value types make Faust store and changelog them raw (our JSON).
         faust_table = app.Table(
             name,
@@ -262,22 +278,22 @@ def install(
             partitions=partitions,
             extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
         )
-        return ModelTable(faust_table, model, limits.state_record_bytes)
+        return ModelTable(faust_table, model, limits.state_record_bytes, write_backs[stage])
 
-    held = table("held", Held)
+    held = table("held", Held, Stage.INBOX)
     sender = Sender(app, limits.state_record_bytes)
-    pending = table("digest-pending", Pending)
-    digests = table("digests", DigestBuffer)
+    pending = table("digest-pending", Pending, Stage.THREADS)
+    digests = table("digests", DigestBuffer, Stage.INBOX)
     pipeline = Pipeline(
         stages=Stages(
             threads=ThreadsStage(
-                table("threads", Thread),
-                table("comments", CommentInfo),
-                table("digest-followers", Followers),
-                table("digest-members", DigestMember),
-                table("activity", ActivitySlot),
+                table("threads", Thread, Stage.THREADS),
+                table("comments", CommentInfo, Stage.THREADS),
+                table("digest-followers", Followers, Stage.THREADS),
+                table("digest-members", DigestMember, Stage.THREADS),
+                table("activity", ActivitySlot, Stage.THREADS),
                 pending,
-                table("authored", Authored),
+                table("authored", Authored, Stage.THREADS),
                 clock=clock,
                 slot_minutes=settings.digest.slot_minutes,
                 items_per_article=settings.digest.items_per_article,
@@ -289,24 +305,26 @@ def install(
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
             ),
             follows=FollowsStage(
-                table("follower-heads", FollowerHead),
-                table("follower-chunks", Followers),
-                table("fanout", Fanout),
+                table("follower-heads", FollowerHead, Stage.FOLLOWS),
+                table("follower-chunks", Followers, Stage.FOLLOWS),
+                table("fanout", Fanout, Stage.FOLLOWS),
                 followers_max=limits.followers,
                 publisher_followers_max=limits.publisher_followers,
                 step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
-                legacy=table("followers", Followers),  # before the chunks: moved on first use
+                legacy=table(
+                    "followers", Followers, Stage.FOLLOWS
+                ),  # before the chunks: moved on first use
             ),
             inbox=InboxStage(
-                table("profiles", Profile),
-                table("sent", Sent),
+                table("profiles", Profile, Stage.INBOX),
+                table("sent", Sent, Stage.INBOX),
                 held,
                 digests,
-                table("traces", Traces),
+                table("traces", Traces, Stage.INBOX),
                 tokens=tokens,
                 clock=clock,
-                quotas=table("quotas", Quota),
+                quotas=table("quotas", Quota, Stage.INBOX),
                 confirmations_per_day=settings.api.confirmations_per_address_per_day,
                 source=settings.source,
                 digest_grace=timedelta(seconds=settings.digest.grace_s),
@@ -337,12 +355,27 @@ def install(
     internal_name = {name: topic.get_topic_name() for name, topic in internal.items()}
     max_bytes = settings.max_record_bytes
 
-    def agent(name: str, decoders: dict[str, Decoder], handle: Any) -> None:
+    def agent(
+        name: str, decoders: dict[str, Decoder], handle: Any, stage: Stage | None = None
+    ) -> None:
         ingestor = Ingestor(name, decoders, dead_letters, handle)
+        write_back = write_backs[stage] if stage is not None else WriteBack()
 
         async def process(stream: Any) -> None:
-            async for event in stream.events():
-                await ingestor.process(event.message)
+            # A batch: each record handled under its own event (its partition), the tables'
+            # writes kept and written once per key at the end, then the batch acknowledged.
+            batch_records = BATCH_RECORDS.labels(agent=name)
+            async for batch in event_batches(stream, settings.kafka.batch_max_events):
+                batch_records.observe(len(batch))
+                try:
+                    for event in batch:
+                        with handling(event):
+                            await ingestor.process(event.message)
+                        write_back.flush_if_full()
+                except BaseException:  # cancelled (a stop): not acknowledged, read again
+                    write_back.drop()
+                    raise
+                write_back.flush()
 
         app.agent(raw_topic(app, *decoders), name=f"newsroom.{name}")(process)
 
@@ -354,16 +387,25 @@ def install(
             internal_name[Stage.THREADS]: decode_stage_message,
         },
         pipeline.on_thread_record,
+        Stage.THREADS,
     )
     agent(
-        "follows", {internal_name[Stage.FOLLOWS]: decode_stage_message}, pipeline.on_follows_record
+        "follows",
+        {internal_name[Stage.FOLLOWS]: decode_stage_message},
+        pipeline.on_follows_record,
+        Stage.FOLLOWS,
     )
     agent(
         "subscriptions",
         {subscriptions: event_decoder("subscriptions", max_bytes)},
         pipeline.on_subscription_event,
     )
-    agent("inbox", {internal_name[Stage.INBOX]: decode_stage_message}, pipeline.on_inbox_record)
+    agent(
+        "inbox",
+        {internal_name[Stage.INBOX]: decode_stage_message},
+        pipeline.on_inbox_record,
+        Stage.INBOX,
+    )
 
     async def release_quiet_hours() -> None:
         """Ask the inbox to release held notifications; it checks the quiet hours."""

@@ -6,11 +6,14 @@ deleting a key writes a tombstone to the changelog topic, which compaction then 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import faust
 import rocksdict
+from faust.streams import _current_event, current_event
 from pydantic import BaseModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,44 +24,145 @@ class StateTooLarge(Exception):
     table or topic and the size, never the key or value (they hold personal data)."""
 
 
+READS_KEPT = 10_000  # values read from the store kept per table and batch (bounded memory)
+
+
 class ModelTable(MutableMapping[str, M]):
     """A Faust table of ``str`` keys and ``model`` values. A value whose record would be
     larger than ``max_bytes`` is refused (``StateTooLarge``) before the store or the
-    changelog sees it."""
+    changelog sees it.
 
-    def __init__(self, table: Any, model: type[M], max_bytes: int | None = None) -> None:
+    With a ``WriteBack``, a write is kept (encoded, with the event that made it) until the
+    batch it belongs to ends: a key written several times by one batch goes to the store and
+    the changelog once, with its last value; reads see the kept value meanwhile. Values read
+    from the store are kept until then too (one RocksDB read per key per batch)."""
+
+    def __init__(
+        self,
+        table: Any,
+        model: type[M],
+        max_bytes: int | None = None,
+        write_back: WriteBack | None = None,
+    ) -> None:
         self.table = table
         self.model = model
         self.max_bytes = max_bytes
+        # key -> (encoded value or None for a deletion, the event that wrote it)
+        self._written: dict[str, tuple[bytes | None, Any]] = {}
+        self._read: dict[str, bytes | None] = {}
+        self.write_back = write_back
+        if write_back is not None:
+            write_back.tables.append(self)
 
-    def __getitem__(self, key: str) -> M:
+    def _raw(self, key: str) -> bytes | None:
+        written = self._written.get(key)
+        if written is not None:
+            return written[0]
+        try:
+            return self._read[key]
+        except KeyError:
+            pass
         # Straight from the store: Faust's own ``table[key]`` asks the store twice (``in``,
         # then the value), two RocksDB reads per hit. Writes still go through the table, which
         # sends the changelog record.
         try:
-            raw = self.table.data[key.encode("utf-8")]
+            raw: bytes | None = self.table.data[key.encode("utf-8")]
         except KeyError:
-            raise KeyError(key) from None
+            raw = None
+        if (
+            self.write_back is not None
+            and len(self._read) < READS_KEPT
+            and current_event() is not None  # in a batch (a web page's read is not kept)
+        ):
+            self._read[key] = raw
+        return raw
+
+    def __getitem__(self, key: str) -> M:
+        raw = self._raw(key)
+        if raw is None:
+            raise KeyError(key)
         return self.model.model_validate_json(raw)
 
+    def get(self, key: str, default: Any = None) -> Any:  # no KeyError raised and caught
+        raw = self._raw(key)
+        return default if raw is None else self.model.model_validate_json(raw)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._raw(key) is not None
+
     def __setitem__(self, key: str, value: M) -> None:
-        encoded_key, encoded = key.encode("utf-8"), value.model_dump_json().encode("utf-8")
-        size = len(encoded_key) + len(encoded)
+        encoded = value.model_dump_json().encode("utf-8")
+        size = len(key.encode("utf-8")) + len(encoded)
         if self.max_bytes is not None and size > self.max_bytes:
             raise StateTooLarge(f"table {self.model.__name__}: {size} bytes > {self.max_bytes}")
-        self.table[encoded_key] = encoded
+        if self.write_back is None:
+            self.table[key.encode("utf-8")] = encoded
+        else:
+            self._written[key] = (encoded, current_event())
 
     def __delitem__(self, key: str) -> None:
-        encoded = key.encode("utf-8")
-        if encoded not in self.table.data:
+        if self._raw(key) is None:
             raise KeyError(key)
-        del self.table[encoded]
+        if self.write_back is None:
+            del self.table[key.encode("utf-8")]
+        else:
+            self._written[key] = (None, current_event())
+
+    def drop(self) -> None:
+        """Forget what the batch kept (it was interrupted: it is read and handled again)."""
+        self._written.clear()
+        self._read.clear()
+
+    def flush(self) -> None:
+        """Write what the batch kept to the store and the changelog (each under the event that
+        wrote it, so in its partition), and forget what it read."""
+        written, self._written = self._written, {}
+        self._read.clear()
+        for key, (encoded, event) in written.items():
+            token = _current_event.set(None if event is None else weakref.ref(event))
+            try:
+                if encoded is not None:
+                    self.table[key.encode("utf-8")] = encoded
+                elif key.encode("utf-8") in self.table.data:
+                    del self.table[key.encode("utf-8")]
+            finally:
+                _current_event.reset(token)
 
     def __iter__(self) -> Iterator[str]:
-        return (k.decode("utf-8") for k in self.table)
+        kept = self._written
+        for raw_key in self.table:
+            key = raw_key.decode("utf-8")
+            if key not in kept:
+                yield key
+        yield from [key for key, (encoded, _) in kept.items() if encoded is not None]
 
     def __len__(self) -> int:
         return len(self.table)
+
+
+@dataclass
+class WriteBack:
+    """The tables whose writes wait for the end of a batch; ``flush`` writes them all."""
+
+    tables: list[ModelTable[Any]] = field(default_factory=list)
+    max_kept: int = 10_000  # writes kept before a flush in mid-batch (bounded memory)
+
+    def kept(self) -> int:
+        """Writes waiting for the flush."""
+        return sum(len(table._written) for table in self.tables)
+
+    def flush(self) -> None:
+        for table in self.tables:
+            table.flush()
+
+    def drop(self) -> None:
+        for table in self.tables:
+            table.drop()
+
+    def flush_if_full(self) -> None:
+        """Flush now if too many writes are kept (a batch of big fan-outs)."""
+        if self.kept() >= self.max_kept:
+            self.flush()
 
 
 class DirectChangelogTable(faust.Table[bytes, bytes]):

@@ -1,0 +1,234 @@
+"""Batches (issue 19 item 1): an agent handles the records already fetched together, writes
+each changed key once per batch, and acknowledges the batch only after it was handled.
+
+Faust attributes a table write to the partition of its *current event* (``Table.partition_for_key``
+and the RocksDB store's ``_set`` both read ``faust.streams.current_event()``). With
+``stream.take`` the current event is the batch's last record, so the writes of the others
+landed in its partition: why batches were rejected before. Here each record is handled under
+its own event (``handling``) and a kept write remembers the event that made it, so it reaches
+its own partition however the batch is mixed. The fake table below attributes writes exactly as
+Faust does; tests/unit/test_shell_in_memory.py runs the whole shell on mixed batches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import pytest
+from faust.streams import current_event
+from pydantic import BaseModel
+
+from newsroom_notify.stream.faust_ext.batches import event_batches, handling
+from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
+
+
+class Value(BaseModel):
+    n: int
+
+
+@dataclass
+class Message:
+    partition: int
+    offset: int
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+@dataclass
+class FaustLikeTable:
+    """A Faust table as far as ``ModelTable`` uses it: a write goes to the partition of the
+    current event (none: refused, as Faust refuses a write outside of a stream)."""
+
+    partitions: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    writes: list[tuple[bytes, bytes | None, int]] = field(default_factory=list)
+    reads: int = 0
+
+    @property
+    def data(self) -> FaustLikeTable:
+        return self
+
+    def _partition(self) -> int:
+        event = current_event()
+        if event is None:
+            raise TypeError("Cannot modify table key from outside of stream iteration")
+        return int(event.message.partition)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        self.reads += 1
+        for store in self.partitions.values():
+            if key in store:
+                return store[key]
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in store for store in self.partitions.values())
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        partition = self._partition()
+        self.writes.append((key, value, partition))
+        self.partitions.setdefault(partition, {})[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        partition = self._partition()
+        self.writes.append((key, None, partition))
+        del self.partitions[partition][key]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter([k for store in self.partitions.values() for k in store])
+
+    def __len__(self) -> int:
+        return sum(len(store) for store in self.partitions.values())
+
+
+def kept_table() -> tuple[ModelTable[Value], FaustLikeTable, WriteBack]:
+    faust_table, write_back = FaustLikeTable(), WriteBack()
+    return ModelTable(faust_table, Value, write_back=write_back), faust_table, write_back
+
+
+def test_each_write_of_a_mixed_batch_lands_in_its_own_records_partition() -> None:
+    table, faust_table, write_back = kept_table()
+    batch = [Event(Message(partition=0, offset=7)), Event(Message(partition=3, offset=2))]
+    with handling(batch[0]):
+        table["a"] = Value(n=1)
+    with handling(batch[1]):
+        table["b"] = Value(n=2)
+    assert faust_table.writes == []  # kept until the batch ends
+    write_back.flush()  # after the batch: no current event any more
+    assert sorted(faust_table.writes) == [(b"a", b'{"n":1}', 0), (b"b", b'{"n":2}', 3)]
+    # What stream.take did: every write under the batch's last event.
+    assert (b"a", b'{"n":1}', 3) not in faust_table.writes
+    assert current_event() is None
+
+
+def test_a_key_written_several_times_in_a_batch_is_written_once_with_its_last_value() -> None:
+    table, faust_table, write_back = kept_table()
+    event = Event(Message(partition=5, offset=0))
+    with handling(event):
+        for n in range(10):
+            table["thread"] = Value(n=n)
+        table["gone"] = Value(n=1)
+        del table["gone"]  # written then deleted in the same batch: nothing to write
+    write_back.flush()
+    assert faust_table.writes == [(b"thread", b'{"n":9}', 5)]
+
+
+def test_reads_in_a_batch_see_its_writes_and_ask_the_store_once_per_key() -> None:
+    table, faust_table, write_back = kept_table()
+    event = Event(Message(partition=1, offset=0))
+    with handling(event):
+        table["k"] = Value(n=1)
+    write_back.flush()
+    faust_table.reads = 0
+    with handling(event):
+        assert table["k"].n == 1
+        assert table.get("k") == Value(n=1)
+        assert "missing" not in table
+        assert table.get("missing") is None
+        assert faust_table.reads == 2  # "k" once, "missing" once
+        table["k"] = Value(n=2)
+        assert table["k"].n == 2  # its own write, before the flush
+        del table["k"]
+        assert "k" not in table
+        with pytest.raises(KeyError):
+            del table["k"]
+    assert list(table) == []  # iteration (the timers') sees the kept deletion
+    write_back.flush()
+    assert faust_table.writes[-1] == (b"k", None, 1)
+
+
+def test_a_write_outside_of_any_record_is_refused_at_the_flush_as_faust_refuses_it() -> None:
+    table, _, write_back = kept_table()
+    table["k"] = Value(n=1)
+    with pytest.raises(TypeError):
+        write_back.flush()
+
+
+def test_too_many_kept_writes_are_flushed_in_mid_batch() -> None:
+    table, faust_table, write_back = kept_table()
+    write_back.max_kept = 3
+    with handling(Event(Message(partition=0, offset=0))):
+        for n in range(3):
+            table[f"k{n}"] = Value(n=n)
+            write_back.flush_if_full()
+    assert len(faust_table.writes) == 3
+
+
+class FetchedStream:
+    """A Faust stream as ``event_batches`` reads it: ``events()`` hands out the records of
+    ``fetches`` (each a list of records the consumer fetched together), the channel's queue is
+    empty between two fetches, ``ack`` is recorded."""
+
+    def __init__(self, fetches: list[list[int]]) -> None:
+        self.fetches = fetches
+        self.queued = 0  # records of the current fetch not handed out yet
+        self.enable_acks = True
+        self.acked: list[int] = []
+        self.channel = SimpleNamespace(queue=SimpleNamespace(empty=lambda: self.queued == 0))
+
+    async def events(self) -> AsyncIterator[Event]:
+        for fetch in self.fetches:
+            for i, offset in enumerate(fetch):
+                self.queued = len(fetch) - i - 1
+                yield Event(Message(partition=0, offset=offset))
+
+    async def ack(self, event: Event) -> bool:
+        self.acked.append(event.message.offset)
+        return True
+
+
+async def test_a_batch_is_what_was_already_fetched_up_to_the_maximum() -> None:
+    stream = FetchedStream([[0], [1, 2, 3, 4, 5], [6, 7]])
+    seen: list[list[int]] = []
+    async for batch in event_batches(stream, max_events=3):
+        assert stream.acked == [o for b in seen for o in b]  # the batch is not acked yet
+        seen.append([e.message.offset for e in batch])
+    assert seen == [[0], [1, 2, 3], [4, 5], [6, 7]]  # a lone record waits for nobody
+    assert stream.acked == list(range(8))
+    assert stream.enable_acks is False  # Faust's per-record acknowledgement is off
+
+
+async def test_a_batch_interrupted_is_not_acknowledged() -> None:
+    stream = FetchedStream([[0, 1], [2]])
+    batches = event_batches(stream, max_events=10)
+    first = await anext(batches)
+    assert [e.message.offset for e in first] == [0, 1]
+    await batches.aclose()  # the agent cancelled while handling it (a stop, a rebalance)
+    assert stream.acked == []
+
+
+def test_handling_restores_the_event_before_it() -> None:
+    outer, inner = Event(Message(0, 1)), Event(Message(1, 2))
+    with handling(outer):
+        with handling(inner):
+            assert current_event() is inner
+        assert current_event() is outer
+    assert current_event() is None
+
+
+def test_what_an_interrupted_batch_kept_is_dropped_not_written_later() -> None:
+    """An agent cancelled in mid-batch (a stop) drops its kept writes: the batch is not
+    acknowledged and is handled again, and a later flush must not write them under a
+    partition this worker may no longer own."""
+    table, faust_table, write_back = kept_table()
+    with handling(Event(Message(partition=2, offset=0))):
+        table["k"] = Value(n=1)
+    write_back.drop()
+    write_back.flush()
+    assert faust_table.writes == []
+    assert "k" not in table
+
+
+def test_the_values_a_batch_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of big fan-outs reads many profiles: past the bound it reads the store again
+    instead of keeping more."""
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.READS_KEPT", 2)
+    table, faust_table, _ = kept_table()
+    with handling(Event(Message(partition=0, offset=0))):
+        for _ in range(2):
+            for key in ("a", "b", "c"):
+                table.get(key)
+    assert faust_table.reads == 2 + 2 * 1  # a and b kept; c read twice
