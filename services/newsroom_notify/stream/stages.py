@@ -37,10 +37,12 @@ from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
+    CommenterFollowed,
     DigestTick,
     FanoutStep,
     Forget,
     ForgetParticipant,
+    NoFollowers,
     Release,
     StageMessage,
 )
@@ -60,6 +62,7 @@ from newsroom_notify.domain.state import (
     Sent,
     Thread,
     Traces,
+    Unfollowed,
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
@@ -68,11 +71,14 @@ from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, fan_out_batches
 from newsroom_notify.stream.deadletter import DeadLetterer
-from newsroom_notify.stream.faust_ext.tables import ModelTable
+from newsroom_notify.stream.faust_ext.tables import ModelTable, table_size
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
 log = structlog.get_logger(__name__)
+
+# Messages every partition of their stage gets a copy of (``partition`` set in each).
+BROADCAST = (Forget, ForgetParticipant, NoFollowers, CommenterFollowed)
 
 _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
     Annotated[StageMessage | Candidacies, Field(discriminator="kind")]
@@ -154,7 +160,7 @@ class Pipeline:
                 count_output(event)
                 continue
             topic, message = self.topics[intent.stage], intent.message
-            if isinstance(message, Forget | ForgetParticipant):  # every partition, each told which
+            if isinstance(message, BROADCAST):  # to every partition, each told which
                 for partition in range(self.inbox_partitions):  # the stages' topics: as many
                     copy = message.model_copy(update={"partition": partition})
                     encoded = copy.model_dump_json().encode("utf-8")
@@ -268,6 +274,9 @@ def install(
     sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending)
     digests = table("digests", DigestBuffer)
+    # Keyed by commenter, one copy per threads partition: each partition writes and reads its
+    # own (NoFollowers and CommenterFollowed come to each partition, as Forget does).
+    unfollowed = table("unfollowed-commenters", Unfollowed)
     pipeline = Pipeline(
         stages=Stages(
             threads=ThreadsStage(
@@ -287,6 +296,9 @@ def install(
                 authored_max=limits.authored_comments,
                 on_capped=count_capped,
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
+                unfollowed=unfollowed,
+                unfollowed_max=limits.unfollowed_commenters,
+                unfollowed_count=lambda: table_size(unfollowed.table),
             ),
             follows=FollowsStage(
                 table("follower-heads", FollowerHead),
