@@ -5,7 +5,6 @@ removal reaches, what erasure forgets) stays as it was. Expectations are written
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +17,7 @@ from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import (
+    Activity,
     CommenterFollowed,
     Edit,
     Erase,
@@ -25,6 +25,7 @@ from newsroom_notify.domain.messages import (
     NoFollowers,
     Retraction,
 )
+from newsroom_notify.domain.model import ArticleInfo, Subject
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
     Clock,
@@ -50,7 +51,7 @@ Delivered = list[tuple[Stage, str, BaseModel]]
 
 
 @pytest.fixture
-def delivered(monkeypatch: pytest.MonkeyPatch) -> Iterator[Delivered]:
+def delivered(monkeypatch: pytest.MonkeyPatch) -> Delivered:
     """Every message the in-process pipeline hands to a stage: (stage, key, message)."""
     seen: Delivered = []
     real = local.deliver
@@ -60,7 +61,7 @@ def delivered(monkeypatch: pytest.MonkeyPatch) -> Iterator[Delivered]:
         return real(stages, stage, key, message)
 
     monkeypatch.setattr(local, "deliver", recording)
-    yield seen
+    return seen
 
 
 @pytest.fixture
@@ -256,9 +257,6 @@ def test_past_its_cap_the_table_takes_nobody_and_comments_take_the_hop(
 def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     """The follows stage tells the threads stage after a comment of a commenter without
     followers, not after one of a followed commenter, nor for an article."""
-    from newsroom_notify.domain.messages import Activity
-    from newsroom_notify.domain.model import ArticleInfo, Subject
-
     info = ArticleInfo(id="a-1", title="t", url="", journalist_id="j-1")
     at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
     activity = Activity(event="comment", subject=Subject(key="c:c1", article=info), at=at)
