@@ -272,10 +272,10 @@ def test_restarting_the_worker_mid_stream_loses_and_repeats_nothing(
 def test_a_comment_by_an_author_without_followers_skips_the_follows_topic(
     kafka_bootstrap: str, worker: WorkerProcess
 ) -> None:
-    """README "Topics": Ben has no followers. His first reply crosses the follows topic (one
-    activity record: nobody knew yet, as for Ana's first comment); once the follows stage has
-    said so, his next replies cross none, and Ana is told of each. When Dee follows him, his
-    replies cross it again and Dee is told too."""
+    """README "Topics a comment crosses": Ben has no followers. His first reply crosses the
+    follows topic (one activity record: nobody knew yet, as for Ana's first comment); once the
+    follows stage has said so, his next replies cross none, and Ana is told of each. When Dee
+    follows him, his replies cross it again and Dee is told too."""
     story = Story(kafka_bootstrap, worker.env)
     follows = f"{worker.env['NEWSROOM_APP_ID']}-follows"
     partitions = int(worker.env["NEWSROOM_TOPICS__PARTITIONS"])

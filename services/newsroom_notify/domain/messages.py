@@ -188,9 +188,9 @@ class ForgetParticipant(Message):
 class NoFollowers(Message):
     """follows -> every threads partition: this commenter had no followers when the follows
     stage handled their comment. Each partition remembers it and hands the commenter's next
-    comments to the inbox itself, without the follows hop (README, "Topics"); the stream
-    shell sends one copy to each partition, ``partition`` set; the in-process pipeline one
-    copy, ``partition`` None."""
+    comments to the inbox itself, without the follows hop (README, "Topics a comment
+    crosses"); the stream shell sends one copy to each partition, ``partition`` set; the
+    in-process pipeline one copy, ``partition`` None."""
 
     kind: Literal["no_followers"] = "no_followers"
     entity: str  # commenter:<id>

@@ -1,7 +1,7 @@
 """The three stages on Faust: their agents, internal topics and changelog-backed tables.
 
     articles + comments + <app>-threads   --threads agent-->   <app>-follows, <app>-inbox
-    <app>-follows                          --follows agent-->   <app>-inbox
+    <app>-follows                          --follows agent-->   <app>-inbox, <app>-threads
     subscriptions  --subscriptions agent (re-key by subscriber)-->  <app>-inbox
     <app>-inbox                            --inbox agent-->     notifications, <app>-threads,
                                                                 <app>-follows
