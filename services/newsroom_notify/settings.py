@@ -407,7 +407,8 @@ class LimitSettings(BaseModel):
         1_000_000,
         ge=0,
         description="Commenters known to have no followers, kept per worker (their comments "
-        "skip the follows topic); more: their comments take the follows hop.",
+        "skip the follows topic); more: their comments take the follows hop; 0: every "
+        "comment takes it, and the threads stage is never told.",
     )
 
 

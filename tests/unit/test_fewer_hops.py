@@ -269,3 +269,13 @@ def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     assert [type(i.message).__name__ for i in out if isinstance(i, ToStage)] == ["Candidacy"]
     article_activity = activity.model_copy(update={"event": "article", "subject": activity.subject})
     assert stage.on_activity("journalist:j-1", article_activity) == []
+
+
+def test_with_the_shortcut_off_the_threads_stage_is_never_told() -> None:
+    """NEWSROOM_LIMITS__UNFOLLOWED_COMMENTERS=0: the follows stage sends nothing to the threads
+    stage for a commenter without followers, so every comment crosses the follows topic."""
+    info = ArticleInfo(id="a-1", title="t", url="", journalist_id="j-1")
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    activity = Activity(event="comment", subject=Subject(key="c:c1", article=info), at=at)
+    stage = FollowsStage(heads={}, chunks={}, fanout={}, tell_no_followers=False)
+    assert stage.on_activity(BEN_KEY, activity) == []

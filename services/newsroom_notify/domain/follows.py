@@ -123,6 +123,9 @@ class FollowsStage:
     # Followers as versions before the chunks stored them: one record per entity. Each moves
     # into chunks the first time its entity is touched (``_migrate``); None: nothing to move.
     legacy: MutableMapping[str, Followers] | None = None
+    # Whether the threads stage is told of commenters without followers (``NoFollowers``),
+    # so their comments skip this stage; off, every comment comes through here.
+    tell_no_followers: bool = True
 
     def _migrate(self, entity: str) -> None:
         """Move an entity's followers from its old single record into chunks (an upgrade in
@@ -154,7 +157,7 @@ class FollowsStage:
         self._migrate(entity)
         if activity.event in ("comment", "article"):
             out = self._fan_out(entity, activity, -1, set())
-            if activity.event == "comment" and not self.followed(entity):
+            if self.tell_no_followers and activity.event == "comment" and not self.followed(entity):
                 # The threads stage hands this commenter's next comments to the inbox
                 # itself, until told of a follower (``CommenterFollowed``).
                 out.append(ToStage(Stage.THREADS, entity, NoFollowers(entity=entity)))

@@ -309,6 +309,7 @@ def install(
                 step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
                 legacy=table("followers", Followers),  # before the chunks: moved on first use
+                tell_no_followers=limits.unfollowed_commenters > 0,
             ),
             inbox=InboxStage(
                 table("profiles", Profile),
