@@ -241,7 +241,8 @@ def test_past_its_cap_the_table_takes_nobody_and_comments_take_the_hop(
     pipe: LocalPipeline, delivered: Delivered
 ) -> None:
     """With room for one commenter, Ben (second) is not recorded: his comments go through
-    the follows stage, and notify as before; the cap is counted."""
+    the follows stage, and notify as before, and the threads stage no longer asks about him
+    (no message to every threads partition per comment); the cap is counted."""
     capped: list[str] = []
     pipe.threads.unfollowed_max = 1
     pipe.threads.on_capped = capped.append
@@ -252,15 +253,19 @@ def test_past_its_cap_the_table_takes_nobody_and_comments_take_the_hop(
     delivered.clear()
     assert told(pipe.feed([comment("c3", BEN, parent="c1")])) == [("m-ana", "reply", "c3")]
     assert to_follows(delivered) == ["activity"]
+    assert [m for _, _, m in delivered if isinstance(m, NoFollowers)] == []
 
 
 def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     """The follows stage tells the threads stage after a comment of a commenter without
-    followers, not after one of a followed commenter, nor for an article."""
+    followers when the threads stage asked (it has room to remember), not after one of a
+    followed commenter, nor for an article."""
     info = ArticleInfo(id="a-1", title="t", url="", journalist_id="j-1")
     at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-    activity = Activity(event="comment", subject=Subject(key="c:c1", article=info), at=at)
+    unasked = Activity(event="comment", subject=Subject(key="c:c1", article=info), at=at)
+    activity = unasked.model_copy(update={"learn": True})
     stage = FollowsStage(heads={}, chunks={}, fanout={})
+    assert stage.on_activity(BEN_KEY, unasked) == []
     assert stage.on_activity(BEN_KEY, activity) == [
         ToStage(Stage.THREADS, BEN_KEY, NoFollowers(entity=BEN_KEY))
     ]
@@ -276,6 +281,8 @@ def test_with_the_shortcut_off_the_threads_stage_is_never_told() -> None:
     stage for a commenter without followers, so every comment crosses the follows topic."""
     info = ArticleInfo(id="a-1", title="t", url="", journalist_id="j-1")
     at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-    activity = Activity(event="comment", subject=Subject(key="c:c1", article=info), at=at)
+    activity = Activity(
+        event="comment", subject=Subject(key="c:c1", article=info), at=at, learn=True
+    )
     stage = FollowsStage(heads={}, chunks={}, fanout={}, tell_no_followers=False)
     assert stage.on_activity(BEN_KEY, activity) == []

@@ -157,7 +157,8 @@ class FollowsStage:
         self._migrate(entity)
         if activity.event in ("comment", "article"):
             out = self._fan_out(entity, activity, -1, set())
-            if self.tell_no_followers and activity.event == "comment" and not self.followed(entity):
+            asked = activity.learn and activity.event == "comment"
+            if asked and self.tell_no_followers and not self.followed(entity):
                 # The threads stage hands this commenter's next comments to the inbox
                 # itself, until told of a follower (``CommenterFollowed``).
                 out.append(ToStage(Stage.THREADS, entity, NoFollowers(entity=entity)))

@@ -224,6 +224,9 @@ class Activity(Message):
     excerpt: str | None = None
     at: datetime
     origin: str = ""  # id of the input event behind it
+    # A comment's: the threads stage would remember that its author has no followers (it
+    # keeps such a table and it has room): the follows stage tells it (``NoFollowers``).
+    learn: bool = False
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic

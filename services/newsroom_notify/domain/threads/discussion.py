@@ -338,6 +338,8 @@ class ThreadsStage(ArticleActivity):
         else:
             direct = self.unfollowed is not None and entity in self.unfollowed
         if not direct:
+            if self.unfollowed is not None and self._room():
+                activity = activity.model_copy(update={"learn": True})
             return [ToStage(Stage.FOLLOWS, entity, activity)]
         # No followers to merge: the follows stage would hand the inbox exactly these.
         merged = merge_candidates(entity, activity, no_follower)
@@ -351,14 +353,21 @@ class ThreadsStage(ArticleActivity):
         """The follows stage found this commenter without followers: their next comments skip
         it (unless the table is at its cap: then they do not, which costs a hop and is
         otherwise the same)."""
-        if self.unfollowed is None or msg.entity in self.unfollowed:
-            return []
-        count = self.unfollowed_count() if self.unfollowed_count else len(self.unfollowed)
-        if count >= self.unfollowed_max:
-            self.on_capped("unfollowed_commenters")
+        if self.unfollowed is None or msg.entity in self.unfollowed or not self._room():
             return []
         self.unfollowed[msg.entity] = Unfollowed()
         return []
+
+    def _room(self) -> bool:
+        """Whether the ``unfollowed`` table takes another commenter (past its cap nobody is
+        asked about: every comment of a commenter not in it goes through the follows stage,
+        which then does not tell every threads partition about them each time)."""
+        assert self.unfollowed is not None
+        count = self.unfollowed_count() if self.unfollowed_count else len(self.unfollowed)
+        if count < self.unfollowed_max:
+            return True
+        self.on_capped("unfollowed_commenters")
+        return False
 
     def on_commenter_followed(self, msg: CommenterFollowed) -> list[Intent]:
         """This commenter has a follower now (or was erased): their comments go through the
