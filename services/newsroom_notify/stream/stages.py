@@ -69,7 +69,7 @@ from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.metrics import CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
-from newsroom_notify.stream.batching import Candidacies, fan_out_batches
+from newsroom_notify.stream.batching import Candidacies, split_fan_out
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.tables import ModelTable, table_size
 from newsroom_notify.stream.faust_ext.transport import Sender
@@ -124,7 +124,7 @@ class Pipeline:
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
-        (a fan-out batched per inbox partition: see ``fan_out_batches``), each event published
+        (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
         to its contract topic."""
         if intents and log.isEnabledFor(logging.DEBUG):
             kinds = Counter(
@@ -139,8 +139,8 @@ class Pipeline:
         steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
         if steps:
             intents = [i for i in intents if i not in steps]
-        batches = fan_out_batches(intents, self.inbox_partition)
-        if batches is not None:
+        batches, intents = split_fan_out(intents, self.inbox_partition)
+        if batches:
             topic = self.topics[Stage.INBOX]
             for partition, batch in batches.items():
                 pieces = [batch]
@@ -151,7 +151,6 @@ class Pipeline:
                     key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
                     value = piece.model_dump_json().encode("utf-8")
                     await send(topic, key, value, partition=partition)
-            intents = []
         for intent in [*intents, *steps]:
             if isinstance(intent, Publish):
                 event = intent.event
@@ -276,7 +275,9 @@ def install(
     digests = table("digests", DigestBuffer)
     # Keyed by commenter, one copy per threads partition: each partition writes and reads its
     # own (NoFollowers and CommenterFollowed come to each partition, as Forget does).
-    unfollowed = table("unfollowed-commenters", Unfollowed)
+    # (0: the shortcut off; no table, and the threads stage never asks.)
+    shortcut = limits.unfollowed_commenters > 0
+    unfollowed = table("unfollowed-commenters", Unfollowed) if shortcut else None
     pipeline = Pipeline(
         stages=Stages(
             threads=ThreadsStage(
@@ -298,7 +299,7 @@ def install(
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
                 unfollowed=unfollowed,
                 unfollowed_max=limits.unfollowed_commenters,
-                unfollowed_count=lambda: table_size(unfollowed.table),
+                unfollowed_count=lambda: table_size(unfollowed.table) if unfollowed else 0,
             ),
             follows=FollowsStage(
                 table("follower-heads", FollowerHead),
@@ -309,7 +310,7 @@ def install(
                 step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
                 legacy=table("followers", Followers),  # before the chunks: moved on first use
-                tell_no_followers=limits.unfollowed_commenters > 0,
+                tell_no_followers=shortcut,
             ),
             inbox=InboxStage(
                 table("profiles", Profile),
