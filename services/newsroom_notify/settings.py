@@ -411,6 +411,13 @@ class LimitSettings(BaseModel):
     fanout_batch_recipients: int = Field(
         1_000, ge=1, description="Recipients per fan-out record to one inbox partition."
     )
+    unfollowed_commenters: int = Field(
+        1_000_000,
+        ge=0,
+        description="Commenters known to have no followers, kept per worker (their comments "
+        "skip the follows topic); more: their comments take the follows hop; 0: every "
+        "comment takes it, and the threads stage is never told.",
+    )
 
 
 class SmtpSecurity(StrEnum):

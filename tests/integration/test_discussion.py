@@ -267,3 +267,48 @@ def test_restarting_the_worker_mid_stream_loses_and_repeats_nothing(
     assert [i for i, n in ids.items() if n > 1] == []
     per_comment = Counter(e.data.comment.id for e in got if e.data.comment)  # type: ignore[union-attr]
     assert per_comment == Counter({f"c{i}": 7 for i in range(2, 22)} | {"c1": 6})
+
+
+def test_a_comment_by_an_author_without_followers_skips_the_follows_topic(
+    kafka_bootstrap: str, worker: WorkerProcess
+) -> None:
+    """README "Topics a comment crosses": Ben has no followers. His first reply crosses the
+    follows topic (one activity record: nobody knew yet, as for Ana's first comment); once the
+    follows stage has said so, his next replies cross none, and Ana is told of each. When Dee
+    follows him, his replies cross it again and Dee is told too."""
+    story = Story(kafka_bootstrap, worker.env)
+    follows = f"{worker.env['NEWSROOM_APP_ID']}-follows"
+    partitions = int(worker.env["NEWSROOM_TOPICS__PARTITIONS"])
+
+    def activities() -> Counter[str]:
+        """The activity records on the follows topic, by the subject they are about."""
+        out: Counter[str] = Counter()
+        for record in run(read_to_end(kafka_bootstrap, follows, partitions)):
+            value = orjson.loads(record.value)
+            subject = value.get("subject", {}).get("key", "")
+            probe = subject.startswith("c:c-probe-")  # the barrier's, not the story's
+            if value.get("kind") == "activity" and value["event"] == "comment" and not probe:
+                out[subject] += 1
+        return out
+
+    story.publish([article("a-1"), comment("c1", ANA, notify="replies")])
+    story.publish([comment("c2", BEN, "First.", parent="c1")])
+    assert story.new_rows(1) == Counter({("created", "m-ana", "reply", "c2"): 1})
+    # Nobody knew Ana or Ben had no followers: each one's first comment crossed it (before
+    # this change, every comment did).
+    assert activities() == Counter({"c:c1": 1, "c:c2": 1})
+    story.publish([comment("c3", BEN, "Second.", parent="c1")])
+    story.publish([comment("c4", BEN, "Third.", parent="c1")])
+    assert story.new_rows(3) == Counter(
+        {("created", "m-ana", "reply", "c3"): 1, ("created", "m-ana", "reply", "c4"): 1}
+    )
+    assert activities() == Counter({"c:c1": 1, "c:c2": 1})  # c3, c4: no follows topic
+    story.subscribe([subscribe(DEE, "commenter", "m-ben", "instant")], ["m-dee"])
+    story.publish([comment("c5", BEN, "Fourth.", parent="c1")])
+    assert story.new_rows(5) == Counter(
+        {
+            ("created", "m-ana", "reply", "c5"): 1,
+            ("created", "m-dee", "followed_commenter", "c5"): 1,
+        }
+    )
+    assert activities() == Counter({"c:c1": 1, "c:c2": 1, "c:c5": 1})

@@ -9,7 +9,7 @@ from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.messages import Activity, Candidacy, FollowChange, Participated
 from newsroom_notify.domain.model import ArticleInfo, CommentSummary, Subject
-from newsroom_notify.stream.batching import Candidacies, fan_out_batches
+from newsroom_notify.stream.batching import Candidacies, fan_out_batches, split_fan_out
 from newsroom_notify.stream.stages import decode_stage_message, key_partition
 
 PARTITIONS = 4
@@ -109,3 +109,16 @@ def test_anything_but_a_fan_out_is_sent_as_it_is() -> None:
     assert (
         fan_out_batches([fan_out(2)[1], ToStage(Stage.INBOX, "m-000", moved)], partition_of) is None
     )
+
+
+def test_a_fan_out_sent_with_other_messages_is_still_one_record_per_partition() -> None:
+    """A comment the threads stage fans out itself (its author had no followers) comes with a
+    message for the author (``participated``): its 40 candidacies still leave as 4 records,
+    and the other message is sent as it is, after them."""
+    author = ToStage(Stage.INBOX, "m-ben", Participated(subscriber_id="m-ben", article_id="a-1"))
+    outbound = [author, *fan_out(40)]
+    batches, rest = split_fan_out(outbound, partition_of)
+    assert len(batches) == PARTITIONS
+    assert sum(len(b.bases) for b in batches.values()) == 40
+    assert rest == [author]
+    assert split_fan_out([author, *fan_out(1)], partition_of) == ({}, [author, *fan_out(1)])

@@ -8,6 +8,11 @@ person per comment"), and remembers who it handed the comment to, so that a retr
 edit reaches exactly them (rule "Removed after the fact"). For a new article it hands it to
 the journalist's or section's followers (``new_article``), a bounded number of them per
 handler call (``FanoutStep``): a section can have millions.
+
+A commenter without followers needs none of this: the follows stage tells every threads
+partition (``NoFollowers``), which from then on sends their comments' candidacies to the inbox
+itself (one topic fewer); their first follower is told to every threads partition too
+(``CommenterFollowed``), and their comments come through here again.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 
 from newsroom_notify.contract.events import Delivery
+from newsroom_notify.domain.candidacies import candidacies, follower_basis, merge_candidates
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import (
     ENTITY_FOLLOWER_CHUNKS,
@@ -28,29 +34,18 @@ from newsroom_notify.domain.keys import (
 )
 from newsroom_notify.domain.messages import (
     Activity,
-    Candidacy,
+    CommenterFollowed,
     Edit,
     Erase,
     FanoutMoved,
     FanoutStep,
     FollowChange,
     FollowEnded,
+    NoFollowers,
     Retraction,
 )
-from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason, erased_author_id
+from newsroom_notify.domain.model import Basis, erased_author_id
 from newsroom_notify.domain.state import Fanout, FollowerHead, Followers
-
-
-def follower_basis(entity: str, delivery: Delivery) -> Basis:
-    """Why a follower of ``entity`` may hear of its comment or article."""
-    scope, _, target = entity.partition(":")
-    return Basis.model_construct(
-        reason=Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE,
-        condition=Condition.SUBSCRIBED,
-        scope=scope,  # type: ignore[arg-type] # an entity key's scope: one of Scope
-        target=target,
-        delivery=delivery,
-    )
 
 
 @dataclass
@@ -81,15 +76,14 @@ def walk_followers(
     author = activity.subject.author_id
     merged: dict[str, list[Basis]] = {}
     if after < 0:
-        for sid, bases in activity.candidates.items():
-            if sid == author:
-                continue
-            merged[sid] = list(bases)
-            if head is not None:
-                chunk = chunk_of(follower_chunk(sid))
-                delivery = chunk.delivery.get(sid) if chunk is not None else None
-                if delivery is not None:
-                    merged[sid].append(follower_basis(entity, delivery))
+
+        def follows(sid: str) -> Delivery | None:
+            if head is None:
+                return None
+            chunk = chunk_of(follower_chunk(sid))
+            return chunk.delivery.get(sid) if chunk is not None else None
+
+        merged = merge_candidates(entity, activity, follows)
     chunks = head.chunks[bisect.bisect_right(head.chunks, after) :] if head else []
     shared: dict[str, Basis] = {}  # one frozen Basis per delivery, shared by the followers
     taken, last = 0, after
@@ -106,8 +100,6 @@ def walk_followers(
                 basis = shared[delivery] = follower_basis(entity, delivery)
             merged[sid] = [basis]
             taken += 1
-    for bases in merged.values():
-        bases.sort(key=lambda b: PRIORITY[b.reason])
     return FanoutWalk(merged, last, bool(chunks) and chunks[-1] > last)
 
 
@@ -131,6 +123,9 @@ class FollowsStage:
     # Followers as versions before the chunks stored them: one record per entity. Each moves
     # into chunks the first time its entity is touched (``_migrate``); None: nothing to move.
     legacy: MutableMapping[str, Followers] | None = None
+    # Whether the threads stage is told of commenters without followers (``NoFollowers``),
+    # so their comments skip this stage; off, every comment comes through here.
+    tell_no_followers: bool = True
 
     def _migrate(self, entity: str) -> None:
         """Move an entity's followers from its old single record into chunks (an upgrade in
@@ -161,7 +156,13 @@ class FollowsStage:
         """Fan a comment or article out, or withdraw/update what was fanned out."""
         self._migrate(entity)
         if activity.event in ("comment", "article"):
-            return self._fan_out(entity, activity, -1, set())
+            out = self._fan_out(entity, activity, -1, set())
+            asked = activity.learn and activity.event == "comment"
+            if asked and self.tell_no_followers and not self.followed(entity):
+                # The threads stage hands this commenter's next comments to the inbox
+                # itself, until told of a follower (``CommenterFollowed``).
+                out.append(ToStage(Stage.THREADS, entity, NoFollowers(entity=entity)))
+            return out
         record_key = fanout_key(entity, activity.subject.key)
         sent_to = self.fanout.get(record_key)
         if sent_to is not None or entity in self.heads:
@@ -243,23 +244,7 @@ class FollowsStage:
             if new:
                 record.recipients.extend(new)
                 self.fanout[record_key] = record
-        # The kind of entity, not its id: a candidacy's origin is kept in the recipient's
-        # state, which must not name an erased commenter.
-        origin = f"{activity.origin}|{entity.partition(':')[0]}"
-        out: list[Intent] = [
-            ToStage(
-                Stage.INBOX,
-                sid,
-                Candidacy.model_construct(
-                    recipient_id=sid,
-                    subject=activity.subject,
-                    bases=bases,
-                    at=activity.at,
-                    origin=origin,
-                ),
-            )
-            for sid, bases in walk.merged.items()
-        ]
+        out = candidacies(entity, activity, walk.merged)
         if since is not None:
             out = [
                 item
@@ -304,7 +289,10 @@ class FollowsStage:
         head = self.heads.get(entity) or FollowerHead()
         listed = number in head.chunks
         if chunk.delivery.get(sid) == change.delivery and listed:
-            return []
+            # Perhaps a replay after a crash that lost the first time's ``CommenterFollowed``:
+            # sent again (threads partitions that had it already just drop nothing).
+            return self._tell_followed(entity)
+        was_followed = bool(head.chunks)
         new = sid not in chunk.delivery
         if new:
             commenter = entity.startswith("commenter:")
@@ -322,7 +310,20 @@ class FollowsStage:
             self.heads[entity] = head
         chunk.delivery[sid] = change.delivery
         self.chunks[key] = chunk
-        return []
+        return [] if was_followed else self._tell_followed(entity)
+
+    def followed(self, entity: str) -> bool:
+        """Whether ``entity`` has a follower."""
+        head = self.heads.get(entity)
+        return head is not None and bool(head.chunks)
+
+    @staticmethod
+    def _tell_followed(entity: str) -> list[Intent]:
+        """A commenter has a follower now (or is erased): every threads partition forgets that
+        they had none, and sends their comments through this stage again."""
+        if not entity.startswith("commenter:"):
+            return []
+        return [ToStage(Stage.THREADS, entity, CommenterFollowed(entity=entity))]
 
     def _unfollow(self, entity: str, sid: str) -> None:
         """``sid`` no longer follows ``entity`` (one chunk and the head rewritten)."""
@@ -395,7 +396,8 @@ class FollowsStage:
                             FanoutMoved(subject_key=subject_key, recipients=record.recipients),
                         )
                     )
-            return out
+            # The threads partitions' ``Unfollowed`` records name the erased commenter.
+            return out + self._tell_followed(entity)
         self._unfollow(entity, sid)
         for key in keys:
             record = self.fanout.get(key)

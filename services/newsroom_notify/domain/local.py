@@ -31,6 +31,7 @@ TABLES = (
     "activity",
     "pending",
     "authored",
+    "unfollowed_commenters",
     "follower_heads",
     "follower_chunks",
     "fanout",
@@ -69,6 +70,7 @@ class LocalPipeline:
             t["pending"],
             t["authored"],
             clock=self.clock,
+            unfollowed=t["unfollowed_commenters"],
         )
         self.follows = FollowsStage(t["follower_heads"], t["follower_chunks"], t["fanout"])
         self.inbox = InboxStage(

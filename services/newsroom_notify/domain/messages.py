@@ -27,7 +27,7 @@ class Candidacy(Message):
 
 
 class Retraction(Message):
-    """follows -> inbox: withdraw what this recipient got about this subject."""
+    """follows (or threads) -> inbox: withdraw what this recipient got about this subject."""
 
     kind: Literal["retraction"] = "retraction"
     recipient_id: str
@@ -36,7 +36,8 @@ class Retraction(Message):
 
 
 class Edit(Message):
-    """follows -> inbox: a comment's text changed (digests not yet emitted show the new one)."""
+    """follows (or threads) -> inbox: a comment's text changed (digests not yet emitted show
+    the new one)."""
 
     kind: Literal["edit"] = "edit"
     recipient_id: str
@@ -184,6 +185,29 @@ class ForgetParticipant(Message):
     partition: int | None = None
 
 
+class NoFollowers(Message):
+    """follows -> every threads partition: this commenter had no followers when the follows
+    stage handled their comment. Each partition remembers it and hands the commenter's next
+    comments to the inbox itself, without the follows hop (README, "Topics a comment
+    crosses"); the stream shell sends one copy to each partition, ``partition`` set; the
+    in-process pipeline one copy, ``partition`` None."""
+
+    kind: Literal["no_followers"] = "no_followers"
+    entity: str  # commenter:<id>
+    partition: int | None = None
+
+
+class CommenterFollowed(Message):
+    """follows -> every threads partition: this commenter gained a follower (or was erased):
+    each partition forgets that they had none, so their comments go through the follows stage
+    again (the stream shell sends one copy to each partition, ``partition`` set; the
+    in-process pipeline one copy, ``partition`` None)."""
+
+    kind: Literal["commenter_followed"] = "commenter_followed"
+    entity: str  # commenter:<id>
+    partition: int | None = None
+
+
 class Activity(Message):
     """threads -> follows: something happened that followers of an entity may want.
 
@@ -200,6 +224,9 @@ class Activity(Message):
     excerpt: str | None = None
     at: datetime
     origin: str = ""  # id of the input event behind it
+    # A comment's: the threads stage would remember that its author has no followers (it
+    # keeps such a table and it has room): the follows stage tells it (``NoFollowers``).
+    learn: bool = False
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic
@@ -222,6 +249,7 @@ StageMessage = Annotated[
     Activity
     | Candidacy
     | Command
+    | CommenterFollowed
     | Contribution
     | DigestTick
     | Edit
@@ -234,6 +262,7 @@ StageMessage = Annotated[
     | ForgetParticipant
     | FormChoice
     | Gated
+    | NoFollowers
     | Participated
     | Release
     | Retraction,

@@ -48,6 +48,10 @@ class CommentInfo(State):
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
+    # Who its fan-out went to when the threads stage sent it to the inbox itself (its author
+    # had no followers: the follows hop skipped); an edit or a removal goes to them, from here.
+    # None: it went through the follows stage, which keeps who it went to (``Fanout``).
+    direct: list[str] | None = None
 
 
 class Thread(State):
@@ -62,6 +66,12 @@ class Thread(State):
     fanned_until: dict[str, datetime] = Field(default_factory=dict)  # schedule key -> end
     activity_slots: list[datetime] = Field(default_factory=list)  # slots with stored activity
     erased_comments: list[str] = Field(default_factory=list)  # ids of erased authors' comments
+
+
+class Unfollowed(State):
+    """threads ``unfollowed`` (key ``commenter:<id>``, one copy per threads partition): the
+    follows stage said this commenter had no followers (``NoFollowers``), and has not said
+    otherwise since (``CommenterFollowed``). Absent: not known, ask the follows stage."""
 
 
 class Authored(State):

@@ -74,3 +74,43 @@ def fan_out_batches(
             return None
         groups.setdefault(partition_of(message.recipient_id), []).append(message)
     return {p: Candidacies.of(group) for p, group in groups.items()}
+
+
+def split_fan_out(
+    intents: Sequence[Intent], partition_of: Callable[[str], int]
+) -> tuple[dict[int, Candidacies], list[Intent]]:
+    """The fan-out among ``intents`` (two or more candidacies of the first candidacy's activity)
+    as ``fan_out_batches`` groups it, and every other intent, in its order.
+
+    A comment the threads stage fans out itself comes with messages for its author (their
+    ``participated``, their "Notify of" choice), and the follows stage's with one for the
+    threads stage: batching only a pure fan-out sent those candidacies one record each. The
+    batches are sent first: no handler sends a recipient anything that must arrive before
+    their candidacy (what follows one, an edit or a retraction after a fan-out step, stays
+    after it)."""
+    first = next(
+        (
+            i.message
+            for i in intents
+            if isinstance(i, ToStage)
+            and i.stage is Stage.INBOX
+            and isinstance(i.message, Candidacy)
+        ),
+        None,
+    )
+    if first is None:
+        return {}, list(intents)
+    ours = [
+        i
+        for i in intents
+        if isinstance(i, ToStage)
+        and i.stage is Stage.INBOX
+        and isinstance(i.message, Candidacy)
+        and i.message.origin == first.origin
+        and i.message.subject.key == first.subject.key
+    ]
+    batches = fan_out_batches(ours, partition_of)
+    if batches is None:
+        return {}, list(intents)
+    taken = {id(i) for i in ours}
+    return batches, [i for i in intents if id(i) not in taken]

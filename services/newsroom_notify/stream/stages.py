@@ -1,7 +1,7 @@
 """The three stages on Faust: their agents, internal topics and changelog-backed tables.
 
     articles + comments + <app>-threads   --threads agent-->   <app>-follows, <app>-inbox
-    <app>-follows                          --follows agent-->   <app>-inbox
+    <app>-follows                          --follows agent-->   <app>-inbox, <app>-threads
     subscriptions  --subscriptions agent (re-key by subscriber)-->  <app>-inbox
     <app>-inbox                            --inbox agent-->     notifications, <app>-threads,
                                                                 <app>-follows
@@ -38,10 +38,12 @@ from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
+    CommenterFollowed,
     DigestTick,
     FanoutStep,
     Forget,
     ForgetParticipant,
+    NoFollowers,
     Release,
     StageMessage,
 )
@@ -61,20 +63,24 @@ from newsroom_notify.domain.state import (
     Sent,
     Thread,
     Traces,
+    Unfollowed,
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
 from newsroom_notify.metrics import BATCH_RECORDS, CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
-from newsroom_notify.stream.batching import Candidacies, fan_out_batches
+from newsroom_notify.stream.batching import Candidacies, split_fan_out
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
-from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
+from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack, table_size
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
 log = structlog.get_logger(__name__)
+
+# Messages every partition of their stage gets a copy of (``partition`` set in each).
+BROADCAST = (Forget, ForgetParticipant, NoFollowers, CommenterFollowed)
 
 _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
     Annotated[StageMessage | Candidacies, Field(discriminator="kind")]
@@ -120,7 +126,7 @@ class Pipeline:
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
-        (a fan-out batched per inbox partition: see ``fan_out_batches``), each event published
+        (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
         to its contract topic."""
         if intents and log.isEnabledFor(logging.DEBUG):
             kinds = Counter(
@@ -135,8 +141,8 @@ class Pipeline:
         steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
         if steps:
             intents = [i for i in intents if i not in steps]
-        batches = fan_out_batches(intents, self.inbox_partition)
-        if batches is not None:
+        batches, intents = split_fan_out(intents, self.inbox_partition)
+        if batches:
             topic = self.topics[Stage.INBOX]
             for partition, batch in batches.items():
                 pieces = [batch]
@@ -147,7 +153,6 @@ class Pipeline:
                     key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
                     value = piece.model_dump_json().encode("utf-8")
                     await send(topic, key, value, partition=partition)
-            intents = []
         for intent in [*intents, *steps]:
             if isinstance(intent, Publish):
                 event = intent.event
@@ -156,7 +161,7 @@ class Pipeline:
                 count_output(event)
                 continue
             topic, message = self.topics[intent.stage], intent.message
-            if isinstance(message, Forget | ForgetParticipant):  # every partition, each told which
+            if isinstance(message, BROADCAST):  # to every partition, each told which
                 for partition in range(self.inbox_partitions):  # the stages' topics: as many
                     copy = message.model_copy(update={"partition": partition})
                     encoded = copy.model_dump_json().encode("utf-8")
@@ -284,6 +289,11 @@ def install(
     sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending, Stage.THREADS)
     digests = table("digests", DigestBuffer, Stage.INBOX)
+    # Keyed by commenter, one copy per threads partition: each partition writes and reads its
+    # own (NoFollowers and CommenterFollowed come to each partition, as Forget does).
+    # (0: the shortcut off; no table, and the threads stage never asks.)
+    shortcut = limits.unfollowed_commenters > 0
+    unfollowed = table("unfollowed-commenters", Unfollowed, Stage.THREADS) if shortcut else None
     pipeline = Pipeline(
         stages=Stages(
             threads=ThreadsStage(
@@ -303,6 +313,9 @@ def install(
                 authored_max=limits.authored_comments,
                 on_capped=count_capped,
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
+                unfollowed=unfollowed,
+                unfollowed_max=limits.unfollowed_commenters,
+                unfollowed_count=lambda: table_size(unfollowed.table) if unfollowed else 0,
             ),
             follows=FollowsStage(
                 table("follower-heads", FollowerHead, Stage.FOLLOWS),
@@ -312,9 +325,9 @@ def install(
                 publisher_followers_max=limits.publisher_followers,
                 step_recipients=limits.fanout_step_recipients,
                 on_capped=count_capped,
-                legacy=table(
-                    "followers", Followers, Stage.FOLLOWS
-                ),  # before the chunks: moved on first use
+                # Before the chunks: moved on first use.
+                legacy=table("followers", Followers, Stage.FOLLOWS),
+                tell_no_followers=shortcut,
             ),
             inbox=InboxStage(
                 table("profiles", Profile, Stage.INBOX),

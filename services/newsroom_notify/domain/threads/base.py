@@ -17,6 +17,7 @@ from newsroom_notify.domain.state import (
     Followers,
     Pending,
     Thread,
+    Unfollowed,
 )
 
 
@@ -72,3 +73,11 @@ class ThreadsBase:
     # Whether an article's state lives in the given partition of the threads topic (the stream
     # shell's partitioner; None: the in-process pipeline, one partition holds every article).
     owns: Callable[[str, int | None], bool] = _everywhere
+    # Commenters the follows stage said have no followers (``NoFollowers``): their comments
+    # skip the follows hop. None: none is known, every comment goes through the follows stage.
+    unfollowed: MutableMapping[str, Unfollowed] | None = None
+    # Past this many records (``unfollowed_count``: the stream shell's estimate for the
+    # worker's partitions) no commenter is added: their comments take the follows hop, which
+    # is always correct (docs/security.md, bounded state).
+    unfollowed_max: int = 1_000_000
+    unfollowed_count: Callable[[], int] | None = None

@@ -3,13 +3,17 @@
 It owns the article, its comments, its participants (for mentions) and its article-scope
 followers, decides the candidates each approved comment has (reply, mention, follow_up), and
 hands them to the follows stage under the comment author's key, which adds the author's
-followers and merges everything per recipient. Handlers are idempotent: a replayed event
-re-emits the same messages and changes no state twice.
+followers and merges everything per recipient. An author the follows stage said has no
+followers (``Unfollowed``) needs no such merge: their comment's candidacies go to the inbox
+from here (the same ones, ``domain.candidacies``), and who got them is kept with the comment
+for its edits and removal. Handlers are idempotent: a replayed event re-emits the same
+messages and changes no state twice.
 """
 
 from __future__ import annotations
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.candidacies import candidacies, merge_candidates, no_follower
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import (
     article_subject,
@@ -21,11 +25,15 @@ from newsroom_notify.domain.keys import (
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.messages import (
     Activity,
+    CommenterFollowed,
+    Edit,
     Erase,
     FollowChange,
     ForgetParticipant,
     FormChoice,
+    NoFollowers,
     Participated,
+    Retraction,
 )
 from newsroom_notify.domain.model import (
     ERASED_NAME,
@@ -36,7 +44,7 @@ from newsroom_notify.domain.model import (
     Subject,
     erased_author_id,
 )
-from newsroom_notify.domain.state import Authored, CommentInfo, Thread
+from newsroom_notify.domain.state import Authored, CommentInfo, Thread, Unfollowed
 from newsroom_notify.domain.threads.activity import ArticleActivity
 from newsroom_notify.domain.threads.base import placeholder_article, summarise
 
@@ -227,12 +235,18 @@ class ThreadsStage(ArticleActivity):
             return []
         thread = self.threads.get(data.article_id) or Thread()
         subject = self._subject(thread, comment)
+        excerpt = ev.excerpt(data.text)
+        if comment.direct is not None:  # sent from here: who got it is kept here
+            return [
+                ToStage(
+                    Stage.INBOX,
+                    rid,
+                    Edit(recipient_id=rid, subject_key=subject.key, excerpt=excerpt),
+                )
+                for rid in comment.direct
+            ]
         activity = Activity(
-            event="edit",
-            subject=subject,
-            excerpt=ev.excerpt(data.text),
-            at=event.time,
-            origin=event.id,
+            event="edit", subject=subject, excerpt=excerpt, at=event.time, origin=event.id
         )
         return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
 
@@ -258,14 +272,22 @@ class ThreadsStage(ArticleActivity):
             out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             comment.notify = None
-            activity = Activity(
-                event="retract",
-                subject=self._subject(thread, comment),
-                cause=status,
-                at=event.time,
-                origin=event.id,
-            )
-            out = [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
+            subject = self._subject(thread, comment)
+            if comment.direct is not None:  # sent from here: who got it is kept here
+                out = [
+                    ToStage(
+                        Stage.INBOX,
+                        rid,
+                        Retraction(recipient_id=rid, subject_key=subject.key, cause=status),
+                    )
+                    for rid in comment.direct
+                ]
+            else:
+                activity = Activity(
+                    event="retract", subject=subject, cause=status, at=event.time, origin=event.id
+                )
+                entity = entity_key("commenter", comment.author_id)
+                out = [ToStage(Stage.FOLLOWS, entity, activity)]
             out += self._forget_activity(thread, comment, status)
         if status in RETRACTING:
             comment.notify = None  # spam, trash or deleted before approval: subscribes nobody
@@ -310,7 +332,49 @@ class ThreadsStage(ArticleActivity):
             at=event.time,
             origin=event.id,
         )
-        return [ToStage(Stage.FOLLOWS, entity_key("commenter", comment.author_id), activity)]
+        entity = entity_key("commenter", comment.author_id)
+        if replay:  # the route the first time took: who got it is kept there
+            direct = comment.direct is not None
+        else:
+            direct = self.unfollowed is not None and entity in self.unfollowed
+        if not direct:
+            if self.unfollowed is not None and self._room():
+                activity = activity.model_copy(update={"learn": True})
+            return [ToStage(Stage.FOLLOWS, entity, activity)]
+        # No followers to merge: the follows stage would hand the inbox exactly these.
+        merged = merge_candidates(entity, activity, no_follower)
+        sent_to = comment.direct or []
+        comment.direct = sent_to + [rid for rid in merged if rid not in sent_to]
+        return candidacies(entity, activity, merged)
+
+    # ------------------------------------------------------ commenters' followers
+
+    def on_no_followers(self, msg: NoFollowers) -> list[Intent]:
+        """The follows stage found this commenter without followers: their next comments skip
+        it (unless the table is at its cap: then they do not, which costs a hop and is
+        otherwise the same)."""
+        if self.unfollowed is None or msg.entity in self.unfollowed or not self._room():
+            return []
+        self.unfollowed[msg.entity] = Unfollowed()
+        return []
+
+    def _room(self) -> bool:
+        """Whether the ``unfollowed`` table takes another commenter (past its cap nobody is
+        asked about: every comment of a commenter not in it goes through the follows stage,
+        which then does not tell every threads partition about them each time)."""
+        assert self.unfollowed is not None
+        count = self.unfollowed_count() if self.unfollowed_count else len(self.unfollowed)
+        if count < self.unfollowed_max:
+            return True
+        self.on_capped("unfollowed_commenters")
+        return False
+
+    def on_commenter_followed(self, msg: CommenterFollowed) -> list[Intent]:
+        """This commenter has a follower now (or was erased): their comments go through the
+        follows stage again."""
+        if self.unfollowed is not None:
+            self.unfollowed.pop(msg.entity, None)
+        return []
 
     # ------------------------------------------------------------ subscriptions
 
@@ -368,6 +432,7 @@ class ThreadsStage(ArticleActivity):
         if member is not None:
             self._leave_group(article_id, thread, sid, member.schedule)
         self.threads[article_id] = thread
+        self._forget_recipient(article_id, thread, sid)
         out: list[Intent] = []
         for participant in sorted(thread.participants):
             theirs = self.authored.get(member_key(article_id, participant))
@@ -382,6 +447,22 @@ class ThreadsStage(ArticleActivity):
                 entity = entity_key("commenter", erased_author_id(comment_id))
                 out.append(ToStage(Stage.FOLLOWS, entity, forget))
         return out
+
+    def _forget_recipient(self, article_id: str, thread: Thread, sid: str) -> None:
+        """``sid`` leaves the recipients kept with this article's comments sent from here
+        (``direct``): the comments of its participants and of erased authors are read (a
+        reply, a mention or a follow-up only reaches a participant or a follower of the
+        article; erasure is rare)."""
+        ids = list(thread.erased_comments)
+        for participant in sorted(thread.participants):
+            theirs = self.authored.get(member_key(article_id, participant))
+            ids += self._authored_ids(article_id, participant, theirs)
+        for comment_id in dict.fromkeys(ids):
+            key = comment_key(article_id, comment_id)
+            comment = self.comments.get(key)
+            if comment is not None and comment.direct and sid in comment.direct:
+                comment.direct = [rid for rid in comment.direct if rid != sid]
+                self.comments[key] = comment
 
     def _authored_ids(self, article_id: str, sid: str, authored: Authored | None) -> list[str]:
         """The ids of every comment ``sid`` wrote under this article: their ``Authored`` list,
