@@ -140,11 +140,30 @@ def test_reads_in_a_batch_see_its_writes_and_ask_the_store_once_per_key() -> Non
     assert faust_table.writes[-1] == (b"k", None, 1)
 
 
-def test_a_write_outside_of_any_record_is_refused_at_the_flush_as_faust_refuses_it() -> None:
-    table, _, write_back = kept_table()
-    table["k"] = Value(n=1)
+def test_a_write_outside_of_any_record_is_refused_as_faust_refuses_it() -> None:
+    table, faust_table, _ = kept_table()
     with pytest.raises(TypeError):
-        write_back.flush()
+        table["k"] = Value(n=1)
+    assert faust_table.writes == []
+
+
+def test_copies_of_one_key_in_several_partitions_stay_apart_in_a_batch() -> None:
+    """A message broadcast to every partition (each copy handled in its own partition) may
+    write the same key in each: one batch holding several copies keeps and writes them all,
+    and each record reads its own partition's value."""
+    table, faust_table, write_back = kept_table()
+    events = [Event(Message(partition=p, offset=0)) for p in range(3)]
+    for p, event in enumerate(events):
+        with handling(event):
+            assert "commenter:x" not in table
+            table["commenter:x"] = Value(n=p)
+    for p, event in enumerate(events):
+        with handling(event):
+            assert table["commenter:x"].n == p
+    write_back.flush()
+    assert sorted(faust_table.writes) == [
+        (b"commenter:x", f'{{"n":{p}}}'.encode(), p) for p in range(3)
+    ]
 
 
 def test_too_many_kept_writes_are_flushed_in_mid_batch() -> None:

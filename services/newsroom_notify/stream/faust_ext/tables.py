@@ -47,34 +47,40 @@ class ModelTable(MutableMapping[str, M]):
         self.table = table
         self.model = model
         self.max_bytes = max_bytes
-        # key -> (encoded value or None for a deletion, the event that wrote it)
-        self._written: dict[str, tuple[bytes | None, Any]] = {}
-        self._read: dict[str, bytes | None] = {}
+        # (partition, key) -> (encoded value or None for a deletion, the event that wrote it).
+        # By partition too: a table may keep a copy of one key in every partition (each
+        # written by that partition's copy of a broadcast message), and a batch mixes them.
+        self._written: dict[tuple[int, str], tuple[bytes | None, Any]] = {}
+        self._read: dict[tuple[int, str], bytes | None] = {}
         self.write_back = write_back
         if write_back is not None:
             write_back.tables.append(self)
 
     def _raw(self, key: str) -> bytes | None:
-        written = self._written.get(key)
+        event = current_event() if self.write_back is not None else None
+        if event is None:  # no batch (a web page's, a timer's read): the store as it is
+            return self._stored(key)
+        slot = (event.message.partition, key)
+        written = self._written.get(slot)
         if written is not None:
             return written[0]
         try:
-            return self._read[key]
+            return self._read[slot]
         except KeyError:
             pass
-        # Straight from the store: Faust's own ``table[key]`` asks the store twice (``in``,
-        # then the value), two RocksDB reads per hit. Writes still go through the table, which
-        # sends the changelog record.
+        raw = self._stored(key)
+        if len(self._read) < READS_KEPT:
+            self._read[slot] = raw
+        return raw
+
+    def _stored(self, key: str) -> bytes | None:
+        # Straight from the store (the current event's partition when there is one): Faust's
+        # own ``table[key]`` asks the store twice (``in``, then the value), two RocksDB reads
+        # per hit. Writes go through the table, which sends the changelog record.
         try:
             raw: bytes | None = self.table.data[key.encode("utf-8")]
         except KeyError:
             raw = None
-        if (
-            self.write_back is not None
-            and len(self._read) < READS_KEPT
-            and current_event() is not None  # in a batch (a web page's read is not kept)
-        ):
-            self._read[key] = raw
         return raw
 
     def __getitem__(self, key: str) -> M:
@@ -95,18 +101,22 @@ class ModelTable(MutableMapping[str, M]):
         size = len(key.encode("utf-8")) + len(encoded)
         if self.max_bytes is not None and size > self.max_bytes:
             raise StateTooLarge(f"table {self.model.__name__}: {size} bytes > {self.max_bytes}")
-        if self.write_back is None:
-            self.table[key.encode("utf-8")] = encoded
-        else:
-            self._written[key] = (encoded, current_event())
+        self._write(key, encoded)
 
     def __delitem__(self, key: str) -> None:
         if self._raw(key) is None:
             raise KeyError(key)
-        if self.write_back is None:
-            del self.table[key.encode("utf-8")]
+        self._write(key, None)
+
+    def _write(self, key: str, encoded: bytes | None) -> None:
+        event = current_event() if self.write_back is not None else None
+        if event is None:  # written at once (Faust refuses it outside of a stream)
+            if encoded is not None:
+                self.table[key.encode("utf-8")] = encoded
+            else:
+                del self.table[key.encode("utf-8")]
         else:
-            self._written[key] = (None, current_event())
+            self._written[(event.message.partition, key)] = (encoded, event)
 
     def drop(self) -> None:
         """Forget what the batch kept (it was interrupted: it is read and handled again)."""
@@ -118,8 +128,8 @@ class ModelTable(MutableMapping[str, M]):
         wrote it, so in its partition), and forget what it read."""
         written, self._written = self._written, {}
         self._read.clear()
-        for key, (encoded, event) in written.items():
-            token = _current_event.set(None if event is None else weakref.ref(event))
+        for (_, key), (encoded, event) in written.items():
+            token = _current_event.set(weakref.ref(event))
             try:
                 if encoded is not None:
                     self.table[key.encode("utf-8")] = encoded
@@ -129,12 +139,12 @@ class ModelTable(MutableMapping[str, M]):
                 _current_event.reset(token)
 
     def __iter__(self) -> Iterator[str]:
-        kept = self._written
+        kept = {key for _, key in self._written}
         for raw_key in self.table:
             key = raw_key.decode("utf-8")
             if key not in kept:
                 yield key
-        yield from [key for key, (encoded, _) in kept.items() if encoded is not None]
+        yield from {key for (_, key), (encoded, _) in self._written.items() if encoded is not None}
 
     def __len__(self) -> int:
         return len(self.table)
