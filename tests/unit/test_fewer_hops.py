@@ -266,8 +266,8 @@ def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     activity = unasked.model_copy(update={"learn": True})
     stage = FollowsStage(heads={}, chunks={}, fanout={})
     assert stage.on_activity(BEN_KEY, unasked) == []
-    assert stage.on_activity(BEN_KEY, activity) == [
-        ToStage(Stage.THREADS, BEN_KEY, NoFollowers(entity=BEN_KEY))
+    assert stage.on_activity(BEN_KEY, activity) == [  # to the partition of the article asking
+        ToStage(Stage.THREADS, "a-1", NoFollowers(entity=BEN_KEY))
     ]
     stage.on_follow_change(BEN_KEY, follow("m-cal"))
     out = stage.on_activity(BEN_KEY, activity)

@@ -28,6 +28,22 @@ from tests.builders import Clock, article, comment, erase, member, preferences, 
 from tests.memory_shell import MemoryShell
 
 TABLE_NAMES = {"pending": "digest-pending"}  # the reference's table -> the worker's
+# What depends on partitioning, which the reference (one process) does not have: each threads
+# partition learns for itself that a commenter has no followers (``NoFollowers`` goes to the
+# partition that asked), so which comments skipped the follows hop (``CommentInfo.direct``)
+# differs, and so does where that is recorded (``CommentInfo.direct`` here, the follows stage's
+# ``fanout`` there); who heard of them, and of their edits and removals, does not (the outputs).
+PER_PARTITION = {"unfollowed_commenters", "fanout"}
+
+
+def _comparable(table: str, value: str) -> str:
+    if table != "comments":
+        return value
+    decoded = json.loads(value)
+    decoded.pop("direct", None)
+    return json.dumps(decoded, sort_keys=True)
+
+
 START = datetime.fromisoformat("2026-11-28T12:00:00+00:00")
 
 
@@ -123,8 +139,11 @@ async def differences(
     found += [f"dead letter from {r.topic}" for r in shell.dead_letters()]
     state = shell.state()
     for name, table in reference.tables.items():
-        expected_state = {k: v.model_dump_json() for k, v in table.items()}
-        if state[TABLE_NAMES.get(name, name.replace("_", "-"))] != expected_state:
+        if name in PER_PARTITION:
+            continue
+        expected_state = {k: _comparable(name, v.model_dump_json()) for k, v in table.items()}
+        shell_state = state[TABLE_NAMES.get(name, name.replace("_", "-"))]
+        if {k: _comparable(name, v) for k, v in shell_state.items()} != expected_state:
             found.append(f"table {name} differs from the reference's")
     produced = Counter(type(e).__name__ for _, e in shell.outputs())
     follows = shell.pipeline.topics[Stage.FOLLOWS]

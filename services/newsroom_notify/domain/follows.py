@@ -9,8 +9,9 @@ edit reaches exactly them (rule "Removed after the fact"). For a new article it 
 the journalist's or section's followers (``new_article``), a bounded number of them per
 handler call (``FanoutStep``): a section can have millions.
 
-A commenter without followers needs none of this: the follows stage tells every threads
-partition (``NoFollowers``), which from then on sends their comments' candidacies to the inbox
+A commenter without followers needs none of this: the follows stage tells the threads
+partition whose comment asked (``NoFollowers``, keyed by the article), which from then on
+sends their comments' candidacies to the inbox
 itself (one topic fewer); their first follower is told to every threads partition too
 (``CommenterFollowed``), and their comments come through here again.
 """
@@ -161,7 +162,10 @@ class FollowsStage:
             if asked and self.tell_no_followers and not self.followed(entity):
                 # The threads stage hands this commenter's next comments to the inbox
                 # itself, until told of a follower (``CommenterFollowed``).
-                out.append(ToStage(Stage.THREADS, entity, NoFollowers(entity=entity)))
+                # Told to the partition that asked (the article's), not to every one: a
+                # commenter is learnt where they comment, at one record per partition.
+                article = activity.subject.article.id
+                out.append(ToStage(Stage.THREADS, article, NoFollowers(entity=entity)))
             return out
         record_key = fanout_key(entity, activity.subject.key)
         sent_to = self.fanout.get(record_key)

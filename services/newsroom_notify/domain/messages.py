@@ -186,15 +186,15 @@ class ForgetParticipant(Message):
 
 
 class NoFollowers(Message):
-    """follows -> every threads partition: this commenter had no followers when the follows
-    stage handled their comment. Each partition remembers it and hands the commenter's next
-    comments to the inbox itself, without the follows hop (README, "Topics a comment
-    crosses"); the stream shell sends one copy to each partition, ``partition`` set; the
-    in-process pipeline one copy, ``partition`` None."""
+    """follows -> the threads partition of the comment that asked (keyed by its article id):
+    this commenter had no followers when the follows stage handled their comment. That
+    partition remembers it and hands the commenter's next comments to the inbox itself,
+    without the follows hop (README, "Topics a comment crosses"). Each partition learns a
+    commenter the first time they comment there: one record, not one per partition."""
 
     kind: Literal["no_followers"] = "no_followers"
     entity: str  # commenter:<id>
-    partition: int | None = None
+    partition: int | None = None  # (set by versions that sent a copy to every partition)
 
 
 class CommenterFollowed(Message):

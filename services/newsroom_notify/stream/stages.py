@@ -43,7 +43,6 @@ from newsroom_notify.domain.messages import (
     FanoutStep,
     Forget,
     ForgetParticipant,
-    NoFollowers,
     Release,
     StageMessage,
 )
@@ -80,7 +79,7 @@ from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 log = structlog.get_logger(__name__)
 
 # Messages every partition of their stage gets a copy of (``partition`` set in each).
-BROADCAST = (Forget, ForgetParticipant, NoFollowers, CommenterFollowed)
+BROADCAST = (Forget, ForgetParticipant, CommenterFollowed)
 
 _STAGE_MESSAGE: TypeAdapter[Any] = TypeAdapter(
     Annotated[StageMessage | Candidacies, Field(discriminator="kind")]
@@ -290,7 +289,7 @@ def install(
     pending = table("digest-pending", Pending, Stage.THREADS)
     digests = table("digests", DigestBuffer, Stage.INBOX)
     # Keyed by commenter, one copy per threads partition: each partition writes and reads its
-    # own (NoFollowers and CommenterFollowed come to each partition, as Forget does).
+    # own (NoFollowers comes to the partition that asked; CommenterFollowed to every one).
     # (0: the shortcut off; no table, and the threads stage never asks.)
     shortcut = limits.unfollowed_commenters > 0
     unfollowed = table("unfollowed-commenters", Unfollowed, Stage.THREADS) if shortcut else None
