@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -219,6 +220,20 @@ def key_partition(key: str, partitions: int) -> int:
     return partition
 
 
+def at_most_every(seconds: float, count: Callable[[], int]) -> Callable[[], int]:
+    """``count``, called again only when its last answer is ``seconds`` old (a cap's estimate:
+    a comment must not pay for counting a table)."""
+    last: list[float] = [-seconds, 0]
+
+    def counted() -> int:
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            last[:] = [now, count()]
+        return int(last[1])
+
+    return counted
+
+
 def count_capped(record: str) -> None:
     """A per-key state record reached its cap (the consequence is the domain's, README)."""
     CAPPED.labels(record=record).inc()
@@ -314,7 +329,10 @@ def install(
                 owns=lambda aid, p: p is None or key_partition(aid, partitions) == p,
                 unfollowed=unfollowed,
                 unfollowed_max=limits.unfollowed_commenters,
-                unfollowed_count=lambda: table_size(unfollowed.table) if unfollowed else 0,
+                # Counting a table's keys can mean reading them all: at most every 10 s.
+                unfollowed_count=at_most_every(
+                    10.0, lambda: table_size(unfollowed.table) if unfollowed else 0
+                ),
             ),
             follows=FollowsStage(
                 table("follower-heads", FollowerHead, Stage.FOLLOWS),
