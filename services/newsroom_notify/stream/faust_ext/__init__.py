@@ -43,6 +43,8 @@ What is overridden, and why:
   ``DirectChangelogTable.on_key_set`` / ``on_key_del`` (calling the private
   ``_maybe_set_key_ttl``, ``_maybe_del_key_ttl``, ``_sensor_on_set``, ``_sensor_on_del``):
   changelog records through ``ChangelogWriter`` instead of a ``FutureMessage`` each.
+  ``on_key_del`` also sets the RocksDB store's private ``_key_index`` to the current event's
+  partition, so the deletion reaches that partition's copy of a key kept in several.
   ``DirectChangelogTable._new_store`` (private) with ``without_wal``: RocksDB's write-ahead
   log off (the changelog is the state's log), by wrapping the store's ``rocksdb_options.open``.
   ``ModelTable``: reads values from ``table.data`` (the store) instead of ``table[key]``,

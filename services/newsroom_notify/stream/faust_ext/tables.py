@@ -203,6 +203,14 @@ class DirectChangelogTable(faust.Table[bytes, bytes]):
         if partition is None:
             raise RuntimeError(f"table {self.name} written outside of a stream")
         self._writer.put(self, partition, key, None)
+        # The RocksDB store then deletes the key from the partition its key index last saw it
+        # in, not the current event's: a table keeping one key in several partitions (the
+        # threads stage's unfollowed-commenters) lost another partition's copy and kept this
+        # one (seen in the fault suite: a followed commenter's comment skipped the follows
+        # stage). Point the index at this partition first.
+        index = getattr(self.data, "_key_index", None)
+        if index is not None:
+            index[key] = partition
         self._maybe_del_key_ttl(key, partition)
         self._sensor_on_del(self, key)
 
