@@ -50,6 +50,14 @@ What is overridden, and why:
   ``ModelTable``: reads values from ``table.data`` (the store) instead of ``table[key]``,
   which asks RocksDB twice.
   ``table_size``: the RocksDB store's private ``_dbs``, for the key-count estimate.
+``batches.py``
+  ``event_batches`` turns Faust's per-record acknowledgement off (``stream.enable_acks``),
+  looks at the stream's ``channel.queue`` and acknowledges with ``stream.ack``, as Faust's own
+  ``take_events`` does; ``handling`` sets the private ``faust.streams._current_event`` so a
+  record's reads and writes go to its partition.
+``tables.py`` (again)
+  ``ModelTable`` with a ``WriteBack`` sets ``_current_event`` to the event that made each
+  kept write when it writes it.
 ``continuity.py``
   the pure rule ``ContinuousConsumer`` applies (no Faust import).
 """
