@@ -1,5 +1,7 @@
-"""Fetched records reach the streams without a task each, and a delivery that has to wait still
-finishes exactly as it would have in a task (``stream.faust_ext.eager``)."""
+"""The eager delivery the consumer uses for each fetched record (``stream.faust_ext.eager``,
+called by ``ContinuousConsumer._drain_messages``, which every integration test goes through):
+a delivery that does not wait is done without a task, and one that has to wait finishes
+exactly as it would have in a task."""
 
 from __future__ import annotations
 

@@ -17,14 +17,16 @@ from faust.types import TP
 from newsroom_notify.bootstrap import build_tokens
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.app import create_app
+from newsroom_notify.stream.faust_ext import recovery as chunked
 from newsroom_notify.stream.faust_ext.recovery import ChunkedRecovery
 
 
 class FakeTable:
     """What recovery uses of a table: its buffer sizes, its persisted offsets, the batches."""
 
-    def __init__(self, name: str, buffer_size: int) -> None:
+    def __init__(self, name: str, buffer_size: int, fail_at: int | None = None) -> None:
         self.name = name
+        self.fail_at = fail_at  # an offset whose callback raises (a broken record)
         self.recovery_buffer_size = buffer_size
         self.standby_buffer_size = buffer_size
         self.applied: list[list[tuple[TP, int]]] = []
@@ -37,6 +39,8 @@ class FakeTable:
         self.applied.append([(e.message.tp, e.message.offset) for e in batch])
 
     async def on_changelog_event(self, event: Any) -> None:
+        if event.message.offset == self.fail_at:
+            raise OSError("this record cannot be applied")
         self.seen.append((event.message.tp, event.message.offset))
 
 
@@ -58,9 +62,16 @@ STANDBY = TP("t-sent-changelog", 3)
 GONE = TP("t-sent-changelog", 5)  # revoked meanwhile: neither active nor standby
 
 
+def test_the_apps_recovery_runs_the_chunked_loop_only(recovery: ChunkedRecovery) -> None:
+    tasks = list(recovery._get_tasks())
+    loops = [t for t in tasks if t.fun.__name__ == "_slurp_changelogs"]
+    assert [t.fun for t in loops] == [ChunkedRecovery._slurp_changelogs.fun]
+
+
 async def test_a_recovery_applies_every_record_once_in_order_and_then_ends(
-    recovery: ChunkedRecovery,
+    recovery: ChunkedRecovery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(chunked, "CHUNK", 2)  # several chunks out of what the queue holds
     profiles, sent = FakeTable("profiles", 3), FakeTable("sent", 2)
     recovery.add_active(profiles, ACTIVE_0)
     recovery.add_active(profiles, ACTIVE_1)
@@ -81,7 +92,7 @@ async def test_a_recovery_applies_every_record_once_in_order_and_then_ends(
     ]
     slurp = asyncio.ensure_future(ChunkedRecovery._slurp_changelogs.fun(recovery))
     try:
-        for arrival in arrivals[:5]:  # two chunks: the end is not signalled after the first
+        for arrival in arrivals[:5]:  # not caught up yet: the end is not signalled
             queue.put_nowait(arrival)
         await asyncio.sleep(0.01)
         assert recovery.in_recovery
@@ -116,3 +127,27 @@ def test_need_recovery_answers_as_faust_does(recovery: ChunkedRecovery) -> None:
             if rng.random() < 0.8:
                 recovery.active_offsets[tp] = rng.choice(values)  # type: ignore[assignment]
         assert recovery.need_recovery() == Recovery.need_recovery(recovery)
+
+
+async def test_a_record_that_fails_is_skipped_and_the_rest_of_its_chunk_still_applies(
+    recovery: ChunkedRecovery,
+) -> None:
+    # Faust logs a record whose table fails and goes on with the next: the records taken in
+    # the same chunk must not be lost with it, or the recovery would never end.
+    profiles = FakeTable("profiles", 100, fail_at=1)
+    recovery.add_active(profiles, ACTIVE_0)
+    recovery.active_highwaters.update({ACTIVE_0: 5})
+    recovery._set_recovery_started()
+    queue = recovery.tables.changelog_queue
+    for offset in range(6):
+        queue.put_nowait(record(ACTIVE_0, offset))
+    ended = asyncio.ensure_future(recovery.signal_recovery_end.wait())  # waiting already
+    slurp = asyncio.ensure_future(ChunkedRecovery._slurp_changelogs.fun(recovery))
+    try:
+        await asyncio.wait_for(ended, 2)
+    finally:
+        recovery._stopped.set()
+        slurp.cancel()
+    assert profiles.seen == [(ACTIVE_0, o) for o in (0, 2, 3, 4, 5)]
+    assert recovery.active_offsets[ACTIVE_0] == 5
+    assert not recovery.in_recovery

@@ -10,7 +10,8 @@ offset, its table's buffer, the table's changelog callback, Faust's timing estim
 what the queue already holds in one go and asks the questions once per chunk:
 ``need_recovery`` (recovery over: flush the buffers, signal the end) and whether the standby
 replicas caught up. A record of a partition that is neither active nor standby any longer (a
-rebalance in between) is skipped; Faust applied it to the previous record's table.
+rebalance in between) is skipped; Faust applied it to the previous record's table. A record
+whose table fails is logged and the next ones go on, as in Faust (a chunk is not dropped).
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ class ChunkedRecovery(Recovery):
                     events.append(queue.get_nowait())
                 timeouts = 0
                 for event in events:
-                    await self._take(event)
+                    try:
+                        await self._take(event)
+                    except Exception as exc:  # as Faust: that record only; the rest go on
+                        log.warning("error in table recovery", error=repr(exc))
                 await self._maybe_signal_recovery_end(0)
                 self._maybe_standbys_ready()
             except Exception as exc:  # as Faust: the loop goes on
