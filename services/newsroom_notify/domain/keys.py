@@ -88,7 +88,10 @@ def sent_key(recipient_id: str, subject_key: str) -> str:
     """inbox ``sent``: what a recipient got for one subject: one small record each, so the cost
     of a notification does not grow with how many the recipient already got. JSON, because ids
     may contain any character (``auth0|abc``): no two (recipient, subject) pairs share a key."""
-    return json.dumps([recipient_id, subject_key], separators=(",", ":"))
+    return _COMPACT.encode([recipient_id, subject_key])
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps's, built once (a hot path)
 
 
 def sent_prefix(recipient_id: str) -> str:

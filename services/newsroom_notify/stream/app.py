@@ -24,6 +24,7 @@ from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.app import ExtendedApp
+from newsroom_notify.stream.faust_ext.recovery import ChunkedTableManager
 from newsroom_notify.stream.faust_ext.tables import DirectChangelogTable, table_size
 from newsroom_notify.stream.faust_ext.transport import ChangelogWriter
 from newsroom_notify.stream.stages import Pipeline, install, raw_topic
@@ -87,6 +88,7 @@ def create_app(
         web_stats_enabled=False,
         web_graph_enabled=False,
         Table=DirectChangelogTable,
+        TableManager=ChunkedTableManager,
     )
     app.changelog_writer = ChangelogWriter(app, settings.limits.state_record_bytes)
     app.fetch_max_wait_ms = settings.kafka.fetch_max_wait_ms

@@ -302,6 +302,7 @@ def install(
             value_type=bytes,
             partitions=partitions,
             extra_topic_configs=topics.changelog_configs(),  # if Faust creates the topic
+            options=settings.rocksdb_options(),  # bounded memory per table partition
         )
         return ModelTable(faust_table, model, limits.state_record_bytes, write_backs[stage])
 

@@ -12,6 +12,14 @@ What is overridden, and why:
 ``app.py``
   ``ExtendedApp._new_transport`` / ``_new_producer_transport`` (private factories): the
   transport below instead of Faust's aiokafka one.
+``recovery.py`` (the app's ``TableManager`` setting)
+  ``ChunkedTableManager.recovery`` (sets the private ``_recovery``) builds
+  ``ChunkedRecovery``, whose ``_slurp_changelogs`` replaces Faust's (a ``Service.task`` of
+  the same name) and uses its private state (``buffers``, ``buffer_sizes``, the offsets,
+  ``_set_recovery_ended``, the tracing spans, ``_processing_times``): the changelog records
+  of a recovery or a standby replica are taken in chunks, and whether the recovery is over is
+  asked once per chunk instead of once per record; ``need_recovery`` answers without a
+  ``Counter``.
 ``transport.py``
   ``IdempotentProducer._settings_extra`` (private hook): acks=all and idempotence on every
   producer; Faust turns idempotence on only inside transactions.
@@ -30,6 +38,10 @@ What is overridden, and why:
   ``_unacked_messages``): an acknowledgement from an older consumer generation is dropped;
   the record is read again in this one.
   ``ContinuousConsumer._commit`` (private): no commit once ``app.undelivered`` is set.
+  ``ContinuousConsumer._drain_messages`` (private; Faust's loop, using its private
+  ``_read_offset``, ``_add_gap``, ``_n_acked``, ``_commit_every``, ``callback``): each fetched
+  record is delivered ``eager.eagerly`` (no task) and only a delivery that waits goes through
+  Faust's ``wait_first`` with ``suspend_flow``.
   ``ContinuousConsumer._new_consumer_thread`` / ``TunedConsumerThread._create_worker_consumer``
   (private factories; sets aiokafka's private ``_fetch_max_wait_ms`` before ``start``): the
   app's fetch wait (``NEWSROOM_KAFKA__FETCH_MAX_WAIT_MS``) instead of Faust's fixed 1500 ms.
