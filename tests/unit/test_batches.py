@@ -176,6 +176,19 @@ def test_too_many_kept_writes_are_flushed_in_mid_batch() -> None:
     assert len(faust_table.writes) == 3
 
 
+def test_a_per_record_write_back_writes_each_records_values_before_the_next_record() -> None:
+    # The inbox's: a digest cut recorded while its record is handled is in the store and the
+    # changelog before the next record of the batch (a kill -9 later loses nothing recorded).
+    faust_table, write_back = FaustLikeTable(), WriteBack.per_record()
+    table = ModelTable(faust_table, Value, write_back=write_back)
+    for offset in range(3):
+        with handling(Event(Message(partition=1, offset=offset))):
+            table[f"cut-{offset}"] = Value(n=offset)
+        write_back.flush_if_full()  # what the agent does after each record
+        assert faust_table.writes[-1] == (f"cut-{offset}".encode(), f'{{"n":{offset}}}'.encode(), 1)
+    assert len(faust_table.writes) == 3
+
+
 class FetchedStream:
     """A Faust stream as ``event_batches`` reads it: ``events()`` hands out the records of
     ``fetches`` (each a list of records the consumer fetched together), the channel's queue is

@@ -286,13 +286,14 @@ def install(
 
     # One per stage: each agent writes only its own stage's tables, and flushes (or, if a batch
     # is interrupted, drops) only what its own batch wrote.
-    write_backs = {stage: WriteBack() for stage in Stage}
     # The inbox's writes go out after each record, not each batch: its outputs (notifications,
     # digests) reach the producer while the record is handled, and a digest cut must not stay
     # unrecorded for a whole batch (a kill -9 then lost the cut and a later period listed the
     # same comments again: the fault suite's sigkill scenario). Its keys are recipients, which
     # a batch rarely repeats; the threads stage's hot article is what batching saves.
-    write_backs[Stage.INBOX].max_kept = 1
+    write_backs = {
+        stage: WriteBack.per_record() if stage is Stage.INBOX else WriteBack() for stage in Stage
+    }
 
     def table(name: str, model: type[BaseModel], stage: Stage) -> ModelTable[Any]:
         # bytes key/value types make Faust store and changelog them raw (our JSON).

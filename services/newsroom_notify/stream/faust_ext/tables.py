@@ -157,6 +157,12 @@ class WriteBack:
     tables: list[ModelTable[Any]] = field(default_factory=list)
     max_kept: int = 10_000  # writes kept before a flush in mid-batch (bounded memory)
 
+    @classmethod
+    def per_record(cls) -> WriteBack:
+        """Writes that go to the store and the changelog after each record of the batch (the
+        agent's ``flush_if_full`` after each record flushes every kept write)."""
+        return cls(max_kept=1)
+
     def kept(self) -> int:
         """Writes waiting for the flush."""
         return sum(len(table._written) for table in self.tables)
