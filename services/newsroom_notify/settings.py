@@ -513,11 +513,12 @@ class Settings(BaseSettings):
     )
     data_dir: str = Field(".run/worker-data", description="Worker data dir (RocksDB tables).")
     rocksdb_write_buffer_mb: int = Field(
-        4,
+        16,
         ge=1,
         description="RocksDB memtable size of each table partition (at most two per partition "
-        "before they are flushed to disk). Faust's 64 MB let a worker's memory grow with every "
-        "key written (a breaking-news fan-out writes a sent record per follower).",
+        "before they are flushed to disk; Kafka Streams' size). Faust's three of 64 MB let a "
+        "worker's memory grow with every key written (a breaking-news fan-out writes a sent "
+        "record per follower); 4 MB made that fan-out 27 % slower (docs/benchmarks.md).",
     )
     rocksdb_block_cache_mb: int = Field(
         8,
