@@ -73,6 +73,7 @@ class ChunkedRecovery(Recovery):
                         log.warning("error in table recovery", error=repr(exc))
                 await self._maybe_signal_recovery_end(0)
                 self._maybe_standbys_ready()
+                await asyncio.sleep(0)  # the agents' turn between two chunks
             except Exception as exc:  # as Faust: the loop goes on
                 log.warning("error in table recovery", error=repr(exc))
 
