@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 
 from newsroom_dev.builders import fresh_events
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.intents import Stage, ToStage
 from newsroom_notify.domain.local import TABLES, LocalPipeline
+from newsroom_notify.domain.messages import DigestTick
 from newsroom_notify.domain.tokens import TokenClaims, Tokens
 from tests.builders import (
     Clock,
@@ -329,3 +332,37 @@ def test_fan_out_on_read_costs_the_same_per_comment_whatever_the_followers(
 
 def _what(claims: TokenClaims) -> tuple[str, str, str | None]:
     return claims.subscriber_id, claims.scope, claims.target
+
+
+def test_a_tick_replayed_after_a_crash_cuts_the_same_digest_whatever_the_clock_then(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """kill -9 between a digest's publication and its cut's table writes: the worker that takes
+    over processes the same tick again, later, perhaps in the next period by its own clock. It
+    must publish the same digest (same id, same comments), not another one listing them again."""
+    pipe.feed([preferences("m-ana", digest="hourly", timezone="UTC", digest_hour=0)])
+    pipe.feed([subscribe(ANA, "article", "a-1")])
+    clock.at(2026, 11, 27, 10, 20)
+    pipe.feed([comment("c1", BEN), comment("c2", DEE, parent="c1")])
+    clock.at(2026, 11, 27, 11, 3)
+    tick = DigestTick(at=clock())
+    pipe.run([ToStage(Stage.THREADS, "a-1", tick)])  # the hour's activity reaches the inbox
+    before = copy.deepcopy(pipe.tables)
+    (first,) = digests(pipe.run([ToStage(Stage.INBOX, "m-ana", tick)]))
+    assert (first.data.period.start.hour, first.data.total_comments) == (10, 2)
+
+    def crash_and_take_over() -> None:
+        for name, rows in copy.deepcopy(before).items():  # the cut's writes never landed
+            pipe.tables[name].clear()
+            pipe.tables[name].update(rows)
+        clock.at(2026, 11, 27, 12, 30)  # the next worker's clock, one period later
+
+    crash_and_take_over()
+    (again,) = digests(pipe.run([ToStage(Stage.INBOX, "m-ana", tick)]))
+    assert again.id == first.id
+    assert again.data == first.data
+    # A tick without its time (an earlier version's) cuts by the clock: another period's digest.
+    crash_and_take_over()
+    (other,) = digests(pipe.run([ToStage(Stage.INBOX, "m-ana", DigestTick())]))
+    assert other.id != first.id
+    assert other.data.period.start.hour == 11

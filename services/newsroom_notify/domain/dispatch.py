@@ -68,7 +68,7 @@ ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
     (THREADS, FollowChange): lambda s, key, m: s.threads.on_follow_change(key, m),
     (THREADS, Erase): lambda s, key, m: s.threads.on_erase(key, m),
     (THREADS, ForgetParticipant): lambda s, key, m: s.threads.on_forget_participant(m),
-    (THREADS, DigestTick): lambda s, key, m: s.threads.on_tick(key),
+    (THREADS, DigestTick): lambda s, key, m: s.threads.on_tick(key, m.at),
     (THREADS, NoFollowers): lambda s, key, m: s.threads.on_no_followers(m),
     (THREADS, CommenterFollowed): lambda s, key, m: s.threads.on_commenter_followed(m),
     # follows (key: followed entity)
@@ -86,7 +86,7 @@ ROUTES: dict[tuple[Stage, type[BaseModel]], Handler] = {
     (INBOX, Gated): lambda s, key, m: s.inbox.on_gated(key, m),
     (INBOX, Release): lambda s, key, m: s.inbox.on_release(m),
     (INBOX, Contribution): lambda s, key, m: s.inbox.on_contribution(m),
-    (INBOX, DigestTick): lambda s, key, m: s.inbox.on_digest_tick(key),
+    (INBOX, DigestTick): lambda s, key, m: s.inbox.on_digest_tick(key, m.at),
     (INBOX, FollowEnded): lambda s, key, m: s.inbox.on_follow_ended(m),
     (INBOX, Forget): lambda s, key, m: s.inbox.on_forget(m),
     (INBOX, Command): lambda s, key, m: s.inbox.on_command(m),

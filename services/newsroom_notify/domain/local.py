@@ -101,11 +101,13 @@ class LocalPipeline:
     def tick(self) -> list[ev.CloudEvent]:
         """What the digest timers do: article fan-outs first, then the inboxes that are due."""
         produced: list[ev.CloudEvent] = []
+        tick = DigestTick(at=self.clock())
         for article_id in list(self.tables["pending"]):
-            tick = ToStage(Stage.THREADS, article_id, DigestTick())
-            produced += self.run([tick])
-        for recipient_id in [r for r in self.tables["digests"] if self.inbox.digest_due(r)]:
-            produced += self.run([ToStage(Stage.INBOX, recipient_id, DigestTick())])
+            produced += self.run([ToStage(Stage.THREADS, article_id, tick)])
+        for recipient_id in [
+            r for r in self.tables["digests"] if self.inbox.digest_due(r, tick.at)
+        ]:
+            produced += self.run([ToStage(Stage.INBOX, recipient_id, tick)])
         self.outputs += produced
         return produced
 

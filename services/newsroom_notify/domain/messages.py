@@ -117,9 +117,16 @@ class FollowChange(Message):
 
 
 class DigestTick(Message):
-    """timer -> threads (article key) or inbox (subscriber key): periods may have ended."""
+    """timer -> threads (article key) or inbox (subscriber key): periods may have ended.
+
+    ``at`` is the timer's time when it sent the tick: the stage cuts the periods that had ended
+    by then, so a tick processed again after a crash (its effects on the tables lost, its
+    outputs already published) cuts the same periods and publishes the same digest ids,
+    whatever the clock of the worker that takes over says. A tick without it (sent by an
+    earlier version) uses the stage's clock."""
 
     kind: Literal["digest_tick"] = "digest_tick"
+    at: datetime | None = None
 
 
 class Contribution(Message):

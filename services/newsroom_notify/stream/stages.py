@@ -457,12 +457,13 @@ def install(
         """Periods may have ended: article fan-outs (threads) and due digests (inbox).
 
         Ticks travel through the stages' own topics, so the owner of each key acts on it."""
+        tick = DigestTick(at=clock())  # the same periods, whichever worker processes it
         await pipeline.route(
-            [ToStage(Stage.THREADS, aid, DigestTick()) for aid in list(pending)]
+            [ToStage(Stage.THREADS, aid, tick) for aid in list(pending)]
             + [
-                ToStage(Stage.INBOX, rid, DigestTick())
+                ToStage(Stage.INBOX, rid, tick)
                 for rid in list(digests)
-                if pipeline.inbox.digest_due(rid)
+                if pipeline.inbox.digest_due(rid, tick.at)
             ]
         )
 

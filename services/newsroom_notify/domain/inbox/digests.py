@@ -71,13 +71,16 @@ class Digests(InboxBase):
         self.digests[msg.recipient_id] = buffer
         return []
 
-    def digest_due(self, rid: str) -> bool:
-        """Whether the timer should send this recipient a tick now (cheap, no decisions)."""
+    def digest_due(self, rid: str, at: datetime | None = None) -> bool:
+        """Whether the timer should send this recipient a tick at ``at`` (the clock's now if
+        None; cheap, no decisions)."""
         buffer = self.digests.get(rid)
-        return buffer is not None and buffer.due_at is not None and buffer.due_at <= self.clock()
+        now = self.clock() if at is None else at
+        return buffer is not None and buffer.due_at is not None and buffer.due_at <= now
 
-    def on_digest_tick(self, rid: str) -> list[Intent]:
-        """Cut the digest of the period that ended, once, outside quiet hours."""
+    def on_digest_tick(self, rid: str, at: datetime | None = None) -> list[Intent]:
+        """Cut the digest of the period that had ended at the tick's time ``at`` (the clock's
+        now if None), once, outside quiet hours."""
         buffer = self.digests.get(rid)
         profile = self.profiles.get(rid)
         if buffer is None:
@@ -85,7 +88,7 @@ class Digests(InboxBase):
         if profile is None:
             self.digests.pop(rid, None)
             return []
-        now = self.clock()
+        now = self.clock() if at is None else at
         if buffer.due_at is not None and now < buffer.due_at:
             return []
         prefs = profile.preferences

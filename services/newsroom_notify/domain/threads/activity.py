@@ -88,13 +88,14 @@ class ArticleActivity(ThreadsBase):
                 followers.extend(group.delivery)
         return followers
 
-    def on_tick(self, article_id: str) -> list[Intent]:
-        """Fan out each schedule group's ended period of activity, once (the timer calls it)."""
+    def on_tick(self, article_id: str, at: datetime | None = None) -> list[Intent]:
+        """Fan out each schedule group's period of activity that had ended at the tick's time
+        ``at`` (the clock's now if None), once (the timer sends the ticks)."""
         thread = self.threads.get(article_id)
         if thread is None or not thread.activity_slots:
             self.pending.pop(article_id, None)
             return []
-        now = self.clock()
+        now = self.clock() if at is None else at
         article = thread.article or placeholder_article(article_id)
         out: list[Intent] = []
         for schedule, followers in sorted(thread.digest_schedules.items()):
