@@ -6,16 +6,20 @@ comment would notify differently depending on the route it took."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from newsroom_notify.contract.events import Delivery
+from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.messages import Activity, Candidacy
 from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason
 
 
+@functools.lru_cache(maxsize=1024)
 def follower_basis(entity: str, delivery: Delivery) -> Basis:
-    """Why a follower of ``entity`` may hear of its comment or article."""
+    """Why a follower of ``entity`` may hear of its comment or article (one frozen object for
+    all of a fan-out's followers in the same delivery mode)."""
     scope, _, target = entity.partition(":")
     return Basis.model_construct(
         reason=Reason.FOLLOWED_COMMENTER if scope == "commenter" else Reason.NEW_ARTICLE,
@@ -46,6 +50,9 @@ def merge_candidates(
     return merged
 
 
+_candidacy = constructor(Candidacy)
+
+
 def candidacies(entity: str, activity: Activity, merged: dict[str, list[Basis]]) -> list[Intent]:
     """One candidacy per recipient of ``merged`` for the inbox."""
     # The kind of entity, not its id: a candidacy's origin is kept in the recipient's state,
@@ -55,7 +62,7 @@ def candidacies(entity: str, activity: Activity, merged: dict[str, list[Basis]])
         ToStage(
             Stage.INBOX,
             sid,
-            Candidacy.model_construct(
+            _candidacy(
                 recipient_id=sid,
                 subject=activity.subject,
                 bases=bases,

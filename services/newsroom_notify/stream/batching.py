@@ -9,9 +9,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
+from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.messages import Candidacy
 from newsroom_notify.domain.model import Basis, Message, Subject
+
+_candidacy = constructor(Candidacy)
 
 
 class Candidacies(Message):
@@ -39,7 +42,7 @@ class Candidacies(Message):
     def split(self) -> list[Candidacy]:
         """Back to one candidacy per recipient, in the order they were grouped."""
         return [
-            Candidacy.model_construct(
+            _candidacy(
                 recipient_id=rid, subject=self.subject, bases=bases, at=self.at, origin=self.origin
             )
             for rid, bases in self.bases.items()

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.digest import ArticleDigest
 from newsroom_notify.domain.ids import retraction_id
 from newsroom_notify.domain.model import Basis, CommentSummary, Reason, Subject
@@ -22,6 +23,9 @@ DIGEST_SCOPE = "digest"  # the scope of a digest's unsubscribe token: all digest
 
 Removal = Literal["spam", "trash", "deleted"]
 _Refs = tuple[ev.ArticleRef, ev.CommentRef | None, ev.CommentRef | None]
+_notification = constructor(ev.NotificationCreated)
+_notification_data = constructor(ev.NotificationCreatedData)
+_recipient = constructor(ev.Recipient)
 
 
 def _comment_ref(summary: CommentSummary | None) -> ev.CommentRef | None:
@@ -72,16 +76,14 @@ class Renderer:
         article, comment, parent = self._refs(subject)
         # Built from values this service made and validated on the way in: constructed, not
         # validated again (the contract tests check the result against the schemas).
-        return ev.NotificationCreated.model_construct(
+        return _notification(
             id=nid,
             source=self.source,
             time=self.clock(),
             subject=subject.key,
-            data=ev.NotificationCreatedData.model_construct(
+            data=_notification_data(
                 notification_id=nid,
-                recipient=ev.Recipient.model_construct(
-                    id=profile.id, name=profile.name, email=profile.email
-                ),
+                recipient=_recipient(id=profile.id, name=profile.name, email=profile.email),
                 reason=basis.reason.value,
                 article=article,
                 comment=comment,

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -29,6 +30,8 @@ from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
 
+# More than a record's framing in a batch (DefaultRecordBatchBuilder.estimate_size_in_bytes).
+RECORD_OVERHEAD = 512
 # How long the seek after a recovery waits for in-flight records to finish (ContinuousConsumer).
 DRAIN_BEFORE_SEEK_S = 30.0
 
@@ -248,11 +251,21 @@ class Sender:
     after its retries (``producer_request_timeout``) is logged and counted, the app stops
     committing (``ContinuousConsumer._commit``) and crashes: a restart processes again
     everything since the last commit, so nothing is lost.
+
+    Most records skip aiokafka's ``send`` too (``_append``): it awaits the topic's metadata,
+    makes a future per record and resolves each when its batch is acknowledged, a quarter of
+    the cost of a notification in a million-follower fan-out. A record is appended to the
+    partition's open batch in the producer's accumulator (what ``send`` does in the end), and
+    the batch's own delivery is checked, once per batch. Anything unusual (no metadata yet,
+    the batch full, the producer closing or failed, a transactional producer, a producer that
+    is not aiokafka's) goes through ``send``.
     """
 
     def __init__(self, app: Any, max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # The batch whose delivery is checked (per topic partition): each is checked once.
+        self._watched: dict[TopicPartition, asyncio.Future[Any]] = {}
 
     async def send(
         self,
@@ -269,6 +282,9 @@ class Sender:
         size = len(key or b"") + len(value or b"") + sum(len(k) + len(v) for k, v in headers or ())
         if self.max_bytes is not None and size > self.max_bytes:
             raise StateTooLarge(f"record for {topic}: {size} bytes > {self.max_bytes}")
+        batch = self._append(topic, key, value, headers, partition, size)
+        if batch is not None:
+            return batch
         try:
             delivery: asyncio.Future[Any] = await self.app.producer.send(
                 topic, key, value, partition, None, headers
@@ -282,6 +298,55 @@ class Sender:
         except MessageSizeTooLargeError:
             raise StateTooLarge(f"record for {topic}: {size} bytes, refused") from None
         delivery.add_done_callback(partial(check_delivery, self.app))
+        return delivery
+
+    def _append(  # noqa: PLR0917 - send's own arguments, in its order
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None,
+        partition: int | None,
+        size: int,
+    ) -> asyncio.Future[Any] | None:
+        """Append the record to its partition's open batch; returns the batch's delivery, or
+        None if ``send`` must take it (see the class's docstring)."""
+        ensure = getattr(self.app.producer, "_ensure_producer", None)
+        if ensure is None or key is None:
+            return None
+        producer = ensure()
+        accumulator = producer._message_accumulator
+        txn = producer._txn_manager
+        if (
+            (txn is not None and txn.transactional_id is not None)
+            or accumulator._closed
+            or accumulator._exception is not None
+            or size + RECORD_OVERHEAD > producer._max_request_size  # send refuses it
+        ):
+            return None
+        known = producer._metadata._partitions.get(topic)
+        if not known:
+            return None  # no metadata yet: send waits for it
+        if partition is None:  # the default partitioner's choice (murmur2, as Java's)
+            every = range(len(known))
+            partition = producer._partitioner(key, every, every)
+        elif partition not in known:
+            return None
+        tp = TopicPartition(topic, partition)
+        pending = accumulator._batches.get(tp)
+        if pending:
+            batch = pending[-1]
+        else:
+            batch = accumulator._append_batch(accumulator.create_builder(), tp)
+        appended = batch._builder.append(
+            timestamp=None, key=key, value=value, headers=list(headers or ())
+        )
+        if appended is None:
+            return None  # full: send waits for the sender to take it, then opens another
+        delivery: asyncio.Future[Any] = batch.future
+        if self._watched.get(tp) is not delivery:
+            self._watched[tp] = delivery
+            delivery.add_done_callback(partial(check_delivery, self.app))
         return delivery
 
 
@@ -342,6 +407,7 @@ class ChangelogWriter:
     async def drain(self) -> None:
         """Hand every queued record to the producer (retrying a producer error)."""
         async with self._lock:
+            last: asyncio.Future[Any] | None = None
             while self._queue:
                 table, partition, key, value = self._queue[0]
                 topic = table.changelog_topic.get_topic_name()
@@ -364,12 +430,16 @@ class ChangelogWriter:
                     await asyncio.sleep(0.5)
                     continue
                 self._queue.popleft()
-                delivery.add_done_callback(partial(self._delivered, table))
+                if delivery is not last:  # records of one batch share its delivery
+                    last = delivery
+                    delivery.add_done_callback(partial(self._delivered, table))
 
     def _delivered(self, table: Any, delivery: asyncio.Future[Any]) -> None:
         # A failed delivery is handled by the Sender's own check (count, stop commits, crash).
         if not delivery.cancelled() and delivery.exception() is None:
-            result = delivery.result()
+            result = delivery.result()  # a record's, or its batch's (its first offset)
+            if result is None:
+                return
             tp = result.topic_partition
             self._offsets[(table.name, tp)] = (table, result.offset)
 
