@@ -27,7 +27,6 @@ from typing import Annotated, Any
 
 import faust
 import structlog
-from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from newsroom_notify.contract import codec
@@ -73,6 +72,7 @@ from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, split_fan_out
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
+from newsroom_notify.stream.faust_ext.partitioner import key_partition as bytes_partition
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack, table_size
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
@@ -215,9 +215,7 @@ class Pipeline:
 def key_partition(key: str, partitions: int) -> int:
     """The partition the producer's default partitioner (murmur2, as the Java client) gives
     ``key`` in a topic of ``partitions`` partitions."""
-    every = range(partitions)
-    partition: int = DefaultPartitioner()(key.encode("utf-8"), every, every)
-    return partition
+    return bytes_partition(key.encode("utf-8"), partitions)
 
 
 def at_most_every(seconds: float, count: Callable[[], int]) -> Callable[[], int]:

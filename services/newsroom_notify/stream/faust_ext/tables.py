@@ -87,14 +87,18 @@ class ModelTable(MutableMapping[str, M]):
         # The partition's RocksDB itself when it is open: Faust's store would encode the key,
         # look the current event up again, index the key's partition in an LRU and decode the
         # value (raw bytes both ways here), a third of a read's cost. The index only spares a
-        # read without an event (a web page's) a look into every partition.
-        store = self.table.data
-        dbs = getattr(store, "_dbs", None)
-        db = dbs.get(partition) if dbs is not None and not self.table.is_global else None
+        # read without an event (a web page's) a look into every partition. ``flush`` writes
+        # the same way.
+        db = self._db(partition)
         if db is None:
             return self._stored(key)
         raw: bytes | None = db.get(key.encode("utf-8"))
         return raw
+
+    def _db(self, partition: int) -> Any:
+        """The partition's RocksDB if it is open (None: another store, or not open yet)."""
+        dbs = getattr(self.table.data, "_dbs", None)
+        return dbs.get(partition) if dbs is not None and not self.table.is_global else None
 
     def __getitem__(self, key: str) -> M:
         raw = self._raw(key)
@@ -141,13 +145,20 @@ class ModelTable(MutableMapping[str, M]):
         wrote it, so in its partition), and forget what it read."""
         written, self._written = self._written, {}
         self._read.clear()
-        for (_, key), (encoded, event) in written.items():
+        for (partition, key), (encoded, event) in written.items():
             token = _current_event.set(weakref.ref(event))
             try:
-                if encoded is not None:
-                    self.table[key.encode("utf-8")] = encoded
-                elif key.encode("utf-8") in self.table.data:
-                    del self.table[key.encode("utf-8")]
+                raw_key = key.encode("utf-8")
+                if encoded is None:
+                    if raw_key in self.table.data:
+                        del self.table[raw_key]
+                    continue
+                db = self._db(partition)
+                if db is None:
+                    self.table[raw_key] = encoded
+                else:  # what ``table[key] = value`` does, without Faust's store layers
+                    self.table.on_key_set(raw_key, encoded)  # the changelog record
+                    db.put(raw_key, encoded)
             finally:
                 _current_event.reset(token)
 

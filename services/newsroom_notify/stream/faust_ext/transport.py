@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -26,6 +27,7 @@ from faust.types.tuples import ack_lock
 from newsroom_notify.metrics import OVERSIZED, REWINDS, UNDELIVERED
 from newsroom_notify.stream.faust_ext.continuity import Continuity, Verdict
 from newsroom_notify.stream.faust_ext.eager import eagerly, rest
+from newsroom_notify.stream.faust_ext.partitioner import key_partition
 from newsroom_notify.stream.faust_ext.tables import StateTooLarge
 
 log = structlog.get_logger(__name__)
@@ -328,8 +330,9 @@ class Sender:
         if not known:
             return None  # no metadata yet: send waits for it
         if partition is None:  # the default partitioner's choice (murmur2, as Java's)
-            every = range(len(known))
-            partition = producer._partitioner(key, every, every)
+            if not isinstance(producer._partitioner, DefaultPartitioner):
+                return None  # another partitioner: its choice, through send
+            partition = key_partition(key, len(known))
         elif partition not in known:
             return None
         tp = TopicPartition(topic, partition)
