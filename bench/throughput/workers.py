@@ -133,7 +133,7 @@ class Service:
                 return time.monotonic() - started
             for worker in self.workers:
                 if worker.proc is not None and worker.proc.poll() is not None:
-                    raise RuntimeError(f"worker exited: {worker.log_text()[-3000:]}")
+                    raise RuntimeError(f"worker exited: {crash_report(worker.log_path)}")
             await asyncio.sleep(0.5)
         raise TimeoutError("workers not ready")
 
@@ -164,3 +164,21 @@ def _ready(port: int) -> bool:
     with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
         return bool(answer.status == 200)
     return False
+
+
+CRASH_LOGS = Path(__file__).resolve().parents[1] / "results"  # git-ignored, kept after the run
+
+
+def crash_report(log_path: Path) -> str:
+    """Where a crashed worker's log is kept (the run's temporary directory is removed) and its
+    first error lines: the cause, not the shutdown that follows it."""
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    CRASH_LOGS.mkdir(parents=True, exist_ok=True)
+    kept = CRASH_LOGS / f"crashed-{time.strftime('%Y%m%dT%H%M%S')}-{log_path.name}"
+    kept.write_text(text)
+    errors = [
+        line[:2000]
+        for line in text.splitlines()
+        if '"level": "error"' in line or '"level": "critical"' in line or "Traceback" in line
+    ]
+    return f"log kept at {kept}; its first errors:\n" + "\n".join(errors[:3] or [text[-3000:]])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
+from bench.throughput import workers
 
 from newsroom_dev.workload import generate_bench, zipf_weights
 from newsroom_notify.contract import events as ev
@@ -112,3 +114,18 @@ def test_sustained_rate_needs_progress_spread_over_samples() -> None:
     # all of the progress in one step (a batch smaller than a commit interval): no slope
     series = [(0.0, 0.0), (1.0, 500.0), (1.2, 500.0), (1.4, 500.0), (2.0, 1000.0)]
     assert sustained_rate(series) is None
+
+
+def test_a_crashed_workers_report_names_the_cause_and_keeps_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "CRASH_LOGS", tmp_path / "results")
+    log = tmp_path / "worker-1-start-5.log"
+    cause = '{"event": "the cause", "level": "error"}'
+    shutdown = ['{"event": "stopping", "level": "info"}'] * 500
+    log.write_text("\n".join(['{"event": "started", "level": "info"}', cause, *shutdown]))
+    report = workers.crash_report(log)
+    assert "the cause" in report
+    (kept,) = (tmp_path / "results").iterdir()
+    assert kept.read_text() == log.read_text()
+    assert str(kept) in report
