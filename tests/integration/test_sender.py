@@ -5,7 +5,9 @@ batches land where and as aiokafka's own ``send`` would put them, in order, and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,14 +36,22 @@ class FaustLikeProducer:
         return await self.producer.send(topic, value, key=key, partition=partition, headers=headers)
 
 
-async def _send_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> Any:
+@contextlib.asynccontextmanager
+async def _app(bootstrap: str, **producer_settings: Any) -> AsyncIterator[Any]:
+    """What the ``Sender`` uses of a Faust app, around an idempotent producer on the broker."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_batch_size=4096
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **producer_settings
     )
     await producer.start()
     try:
-        faust_like = FaustLikeProducer(producer)
-        app = SimpleNamespace(producer=faust_like, undelivered=None)
+        yield SimpleNamespace(producer=FaustLikeProducer(producer), undelivered=None)
+    finally:
+        await producer.stop()
+
+
+async def _send_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> Any:
+    async with _app(bootstrap, max_batch_size=4096) as app:
+        faust_like, producer = app.producer, app.producer.producer
         sender = Sender(app)
         deliveries = [
             await sender.send(topic, key, value, [("content-type", b"x/y")])
@@ -55,8 +65,6 @@ async def _send_all(bootstrap: str, topic: str, records: list[tuple[bytes, bytes
             expected[key] = meta.partition
         results = await asyncio.gather(*deliveries)
         return faust_like.sent_through_send, results, expected, len(set(map(id, deliveries)))
-    finally:
-        await producer.stop()
 
 
 def test_records_land_in_the_default_partitioners_partition_in_order(kafka_bootstrap: str) -> None:
@@ -80,10 +88,7 @@ def test_records_land_in_the_default_partitioners_partition_in_order(kafka_boots
 
 
 async def _changelog(bootstrap: str, topic: str) -> tuple[Any, int]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        app = SimpleNamespace(producer=FaustLikeProducer(producer), undelivered=None)
+    async with _app(bootstrap) as app:
         writer = ChangelogWriter(app)
         table = SimpleNamespace(
             name="profiles", changelog_topic=SimpleNamespace(get_topic_name=lambda: topic)
@@ -91,11 +96,9 @@ async def _changelog(bootstrap: str, topic: str) -> tuple[Any, int]:
         for i in range(100):
             writer.put(table, i % 2, f"k{i}".encode(), b"v" * 100)
         await writer.drain()
-        await producer.flush()
+        await app.producer.producer.flush()
         await asyncio.sleep(0)  # the deliveries' callbacks
         return writer._offsets, app.producer.sent_through_send
-    finally:
-        await producer.stop()
 
 
 def test_the_changelog_offsets_stored_are_the_batches_delivered(kafka_bootstrap: str) -> None:
@@ -111,10 +114,7 @@ def test_the_changelog_offsets_stored_are_the_batches_delivered(kafka_bootstrap:
 
 
 async def _refused(bootstrap: str, topic: str) -> tuple[Any, float]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        app = SimpleNamespace(producer=FaustLikeProducer(producer), undelivered=None)
+    async with _app(bootstrap) as app:
         sender = Sender(app)
         before = OVERSIZED.labels(where="delivery")._value.get()
         delivery = await sender.send(topic, b"k", b"x" * 20_000)  # the topic takes 10,000
@@ -122,8 +122,6 @@ async def _refused(bootstrap: str, topic: str) -> tuple[Any, float]:
             await delivery
         await asyncio.sleep(0)
         return app.undelivered, OVERSIZED.labels(where="delivery")._value.get() - before
-    finally:
-        await producer.stop()
 
 
 def test_a_batch_the_broker_refuses_is_reported_once(kafka_bootstrap: str) -> None:
