@@ -4,7 +4,8 @@ aiokafka's ``murmur2`` reads the key a byte at a time and masks every step; a fa
 million followers hashes each follower's id twice (the inbox partition of their candidacy, the
 partition of their notification). This one reads the key's 4-byte words in one ``struct``
 call and masks only where the 32-bit arithmetic needs it: the same hashes (tested against
-aiokafka's on random keys), in about a third of the time.
+aiokafka's on random keys), in about two thirds of the time (3.3 → 2.2 µs for a 10-byte key,
+measured with ``timeit`` while a benchmark ran on the other core).
 """
 
 from __future__ import annotations
