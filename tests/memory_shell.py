@@ -42,6 +42,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    generation_id: int | None = None  # Faust's consumer generation that fetched it
 
 
 @dataclass
@@ -216,6 +217,29 @@ class _Event:
     message: Record
 
 
+class InFlight:
+    """Faust's consumer's records in flight (``Consumer.unacked``), by identity."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, Any] = {}
+
+    def add(self, message: Any) -> None:
+        self.messages[id(message)] = message
+
+    def discard(self, message: Any) -> None:
+        self.messages.pop(id(message), None)
+
+
+def flowing_app() -> SimpleNamespace:
+    """Faust's app as ``event_batches`` reads it: the consumer's records in flight, the flow on,
+    the consumer generation (none, as the records')."""
+    return SimpleNamespace(
+        consumer=SimpleNamespace(unacked=InFlight()),
+        flow_control=SimpleNamespace(is_active=lambda: True),
+        consumer_generation_id=None,
+    )
+
+
 class _Records:
     """A stream of records already fetched, as an agent reads it (``event_batches``): its
     ``events()``, a ``channel.queue`` that is empty once the last record was handed out, and
@@ -227,6 +251,7 @@ class _Records:
         self.acked = 0
         self.enable_acks = True
         self.channel = SimpleNamespace(queue=SimpleNamespace(empty=self._empty))
+        self.app = flowing_app()
 
     def _empty(self) -> bool:
         return self.handed >= len(self.records)

@@ -11,16 +11,24 @@ Faust does; tests/unit/test_shell_in_memory.py runs the whole shell on mixed bat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
+import faust
 import pytest
+from faust.events import Event as FaustEvent
 from faust.streams import current_event
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
 from pydantic import BaseModel
 
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
+from tests.memory_shell import flowing_app
 
 
 class Value(BaseModel):
@@ -31,6 +39,7 @@ class Value(BaseModel):
 class Message:
     partition: int
     offset: int
+    generation_id: int | None = None
 
 
 @dataclass
@@ -200,6 +209,7 @@ class FetchedStream:
         self.enable_acks = True
         self.acked: list[int] = []
         self.channel = SimpleNamespace(queue=SimpleNamespace(empty=lambda: self.queued == 0))
+        self.app = flowing_app()
 
     async def events(self) -> AsyncIterator[Event]:
         for fetch in self.fetches:
@@ -264,3 +274,125 @@ def test_the_values_a_batch_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -
             for key in ("a", "b", "c"):
                 table.get(key)
     assert faust_table.reads == 2 + 2 * 1  # a and b kept; c read twice
+
+
+class FaustAgent:
+    """An agent reading batches from a real Faust stream (faust-streaming's own stream loop:
+    it counts a record as in flight when the agent takes it), fed as Faust's consumer feeds it:
+    records put in the stream's queue. ``stop`` does what a graceful stop (and the seek of a
+    rebalance) does before it waits for the records in flight: stop the flow, clear the
+    queues."""
+
+    TOPIC = "t.newsroom.comments"
+
+    def __init__(self) -> None:
+        self.app = faust.App("batches-test", broker="kafka://127.0.0.1:1", store="memory://")
+        self.app.topics.acking_topics.add(self.TOPIC)
+        self.app.consumer_generation_id = 1
+        self.app.flow_control.resume()
+        self.stream = self.app.channel().stream()
+        self.queue = self.stream.channel.queue
+        self.handled: list[list[tuple[int, int]]] = []  # (offset, generation) per batch
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        async for batch in event_batches(self.stream, max_events=10):
+            self.handled.append([(e.message.offset, e.message.generation_id) for e in batch])
+
+    def fetched(self, offset: int) -> None:
+        message = ConsumerMessage(
+            self.TOPIC, 0, offset, 0.0, 0, None, None, b"{}", None,
+            generation_id=self.app.consumer_generation_id,
+        )  # fmt: skip
+        self.queue.put_nowait(FaustEvent(self.app, None, b"{}", {}, message))
+
+    def in_flight(self) -> list[int]:
+        """What Faust's ``Consumer.wait_empty`` waits for before a stop or a seek goes on."""
+        return sorted(m.offset for m in self.app.consumer.unacked)
+
+    def acknowledged(self) -> list[int]:
+        """The offsets Faust's consumer would commit up to."""
+        consumer: Any = self.app.consumer
+        return sorted(consumer._acked[TP(self.TOPIC, 0)])
+
+    def stop(self) -> None:
+        self.app.flow_control.suspend()
+        self.app.flow_control.clear()
+
+    def rebalanced(self) -> None:
+        self.app.consumer_generation_id += 1
+        self.app.flow_control.resume()
+
+    async def turns(self, n: int) -> None:
+        for _ in range(n):
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    async def started(self) -> FaustAgent:
+        await asyncio.sleep(0.05)  # the stream starts (a service) and waits on its queue
+        return self
+
+
+@pytest.mark.parametrize("turns", range(12))
+async def test_a_stop_while_a_batch_is_gathered_does_not_wait_for_it(turns: int) -> None:
+    """The agent took a record and, seeing another queued, asked Faust's stream for it; the
+    stop cleared the queue in between (``turns`` of the event loop after the second record was
+    queued, each interleaving tried). Faust's stream then waits for ever on its empty queue:
+    the graceful stop must not wait for the first record (it hung, the fault suite's SIGTERM
+    scenario), and it must not be handled after the stop nor acknowledged (it is read again)."""
+    agent = await FaustAgent().started()
+    agent.fetched(0)
+    while not agent.queue.empty():  # the agent takes it, then looks for more
+        await agent.turns(1)
+    agent.fetched(1)
+    await agent.turns(turns)
+    agent.stop()
+    await agent.turns(40)
+    assert agent.in_flight() == []
+    assert agent.handled == []
+    assert agent.acknowledged() == []
+    await agent.close()
+
+
+async def test_a_batch_gathered_across_a_rebalance_leaves_out_the_older_generation() -> None:
+    """The records the agent gathered before a rebalance are read again in the new generation:
+    the batch handles each once, the new generation's copy."""
+    agent = await FaustAgent().started()
+    agent.fetched(0)
+    while not agent.queue.empty():
+        await agent.turns(1)
+    agent.fetched(1)
+    await agent.turns(1)  # the interleaving that leaves the agent gathering on an empty queue
+    agent.stop()
+    await agent.turns(40)
+    agent.rebalanced()
+    agent.fetched(0)  # read again from the committed offset
+    agent.fetched(1)
+    await agent.turns(40)
+    assert agent.handled == [[(0, 2), (1, 2)]]
+    await agent.close()
+
+
+async def test_a_batch_handed_to_its_agent_is_in_flight_until_acknowledged() -> None:
+    """What a graceful stop must wait for: the records of a batch being handled."""
+    agent = await FaustAgent().started()
+    seen: list[list[int]] = []
+
+    async def handle() -> None:
+        async for _batch in event_batches(agent.stream, max_events=10):
+            seen.append(agent.in_flight())  # while the agent handles it
+
+    await agent.close()
+    agent.task = asyncio.ensure_future(handle())
+    await agent.turns(5)
+    for offset in range(3):
+        agent.fetched(offset)
+    await agent.turns(60)
+    assert seen == [[0, 1, 2]]
+    assert agent.in_flight() == []  # acknowledged after the batch
+    assert agent.acknowledged() == [0, 1, 2]
+    await agent.close()

@@ -65,8 +65,11 @@ What is overridden, and why:
 ``batches.py``
   ``event_batches`` turns Faust's per-record acknowledgement off (``stream.enable_acks``),
   looks at the stream's ``channel.queue`` and acknowledges with ``stream.ack``, as Faust's own
-  ``take_events`` does; ``handling`` sets the private ``faust.streams._current_event`` so a
-  record's reads and writes go to its partition.
+  ``take_events`` does; takes a record it gathers out of the consumer's in-flight set
+  (``Consumer.unacked``, which Faust's stream loop adds it to) until its batch is handed over,
+  and reads ``app.flow_control`` and ``app.consumer_generation_id`` as the stream loop does;
+  ``handling`` sets the private ``faust.streams._current_event`` so a record's reads and
+  writes go to its partition.
 ``tables.py`` (again)
   ``ModelTable`` with a ``WriteBack`` sets ``_current_event`` to the event that made each
   kept write when it writes it.

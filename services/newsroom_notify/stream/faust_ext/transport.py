@@ -163,17 +163,6 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                 REWINDS.labels(topic=tp.topic).inc()
                 await super().seek(tp, expected)
 
-    async def _finish_delivery(self, suspended: Any, message: Any) -> None:
-        """Finish a delivery that had to wait, unless the flow stops first (a stop, a
-        rebalance): then Faust cancels it and the record never reaches its stream. It is
-        forgotten, unacknowledged (its offset is not committed, it is read again); kept, a
-        graceful stop waited for it for ever (``make soak``'s SIGTERM scenario)."""
-        finishing = rest(suspended)
-        outcome = await self.wait_first(finishing, self.suspend_flow.wait())
-        if finishing not in outcome.done:
-            with ack_lock:
-                self._unacked_messages.discard(message)
-
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - Faust's loop
         """Faust's loop handing fetched records to the streams (``Consumer._drain_messages``,
         faust-streaming 0.15.3), each delivered ``eagerly``: Faust wraps every delivery in
@@ -211,7 +200,7 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                             await self.commit()
                         suspended = eagerly(callback(message))
                         if suspended is not None:
-                            await self._finish_delivery(suspended, message)
+                            await self.wait_first(rest(suspended), self.suspend_flow.wait())
                         read_offset[tp] = offset
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
