@@ -42,7 +42,6 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-    generation_id: int | None = None  # Faust's consumer generation that fetched it
 
 
 @dataclass
@@ -231,12 +230,11 @@ class InFlight:
 
 
 def flowing_app() -> SimpleNamespace:
-    """Faust's app as ``event_batches`` reads it: the consumer's records in flight, the flow on,
-    the consumer generation (none, as the records')."""
+    """Faust's app as ``event_batches`` reads it: the consumer's records in flight, the flow on
+    (never stopped)."""
     return SimpleNamespace(
         consumer=SimpleNamespace(unacked=InFlight()),
-        flow_control=SimpleNamespace(is_active=lambda: True),
-        consumer_generation_id=None,
+        flow_control=SimpleNamespace(is_active=lambda: True, stops=0),
     )
 
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-import faust
 import pytest
 from faust.events import Event as FaustEvent
 from faust.streams import current_event
@@ -26,6 +25,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from pydantic import BaseModel
 
+from newsroom_notify.stream.faust_ext.app import ExtendedApp
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
 from tests.memory_shell import flowing_app
@@ -39,7 +39,6 @@ class Value(BaseModel):
 class Message:
     partition: int
     offset: int
-    generation_id: int | None = None
 
 
 @dataclass
@@ -286,7 +285,7 @@ class FaustAgent:
     TOPIC = "t.newsroom.comments"
 
     def __init__(self) -> None:
-        self.app = faust.App("batches-test", broker="kafka://127.0.0.1:1", store="memory://")
+        self.app = ExtendedApp("batches-test", broker="kafka://127.0.0.1:1", store="memory://")
         self.app.topics.acking_topics.add(self.TOPIC)
         self.app.consumer_generation_id = 1
         self.app.flow_control.resume()
@@ -319,8 +318,10 @@ class FaustAgent:
         self.app.flow_control.suspend()
         self.app.flow_control.clear()
 
-    def rebalanced(self) -> None:
-        self.app.consumer_generation_id += 1
+    def resumed(self, generation: int) -> None:
+        """The flow on again: after a rebalance (a new consumer generation) or the seek after a
+        recovery (the same generation)."""
+        self.app.consumer_generation_id = generation
         self.app.flow_control.resume()
 
     async def turns(self, n: int) -> None:
@@ -358,9 +359,11 @@ async def test_a_stop_while_a_batch_is_gathered_does_not_wait_for_it(turns: int)
     await agent.close()
 
 
-async def test_a_batch_gathered_across_a_rebalance_leaves_out_the_older_generation() -> None:
-    """The records the agent gathered before a rebalance are read again in the new generation:
-    the batch handles each once, the new generation's copy."""
+@pytest.mark.parametrize("generation", [1, 2], ids=["seek after a recovery", "rebalance"])
+async def test_records_gathered_before_the_flow_stopped_are_handled_once(generation: int) -> None:
+    """The agent was left gathering on an empty queue by a stop of the flow, which then resumed
+    (``ContinuousConsumer.perform_seek``, or a rebalance): the records it gathered before are
+    read again from the committed offset, and only that copy is handled."""
     agent = await FaustAgent().started()
     agent.fetched(0)
     while not agent.queue.empty():
@@ -369,11 +372,11 @@ async def test_a_batch_gathered_across_a_rebalance_leaves_out_the_older_generati
     await agent.turns(1)  # the interleaving that leaves the agent gathering on an empty queue
     agent.stop()
     await agent.turns(40)
-    agent.rebalanced()
+    agent.resumed(generation)
     agent.fetched(0)  # read again from the committed offset
     agent.fetched(1)
     await agent.turns(40)
-    assert agent.handled == [[(0, 2), (1, 2)]]
+    assert agent.handled == [[(0, generation), (1, generation)]]
     await agent.close()
 
 

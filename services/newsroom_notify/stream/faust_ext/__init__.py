@@ -67,7 +67,8 @@ What is overridden, and why:
   looks at the stream's ``channel.queue`` and acknowledges with ``stream.ack``, as Faust's own
   ``take_events`` does; takes a record it gathers out of the consumer's in-flight set
   (``Consumer.unacked``, which Faust's stream loop adds it to) until its batch is handed over,
-  and reads ``app.flow_control`` and ``app.consumer_generation_id`` as the stream loop does;
+  and ``ExtendedApp.flow_control`` (Faust's cached ``App.flow_control``) is a
+  ``StoppingFlow``, mode's ``FlowControlEvent`` counting its ``suspend`` calls;
   ``handling`` sets the private ``faust.streams._current_event`` so a record's reads and
   writes go to its partition.
 ``tables.py`` (again)

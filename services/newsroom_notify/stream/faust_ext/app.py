@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from mode.utils.objects import cached_property
 
 from newsroom_notify.stream.faust_ext import check_faust_version
+from newsroom_notify.stream.faust_ext.batches import StoppingFlow
 from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Transport
 
 
@@ -21,6 +23,11 @@ class ExtendedApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         check_faust_version()
         super().__init__(*args, **kwargs)
+
+    @cached_property
+    def flow_control(self) -> StoppingFlow:
+        """Faust's flow control, counting its stops (``batches.event_batches`` reads them)."""
+        return StoppingFlow(loop=self.loop)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

@@ -11,15 +11,17 @@ writes written, its output records handed to the producer: see ``WriteBack`` and
 ``stages.Pipeline``), so an offset is never committed before what its record caused.
 
 A batch being gathered is not counted as in flight: Faust's stream counts a record as handed
-to its agent (``Consumer._unacked_messages``, what a graceful stop and the seek of a rebalance
-wait for) as soon as the agent takes it, but the agent only handles it once the batch is
-complete. A stop that clears the streams' queues while a batch is gathered (the agent having
-asked Faust's stream for one more record it saw queued) leaves the agent waiting for ever on an
-empty queue: counted, that batch made the stop wait for ever (the fault suite's and ``make
-soak``'s SIGTERM scenarios hung sometimes). So a record is counted again only when its batch is
-handed to the agent; and, as Faust's stream skips a record it takes while the flow is stopped or
-from an older consumer generation, a complete batch leaves out its records of an older
-generation, and is dropped whole if the flow is stopped: unacknowledged, they are read again.
+to its agent (``Consumer._unacked_messages``, what a graceful stop and a rebalance wait for)
+as soon as the agent takes it, but the agent only handles it once the batch is complete. A
+stop that clears the streams' queues while a batch is gathered (the agent having asked Faust's
+stream for one more record it saw queued) leaves the agent waiting for ever on an empty queue:
+counted, that batch made the stop wait for ever (the fault suite's and ``make soak``'s SIGTERM
+scenarios hung sometimes). So a record is counted again only when its batch is handed to the
+agent, and a batch holds only records taken since the flow last stopped (``StoppingFlow``
+counts the stops: a graceful stop, a rebalance, the seek after a recovery): as Faust's stream
+skips a record it takes while the flow is stopped, the records gathered before a stop are
+dropped, unacknowledged; they are read again from the committed offset (handled then, they
+would be handled twice).
 
 ``handling(event)`` makes ``event`` Faust's current event while one record of the batch is
 handled: Faust's RocksDB store and the tables attribute a read or a write to the partition of
@@ -36,8 +38,20 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from faust.streams import _current_event
+from mode.utils.queues import FlowControlEvent
 
 SPINS = 16  # turns of the event loop given to the consumer to queue a fetched record
+
+
+class StoppingFlow(FlowControlEvent):
+    """Faust's flow control (``app.flow_control``: the consumer hands records to the streams
+    while it is active), counting its stops."""
+
+    stops = 0
+
+    def suspend(self) -> None:
+        self.stops += 1
+        super().suspend()
 
 
 async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]]:
@@ -45,20 +59,22 @@ async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]
     after the caller has handled it."""
     stream.enable_acks = False  # read per record by Faust's stream loop: we acknowledge
     queue = stream.channel.queue
-    app = stream.app
-    in_flight = app.consumer.unacked  # what a stop waits for (Faust's stream adds to it)
-    flowing = app.flow_control.is_active
+    flow: StoppingFlow = stream.app.flow_control
+    in_flight = stream.app.consumer.unacked  # what a stop waits for (Faust's stream adds to it)
     batch: list[Any] = []
+    since = flow.stops
     async for event in stream.events():
         in_flight.discard(event.message)  # gathered, not handled yet: counted when handed over
+        if flow.stops != since:  # the flow stopped since the batch began: read again
+            batch, since = [], flow.stops
         batch.append(event)
         if len(batch) < max_events and not queue.empty():
             continue  # already fetched: it joins this batch
         if len(batch) < max_events and await _more_fetched(queue):
             continue
-        batch = _still_current(app, batch) if flowing() else []
-        if not batch:
-            continue  # the flow stopped (a stop, a rebalance): read again
+        if flow.stops != since or not flow.is_active():
+            batch = []  # the flow stopped while the batch was gathered: read again
+            continue
         for handed in batch:
             in_flight.add(handed.message)
         yield batch
@@ -67,15 +83,6 @@ async def event_batches(stream: Any, max_events: int) -> AsyncIterator[list[Any]
         for handled in batch:
             await stream.ack(handled)
         batch = []
-
-
-def _still_current(app: Any, batch: list[Any]) -> list[Any]:
-    """The batch without its records of an older consumer generation (a batch gathered across
-    a rebalance): the new generation reads them again from the committed offset."""
-    generation = app.consumer_generation_id
-    if all(event.message.generation_id == generation for event in batch):
-        return batch
-    return [event for event in batch if event.message.generation_id == generation]
 
 
 async def _more_fetched(queue: Any) -> bool:
