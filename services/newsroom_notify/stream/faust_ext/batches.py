@@ -17,11 +17,11 @@ stop that clears the streams' queues while a batch is gathered (the agent having
 stream for one more record it saw queued) leaves the agent waiting for ever on an empty queue:
 counted, that batch made the stop wait for ever (the fault suite's and ``make soak``'s SIGTERM
 scenarios hung sometimes). So a record is counted again only when its batch is handed to the
-agent, and a batch holds only records taken since the flow last stopped (``StoppingFlow``
-counts the stops: a graceful stop, a rebalance, the seek after a recovery): as Faust's stream
-skips a record it takes while the flow is stopped, the records gathered before a stop are
-dropped, unacknowledged; they are read again from the committed offset (handled then, they
-would be handled twice).
+agent (each topic is read by one agent, so a record is in one stream only), and a batch holds
+only records taken since the flow last stopped (``StoppingFlow`` counts the stops: a graceful
+stop, a rebalance, the seek after a recovery): as Faust's stream skips a record it takes while
+the flow is stopped, the records gathered before a stop are dropped, unacknowledged; they are
+read again from the committed offset (handled then, they would be handled twice).
 
 ``handling(event)`` makes ``event`` Faust's current event while one record of the batch is
 handled: Faust's RocksDB store and the tables attribute a read or a write to the partition of
