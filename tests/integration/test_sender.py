@@ -132,6 +132,30 @@ def test_a_batch_the_broker_refuses_is_reported_once(kafka_bootstrap: str) -> No
     assert counted == 1
 
 
+async def _refused_batch(bootstrap: str, topic: str) -> tuple[Any, float, int]:
+    # The first record goes through aiokafka's send (no metadata yet), the next two are
+    # appended to the batch it opened: the broker refuses the batch, three records.
+    async with _app(bootstrap, linger_ms=200) as app:
+        sender = Sender(app)
+        before = OVERSIZED.labels(where="delivery")._value.get()
+        deliveries = [await sender.send(topic, b"k", b"x" * 4_000) for _ in range(3)]
+        for delivery in deliveries:
+            with pytest.raises(Exception):  # noqa: B017, PT011 - the broker's refusal
+                await delivery
+        await asyncio.sleep(0)
+        counted = OVERSIZED.labels(where="delivery")._value.get() - before
+        return app.undelivered, counted, app.producer.sent_through_send
+
+
+def test_a_refused_batch_counts_its_records_once_each(kafka_bootstrap: str) -> None:
+    topic = unique("refusing-batch")
+    run(_create_small_topic(kafka_bootstrap, topic, 10_000))  # three records: 12,000 bytes
+    undelivered, counted, through_send = run(_refused_batch(kafka_bootstrap, topic))
+    assert through_send == 1  # one record with its own delivery, two sharing the batch's
+    assert undelivered is None
+    assert counted == 3  # not 2 (the batch once, the record sent through send once)
+
+
 async def _create_small_topic(bootstrap: str, topic: str, limit: int) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from faust.types import TP
 from pydantic import BaseModel
 
@@ -19,7 +19,7 @@ from newsroom_notify.contract.codec import ErrorClass
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.state import Followers
 from newsroom_notify.domain.tokens import Tokens
-from newsroom_notify.metrics import OVERSIZED
+from newsroom_notify.metrics import OVERSIZED, UNDELIVERED
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.tables import ModelTable, StateTooLarge
 from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Sender, check_delivery
@@ -338,3 +338,29 @@ async def test_a_broker_refusal_on_delivery_is_counted_and_does_not_crash() -> N
     check_delivery(app, delivery)
     assert app.undelivered is None  # commits go on
     assert OVERSIZED.labels(where="delivery")._value.get() == before + 1
+
+
+@dataclass
+class CrashingApp:
+    undelivered: Any = None
+    crashes: list[BaseException] = field(default_factory=list)
+    crashing: Any = None
+
+    async def crash(self, exc: BaseException) -> None:
+        self.crashes.append(exc)
+
+
+async def test_a_batch_given_up_counts_every_record_it_held_and_crashes_once() -> None:
+    app = CrashingApp()
+    loop = asyncio.get_running_loop()
+    batch: asyncio.Future[Any] = loop.create_future()
+    sent: asyncio.Future[Any] = loop.create_future()  # a record of the batch sent through send
+    batch.set_exception(KafkaTimeoutError("no answer from the broker"))
+    sent.set_exception(KafkaTimeoutError("no answer from the broker"))
+    before = UNDELIVERED._value.get()
+    check_delivery(app, batch, records=[4])  # four records appended to the batch
+    check_delivery(app, sent)
+    await asyncio.sleep(0)  # the crash task
+    assert UNDELIVERED._value.get() == before + 5
+    assert isinstance(app.undelivered, KafkaTimeoutError)  # commits stop
+    assert len(app.crashes) == 1

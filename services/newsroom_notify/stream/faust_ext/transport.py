@@ -266,8 +266,9 @@ class Sender:
     def __init__(self, app: Any, max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        # The batch whose delivery is checked (per topic partition): each is checked once.
-        self._watched: dict[TopicPartition, asyncio.Future[Any]] = {}
+        # The batch whose delivery is checked (per topic partition), each once, and how many
+        # records this sender appended to it (what a failure counts).
+        self._watched: dict[TopicPartition, tuple[asyncio.Future[Any], list[int]]] = {}
 
     async def send(
         self,
@@ -347,28 +348,39 @@ class Sender:
         if appended is None:
             return None  # full: send waits for the sender to take it, then opens another
         delivery: asyncio.Future[Any] = batch.future
-        if self._watched.get(tp) is not delivery:
-            self._watched[tp] = delivery
-            delivery.add_done_callback(partial(check_delivery, self.app))
+        watched = self._watched.get(tp)
+        if watched is not None and watched[0] is delivery:
+            watched[1][0] += 1
+        else:
+            appended = [1]
+            self._watched[tp] = (delivery, appended)
+            delivery.add_done_callback(partial(check_delivery, self.app, records=appended))
         return delivery
 
 
-def check_delivery(app: Any, delivery: asyncio.Future[Any]) -> None:
-    """If the producer gave up on the record: count it, stop committing
-    (``ContinuousConsumer._commit``) and crash the app."""
+def check_delivery(
+    app: Any, delivery: asyncio.Future[Any], records: list[int] | None = None
+) -> None:
+    """If the producer gave up on the record (or on the ``records[0]`` records of a batch):
+    count them, stop committing (``ContinuousConsumer._commit``) and crash the app."""
     if delivery.cancelled():
         return
     exc = delivery.exception()
     if exc is None:
         return
+    count = records[0] if records else 1  # a record sent through ``send`` has its own delivery
     if isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError):
         # The broker's limit is below the service's (NEWSROOM_LIMITS__STATE_RECORD_BYTES):
         # every retry and restart would fail alike, so alert and go on (README).
-        OVERSIZED.labels(where="delivery").inc()
-        log.error("the broker refused a record as too large; it is lost", error=type(exc).__name__)
+        OVERSIZED.labels(where="delivery").inc(count)
+        log.error(
+            "the broker refused a record as too large; it is lost",
+            error=type(exc).__name__,
+            records=count,
+        )
         return
-    UNDELIVERED.inc()
-    log.error("the producer gave up on a record; stopping", error=repr(exc))
+    UNDELIVERED.inc(count)
+    log.error("the producer gave up on records; stopping", error=repr(exc), records=count)
     if getattr(app, "undelivered", None) is None:
         app.undelivered = exc
         app.crashing = asyncio.ensure_future(app.crash(exc))
