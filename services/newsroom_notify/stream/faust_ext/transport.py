@@ -352,9 +352,9 @@ class Sender:
         if watched is not None and watched[0] is delivery:
             watched[1][0] += 1
         else:
-            appended = [1]
-            self._watched[tp] = (delivery, appended)
-            delivery.add_done_callback(partial(check_delivery, self.app, records=appended))
+            count = [1]
+            self._watched[tp] = (delivery, count)
+            delivery.add_done_callback(partial(check_delivery, self.app, records=count))
         return delivery
 
 
