@@ -78,6 +78,7 @@ from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
 log = structlog.get_logger(__name__)
+_debugging = logging.getLogger(__name__)  # its level check: a cached look-up (ingest.py)
 
 # Messages every partition of their stage gets a copy of (``partition`` set in each).
 BROADCAST = (Forget, ForgetParticipant, CommenterFollowed)
@@ -128,7 +129,7 @@ class Pipeline:
         """Carry out what a handler asked for: each message to its stage's topic under its key
         (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
         to its contract topic."""
-        if intents and log.isEnabledFor(logging.DEBUG):
+        if intents and _debugging.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
                 if isinstance(i, ToStage)
