@@ -204,12 +204,17 @@ class Pipeline:
         """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
         subscribers of this partition, handled one by one)."""
         if isinstance(message, Candidacies):
-            for candidacy in message.split():
-                await self.on_inbox_record(candidacy.recipient_id, candidacy)
-            return
-        intents = deliver(self.stages, Stage.INBOX, key, message)
+            # Each candidacy decided as if it had come alone (its recipient's state), what
+            # they ask for sent together: one ``route`` per record, not per recipient.
+            intents = [
+                intent
+                for candidacy in message.split()
+                for intent in deliver(self.stages, Stage.INBOX, candidacy.recipient_id, candidacy)
+            ]
+        else:
+            intents = deliver(self.stages, Stage.INBOX, key, message)
         await self.route(intents)
-        if isinstance(message, Candidacy):
+        if isinstance(message, Candidacy | Candidacies):
             observe_latency(message.at, intents)
 
 
