@@ -3,11 +3,14 @@ the broker acknowledged them; broker errors are not blamed on the record."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
+import structlog
 from aiokafka.errors import KafkaConnectionError
 from pydantic import BaseModel
 
@@ -15,6 +18,7 @@ from newsroom_dev.samples import sample_events
 from newsroom_notify.contract.codec import ErrorClass, Rejected
 from newsroom_notify.contract.deadletter import dead_letter_headers
 from newsroom_notify.contract.events import CloudEvent
+from newsroom_notify.logs import configure_logging
 from newsroom_notify.metrics import DEAD_LETTERS
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.ingest import Ingestor, event_decoder
@@ -130,3 +134,33 @@ def test_dead_letter_headers_accept_dict_headers_and_stamp_time() -> None:
     headers = dead_letter_headers(record, Rejected(ErrorClass.KEY_MISMATCH, "x"), "g", now)
     assert headers[0] == ("a", b"1")
     assert ("newsroom.dlt.failed.at", b"2026-11-28T08:00:00Z") in headers
+
+
+async def test_log_lines_of_a_record_name_it_and_the_next_record_does_not_inherit_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every line logged while a record is handled (the handler's, the dead-lettering's) says
+    which record: topic, partition, offset, and the event's id and type once decoded; a line
+    after it carries none of that."""
+    configure_logging("INFO", "json")
+    log = structlog.get_logger("handler")
+
+    async def chatty(key: str, event: BaseModel) -> None:
+        log.info("handling", partition="the handler's own")  # a field the call gives wins
+
+    ingestor, _, _ = make(chatty)
+    assert await ingestor.process(Record(ARTICLE, orjson.dumps(POSTED))) is True
+    assert await ingestor.process(Record(ARTICLE, b"{", offset=42)) is False
+    log.info("between records")
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    handling, dead_lettered, between = (
+        next(x for x in lines if x["event"] == name)
+        for name in ("handling", "record dead-lettered", "between records")
+    )
+    assert handling["topic"] == "newsroom.comments"
+    assert handling["offset"] == 41
+    assert handling["partition"] == "the handler's own"
+    assert (handling["event_id"], handling["event_type"]) == (POSTED["id"], POSTED["type"])
+    assert (dead_lettered["offset"], dead_lettered["partition"]) == (42, 3)
+    assert "event_id" not in dead_lettered  # it never decoded
+    assert not {"topic", "partition", "offset", "event_id"} & between.keys()

@@ -151,3 +151,29 @@ async def test_a_record_that_fails_is_skipped_and_the_rest_of_its_chunk_still_ap
     assert profiles.seen == [(ACTIVE_0, o) for o in (0, 2, 3, 4, 5)]
     assert recovery.active_offsets[ACTIVE_0] == 5
     assert not recovery.in_recovery
+
+
+async def test_a_standby_partition_a_rebalance_added_mid_recovery_is_read_from_its_start(
+    recovery: ChunkedRecovery,
+) -> None:
+    """A rebalance while a recovery runs adds its partitions with no offset (None); Faust's
+    recovery loop then sought them as they were, aiokafka refused ("Offset must be a positive
+    integer") and the worker crashed. Now such a partition is read from its start, as one
+    whose offset is -1; a known offset is sought as Faust seeks it."""
+    known, added = TP("t-sent-changelog", 3), TP("t-sent-changelog", 5)
+    table = FakeTable("sent", 1)
+    recovery.add_standby(table, known)  # type: ignore[arg-type]
+    recovery.standby_offsets[known] = 41
+    recovery.add_standby(table, added)  # type: ignore[arg-type]  # the rebalance's: None
+    assert recovery.standby_offsets[added] is None
+    sought: dict[TP, int] = {}
+
+    class Consumer:
+        async def seek_wait(self, partitions: dict[TP, int]) -> None:
+            for offset in partitions.values():
+                if not isinstance(offset, int) or offset < 0:  # aiokafka's own check
+                    raise ValueError("Offset must be a positive integer")
+            sought.update(partitions)
+
+    await recovery._seek_offsets(Consumer(), {known, added}, recovery.standby_offsets, "standby")
+    assert sought == {known: 41, added: 0}

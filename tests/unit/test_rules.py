@@ -527,3 +527,16 @@ def test_erasure_of_one_id_leaves_ids_that_merely_start_like_it() -> None:
     assert sent_key("a|b", "c") != sent_key("a", "b|c")
     assert sent_key("auth0|abc", "c:1").startswith(sent_prefix("auth0|abc"))
     assert not sent_key("auth0|abc", "c:1").startswith(sent_prefix("auth0"))
+
+
+@pytest.mark.parametrize(
+    "recipient_id",
+    ["m-1", "auth0|abc", 'q"\\/\b\f\n\r\t\x00\x1f\x7f', "".join(map(chr, range(128))), "Zoë", "🦊"],
+)
+def test_a_sent_key_is_the_same_bytes_as_the_stored_ones(recipient_id: str) -> None:
+    """``sent`` keys are stored: whichever way one is built, it is the JSON ``json.dumps``
+    made of it when it was first written (non-ASCII escaped), or a replay would not find what
+    the recipient was sent."""
+    key = sent_key(recipient_id, "c:c-1")
+    assert key == json.dumps([recipient_id, "c:c-1"], separators=(",", ":"))
+    assert key.startswith(sent_prefix(recipient_id))

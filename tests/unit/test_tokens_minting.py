@@ -28,6 +28,9 @@ CLAIMS = [
     TokenClaims("auth0|Zoë 🦊", "replies", None, 7),
     TokenClaims("g-" + "x" * 150, "section", "politics", 3, "req-9"),
     TokenClaims("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "article", "a" * 60, 0),
+    # Every character JSON escapes, and those it may or may not: the payload's JSON must be
+    # itsdangerous's byte for byte.
+    TokenClaims('q"\\/\b\f\n\r\t\x00\x1f\x7f\u2028\u2029\ud7ff\ue000', "article", "é", 2**40),
 ]
 
 
@@ -36,7 +39,9 @@ def itsdangerous_token(purpose: str, payload: object) -> str:
     return str(URLSafeTimedSerializer(keys, salt=purpose).dumps(payload))
 
 
-@pytest.mark.parametrize("claims", CLAIMS, ids=["member", "unicode", "long", "repetitive"])
+@pytest.mark.parametrize(
+    "claims", CLAIMS, ids=["member", "unicode", "long", "repetitive", "escapes"]
+)
 def test_a_minted_token_is_itsdangerous_own_unless_it_would_have_compressed_it(
     claims: TokenClaims, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,14 +37,14 @@ token is the one itsdangerous would have minted whenever it would not have compr
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import want_bytes
 
@@ -121,6 +121,7 @@ class Tokens:
             signer = serializer.make_signer()
             self._macs[purpose] = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
         self._minted: dict[tuple[str, str, str, str | None, int], tuple[float, str]] = {}
+        self._stamp = (-1, b"")  # the current second and its encoded timestamp segment
         self._max_age = {
             UNSUBSCRIBE: unsubscribe_max_age,
             CONFIRM: confirm_max_age,
@@ -192,9 +193,14 @@ class Tokens:
     def _dumps(self, purpose: str, payload: Any) -> str:
         """``URLSafeTimedSerializer.dumps(payload)`` of ``purpose``, never compressed (see the
         module docstring)."""
-        value = _b64(_COMPACT.encode(payload).encode("utf-8"))
+        # The payload's compact JSON (orjson's equals itsdangerous's ``json.dumps`` with
+        # ``separators=(",", ":")`` for these lists of strings, ints and None; any JSON reads
+        # back the same), then the timestamp segment, encoded once per second.
+        value = _b64(orjson.dumps(payload))
         now = int(time.time())
-        value += b"." + _b64(now.to_bytes((now.bit_length() + 7) // 8, "big"))
+        if self._stamp[0] != now:
+            self._stamp = (now, b"." + _b64(now.to_bytes((now.bit_length() + 7) // 8, "big")))
+        value += self._stamp[1]
         mac = self._macs[purpose].copy()
         mac.update(value)
         return (value + b"." + _b64(mac.digest())).decode("ascii")
@@ -232,11 +238,12 @@ class Tokens:
             raise InvalidToken("token invalid") from exc
 
 
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # itsdangerous's
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """URL-safe base64 without padding (``base64.urlsafe_b64encode`` in fewer steps)."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _fingerprint(credential: str) -> str:

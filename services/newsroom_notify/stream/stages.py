@@ -78,6 +78,7 @@ from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
 
 log = structlog.get_logger(__name__)
+_debugging = logging.getLogger(__name__)  # its level check: a cached look-up (ingest.py)
 
 # Messages every partition of their stage gets a copy of (``partition`` set in each).
 BROADCAST = (Forget, ForgetParticipant, CommenterFollowed)
@@ -128,7 +129,7 @@ class Pipeline:
         """Carry out what a handler asked for: each message to its stage's topic under its key
         (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
         to its contract topic."""
-        if intents and log.isEnabledFor(logging.DEBUG):
+        if intents and _debugging.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
                 if isinstance(i, ToStage)
@@ -203,12 +204,17 @@ class Pipeline:
         """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
         subscribers of this partition, handled one by one)."""
         if isinstance(message, Candidacies):
-            for candidacy in message.split():
-                await self.on_inbox_record(candidacy.recipient_id, candidacy)
-            return
-        intents = deliver(self.stages, Stage.INBOX, key, message)
+            # Each candidacy decided as if it had come alone (its recipient's state), what
+            # they ask for sent together: one ``route`` per record, not per recipient.
+            intents = [
+                intent
+                for candidacy in message.split()
+                for intent in deliver(self.stages, Stage.INBOX, candidacy.recipient_id, candidacy)
+            ]
+        else:
+            intents = deliver(self.stages, Stage.INBOX, key, message)
         await self.route(intents)
-        if isinstance(message, Candidacy):
+        if isinstance(message, Candidacy | Candidacies):
             observe_latency(message.at, intents)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from newsroom_notify.contract.events import Delivery
+from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.base import in_quiet_hours, schedule_of
 from newsroom_notify.domain.inbox.digests import Digests
@@ -34,6 +35,8 @@ from newsroom_notify.domain.state import (
     Sent,
     Subscription,
 )
+
+_sent = constructor(Sent)
 
 
 def choose_basis(
@@ -159,7 +162,7 @@ class Deciding(Digests):
                 mode, out = "held", []
             else:
                 mode, out = "instant", [self._emit(notification)]
-        self.sent[key] = Sent(
+        self.sent[key] = _sent(  # constructed: every value is ours, and checked above
             notification_id=nid,
             reason=basis.reason,
             mode=mode,

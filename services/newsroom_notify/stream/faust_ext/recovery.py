@@ -137,6 +137,22 @@ class ChunkedRecovery(Recovery):
                 if position is not None and position >= highwater:
                     offsets[tp] = highwater
 
+    async def _seek_offsets(self, consumer: Any, tps: set[Any], offsets: Any, title: str) -> None:
+        """Faust's, with a partition whose offset is not known read from its start, as Faust
+        reads one whose offset is -1 (nothing read yet).
+
+        A rebalance during a recovery adds its partitions to the recovery's sets with an
+        offset of None (``Recovery._add``) while Faust's loop goes on with the recovery it
+        was in: once that one's actives were caught up, it sought its standby partitions,
+        the new ones among them at None, and aiokafka's ``seek`` raised "Offset must be a
+        positive integer": the worker crashed (two workers starting together, a million
+        followers' changelogs). The next turn of the loop, which the rebalance asked for,
+        builds their offsets as usual."""
+        for tp in tps:
+            if offsets.get(tp) is None:
+                offsets[tp] = -1
+        await super()._seek_offsets(consumer, tps, offsets, title)
+
     def _maybe_standbys_ready(self) -> None:
         if self._standbys_span is None and self.tables.standbys_ready:
             return
