@@ -35,12 +35,13 @@ def changelog_topics(app: Any) -> list[str]:
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def tune_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+def tune_gc() -> None:
     """Freeze what the process built so far out of the collector's reach and set its
-    thresholds (the worker calls it once its app is built, before it runs)."""
+    thresholds to ``GC_THRESHOLDS`` (the worker calls it once its app is built, before it
+    runs)."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*thresholds)
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
