@@ -326,6 +326,24 @@ def test_the_values_a_batch_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -
     assert faust_table.reads == 2 + 2 * 1  # a and b kept; c read twice
 
 
+def test_the_values_a_batch_keeps_decoded_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound (bytes of JSON), a large value is decoded again at each read."""
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.DECODED_BYTES_KEPT", 5_000)
+    faust_table, write_back = FaustLikeTable(), WriteBack()
+    table = ModelTable(faust_table, Thread, write_back=write_back)
+    event = Event(Message(partition=0, offset=0))
+    with handling(event):
+        for key in ("a", "b", "c"):  # about 2 kB each
+            table[key] = Thread(participants={f"m-{i:03d}": f"Reader {i:03d}" for i in range(80)})
+    write_back.flush()
+    Thread.decoded = 0
+    with handling(event):
+        for _ in range(3):
+            for key in ("a", "b", "c"):
+                assert len(table[key].participants) == 80
+    assert Thread.decoded == 2 + 3  # a and b kept decoded; c decoded at each read
+
+
 class FaustAgent:
     """An agent reading batches from a real Faust stream (faust-streaming's own stream loop:
     it counts a record as in flight when the agent takes it), fed as Faust's consumer feeds it:

@@ -27,7 +27,9 @@ class StateTooLarge(Exception):
 
 
 READS_KEPT = 10_000  # values read from the store kept per table and batch (bounded memory)
-DECODED_KEPT = 1_000  # values kept decoded per table and batch (a decoded value weighs more)
+# The JSON bytes of the values kept decoded per table and batch (bounded memory: a decoded
+# value weighs a few times its JSON).
+DECODED_BYTES_KEPT = 8 << 20
 # Values smaller than this are decoded again at each read: decoding a small record (a profile,
 # 600 bytes: 5 µs) costs less than copying its models (8 µs); a thread of 500 participants
 # (11 kB) costs 53 µs to decode and 4 µs to copy.
@@ -64,6 +66,7 @@ class ModelTable(MutableMapping[str, M]):
         # (partition, key) -> the large value the batch decoded or wrote, handed out as a copy
         # (the domain changes the values it reads, and writes them back or not).
         self._decoded: dict[tuple[int, str], M] = {}
+        self._decoded_bytes = 0  # the JSON size of what ``_decoded`` holds, about
         self._copy = copier(model)
         self.write_back = write_back
         if write_back is not None:
@@ -134,7 +137,7 @@ class ModelTable(MutableMapping[str, M]):
         if raw is None:
             return default
         decoded = self.model.model_validate_json(raw)
-        if len(raw) >= DECODED_MIN_BYTES and len(self._decoded) < DECODED_KEPT:
+        if self._keeps_decoded(len(raw)):
             self._decoded[slot] = decoded
             return self._copy(decoded)
         return decoded
@@ -166,19 +169,26 @@ class ModelTable(MutableMapping[str, M]):
             self._written[slot] = (encoded, event)
             if (
                 encoded is not None
-                and len(encoded) >= DECODED_MIN_BYTES
                 and type(value) is self.model
-                and len(self._decoded) < DECODED_KEPT
+                and self._keeps_decoded(len(encoded))
             ):  # a copy: the caller may go on changing what it wrote
                 self._decoded[slot] = self._copy(value)
             else:
                 self._decoded.pop(slot, None)
+
+    def _keeps_decoded(self, size: int) -> bool:
+        """Whether a value of ``size`` JSON bytes is kept decoded (and counted if so)."""
+        if size < DECODED_MIN_BYTES or self._decoded_bytes + size > DECODED_BYTES_KEPT:
+            return False
+        self._decoded_bytes += size
+        return True
 
     def drop(self) -> None:
         """Forget what the batch kept (it was interrupted: it is read and handled again)."""
         self._written.clear()
         self._read.clear()
         self._decoded.clear()
+        self._decoded_bytes = 0
 
     def flush(self) -> None:
         """Write what the batch kept to the store and the changelog (each under the event that
@@ -186,6 +196,7 @@ class ModelTable(MutableMapping[str, M]):
         written, self._written = self._written, {}
         self._read.clear()
         self._decoded.clear()
+        self._decoded_bytes = 0
         for (partition, key), (encoded, event) in written.items():
             token = _current_event.set(weakref.ref(event))
             try:
