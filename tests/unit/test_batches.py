@@ -16,14 +16,14 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from faust.events import Event as FaustEvent
 from faust.streams import current_event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from newsroom_notify.stream.faust_ext.app import ExtendedApp
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
@@ -146,6 +146,57 @@ def test_reads_in_a_batch_see_its_writes_and_ask_the_store_once_per_key() -> Non
     assert list(table) == []  # iteration (the timers') sees the kept deletion
     write_back.flush()
     assert faust_table.writes[-1] == (b"k", None, 1)
+
+
+class Thread(BaseModel):
+    participants: dict[str, str] = {}
+    decoded: ClassVar[int] = 0
+
+    @model_validator(mode="after")
+    def counted(self) -> Thread:
+        Thread.decoded += 1
+        return self
+
+
+def test_a_large_value_read_again_in_a_batch_is_decoded_once_and_each_read_is_its_own() -> None:
+    """A batch of comments on one busy article reads its thread once per comment: it is
+    decoded once (or not at all after the batch wrote it), and each read gets a copy. A handler
+    that changes what it read and does not write it back (the domain does: a capped thread)
+    must not change what the next record reads."""
+    faust_table, write_back = FaustLikeTable(), WriteBack()
+    table = ModelTable(faust_table, Thread, write_back=write_back)
+    first, second = Event(Message(partition=0, offset=0)), Event(Message(partition=0, offset=1))
+    busy = {f"m-{i:03d}": f"Reader {i:03d}" for i in range(100)}  # a few kB
+    with handling(first):
+        table["a-1"] = Thread(participants=busy)
+    write_back.flush()
+    stored = Thread(participants=busy)
+    Thread.decoded = 0
+    with handling(first):
+        read = table["a-1"]
+        read.participants["m-new"] = "Bo"  # changed, not written
+    with handling(second):
+        assert table.get("a-1") == stored
+        assert table["a-1"] is not table["a-1"]
+    assert Thread.decoded == 1
+    with handling(second):
+        changed = table["a-1"]
+        changed.participants["m-new"] = "Cy"
+        table["a-1"] = changed
+        changed.participants["m-late"] = "Di"  # after the write: not written
+        assert table["a-1"] == Thread(participants={**busy, "m-new": "Cy"})
+        assert "m-late" not in table["a-1"].participants
+    assert Thread.decoded == 2  # the expected value above; the reads decoded nothing more
+    write_back.drop()  # an interrupted batch: what it decoded is forgotten with the rest
+    with handling(second):
+        assert table["a-1"] == stored
+    write_back.flush()
+    Thread.decoded = 0
+    with handling(first):
+        table["a-1"] = Thread(participants={"m-1": "Ana"})  # small: read back by decoding
+        assert table["a-1"].participants == {"m-1": "Ana"}
+        assert table["a-1"].participants == {"m-1": "Ana"}
+    assert Thread.decoded == 3  # built once, decoded at each read
 
 
 def test_a_write_outside_of_any_record_is_refused_as_faust_refuses_it() -> None:
@@ -273,6 +324,24 @@ def test_the_values_a_batch_keeps_are_bounded(monkeypatch: pytest.MonkeyPatch) -
             for key in ("a", "b", "c"):
                 table.get(key)
     assert faust_table.reads == 2 + 2 * 1  # a and b kept; c read twice
+
+
+def test_the_values_a_batch_keeps_decoded_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the bound (bytes of JSON), a large value is decoded again at each read."""
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.DECODED_BYTES_KEPT", 5_000)
+    faust_table, write_back = FaustLikeTable(), WriteBack()
+    table = ModelTable(faust_table, Thread, write_back=write_back)
+    event = Event(Message(partition=0, offset=0))
+    with handling(event):
+        for key in ("a", "b", "c"):  # about 2 kB each
+            table[key] = Thread(participants={f"m-{i:03d}": f"Reader {i:03d}" for i in range(80)})
+    write_back.flush()
+    Thread.decoded = 0
+    with handling(event):
+        for _ in range(3):
+            for key in ("a", "b", "c"):
+                assert len(table[key].participants) == 80
+    assert Thread.decoded == 2 + 3  # a and b kept decoded; c decoded at each read
 
 
 class FaustAgent:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
+from newsroom_notify.stream.faust_ext import partitioner
 from newsroom_notify.stream.faust_ext.partitioner import key_partition, murmur2
 
 
@@ -27,3 +29,18 @@ def test_key_partition_is_the_default_partitioners() -> None:
         for partitions in (1, 2, 8, 12, 100):
             every = list(range(partitions))
             assert key_partition(key, partitions) == DefaultPartitioner()(key, every, every)
+
+
+def test_the_partitions_kept_are_right_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys seen again (a busy article's followers) are answered from the kept partitions, the
+    same answer for the same key and partition count; the kept ones never exceed the bound."""
+    monkeypatch.setattr(partitioner, "PARTITIONS_KEPT", 50)
+    monkeypatch.setattr(partitioner, "_PARTITIONS", {})
+    rnd = random.Random(21)
+    keys = [f"m-{rnd.randrange(10**9)}".encode() for _ in range(40)]
+    for _ in range(3):
+        for key in [*keys, *(f"x-{rnd.randrange(10**9)}".encode() for _ in range(30))]:
+            for partitions in (3, 8):
+                every = list(range(partitions))
+                assert key_partition(key, partitions) == DefaultPartitioner()(key, every, every)
+                assert len(partitioner._PARTITIONS) <= 50

@@ -9,11 +9,14 @@ does that walk once per model and returns a function that only fills ``__dict__`
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import date, datetime, time, timedelta
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, FutureDatetime, NaiveDatetime, PastDatetime
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -77,3 +80,91 @@ def constructor(cls: type[M]) -> Callable[..., M]:
         return instance
 
     return build
+
+
+# --------------------------------------------------------------------------------- copies
+
+_ATOMIC = (*_IMMUTABLE, datetime, date, time, timedelta)
+# pydantic's constrained datetimes: not subclasses of ``datetime``, their values are datetimes.
+_ATOMIC_MARKERS = (AwareDatetime, NaiveDatetime, PastDatetime, FutureDatetime)
+ATOMIC, SHALLOW, DEEP = 0, 1, 2  # how a field's value is copied
+
+
+def _copy_kind(annotation: Any) -> int:
+    """How to copy a value of ``annotation``: kept as it is (immutable all the way down), a
+    new container of the same immutable items, or walked (``_copied``)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _copy_kind(get_args(annotation)[0])
+    if origin is Literal:
+        return ATOMIC
+    if origin in (Union, UnionType):
+        kinds = {_copy_kind(arg) for arg in get_args(annotation)}
+        return ATOMIC if kinds == {ATOMIC} else DEEP
+    if origin in (dict, list, set):
+        return SHALLOW if all(_copy_kind(a) == ATOMIC for a in get_args(annotation)) else DEEP
+    if origin is tuple or origin is frozenset:
+        return ATOMIC if all(_copy_kind(a) == ATOMIC for a in get_args(annotation)) else DEEP
+    if annotation is None or annotation in _ATOMIC_MARKERS:
+        return ATOMIC
+    if isinstance(annotation, type) and issubclass(annotation, _ATOMIC):
+        return ATOMIC
+    return DEEP
+
+
+def _copied(value: Any) -> Any:
+    """A copy of ``value`` sharing nothing mutable with it."""
+    if isinstance(value, _ATOMIC):
+        return value
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind is list:
+        return [_copied(item) for item in value]
+    if isinstance(value, BaseModel):
+        return copier(kind)(value)
+    return copy.deepcopy(value)
+
+
+_COPIERS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def copier(cls: type[M]) -> Callable[[M], M]:
+    """A function copying a ``cls`` deeply: the copy equals the original, serialises to the
+    same JSON, and shares nothing mutable with it (a change to either, however deep, leaves
+    the other as it was). What ``model_copy(deep=True)`` gives, several times faster: the
+    fields whose values are immutable are shared, a dict or list of immutable items is copied
+    as a container, only the rest is walked. Only for values of their fields' types (a decoded
+    value, or one the service built)."""
+    made_before = _COPIERS.get(cls)
+    if made_before is not None:
+        return made_before
+    shallow, deep = [], []
+    for name, field in cls.__pydantic_fields__.items():
+        kind = _copy_kind(field.annotation)
+        if kind == SHALLOW:
+            shallow.append(name)
+        elif kind == DEEP:
+            deep.append(name)
+    new = cls.__new__
+    set_attribute = object.__setattr__
+
+    def copy_of(instance: M) -> M:
+        state = instance.__dict__.copy()
+        for name in shallow:
+            value = state.get(name)
+            if value is not None:
+                state[name] = value.copy()
+        for name in deep:
+            if name in state:
+                state[name] = _copied(state[name])
+        made = new(type(instance))
+        set_attribute(made, "__dict__", state)
+        set_attribute(made, "__pydantic_fields_set__", set(instance.__pydantic_fields_set__))
+        extra, private = instance.__pydantic_extra__, instance.__pydantic_private__
+        set_attribute(made, "__pydantic_extra__", None if extra is None else _copied(extra))
+        set_attribute(made, "__pydantic_private__", None if private is None else _copied(private))
+        return made
+
+    _COPIERS[cls] = copy_of
+    return copy_of
