@@ -197,9 +197,15 @@ class ModelTable(MutableMapping[str, M]):
         self._read.clear()
         self._decoded.clear()
         self._decoded_bytes = 0
-        for (partition, key), (encoded, event) in written.items():
-            token = _current_event.set(weakref.ref(event))
-            try:
+        # Each write under its own event, set once for a run of writes of the same event (a
+        # fan-out record's writes, in the inbox: one per recipient).
+        current, token = None, None
+        try:
+            for (partition, key), (encoded, event) in written.items():
+                if event is not current:
+                    if token is not None:
+                        _current_event.reset(token)
+                    current, token = event, _current_event.set(weakref.ref(event))
                 raw_key = key.encode("utf-8")
                 if encoded is None:
                     if raw_key in self.table.data:
@@ -211,7 +217,8 @@ class ModelTable(MutableMapping[str, M]):
                 else:  # what ``table[key] = value`` does, without Faust's store layers
                     self.table.on_key_set(raw_key, encoded)  # the changelog record
                     db.put(raw_key, encoded)
-            finally:
+        finally:
+            if token is not None:
                 _current_event.reset(token)
 
     def __iter__(self) -> Iterator[str]:
