@@ -344,6 +344,23 @@ def test_the_values_a_batch_keeps_decoded_are_bounded(monkeypatch: pytest.Monkey
     assert Thread.decoded == 2 + 3  # a and b kept decoded; c decoded at each read
 
 
+def test_a_large_value_written_again_and_again_in_a_batch_stays_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A busy thread rewritten by comment after comment replaces what was kept for it: the
+    bound counts what is kept, not every write, so the last writes are kept too."""
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.DECODED_BYTES_KEPT", 5_000)
+    faust_table, write_back = FaustLikeTable(), WriteBack()
+    table = ModelTable(faust_table, Thread, write_back=write_back)
+    busy = {f"m-{i:03d}": f"Reader {i:03d}" for i in range(80)}  # about 2 kB
+    Thread.decoded = 0
+    with handling(Event(Message(partition=0, offset=0))):
+        for n in range(20):
+            table["a-1"] = Thread(participants={**busy, "last": str(n)})
+            assert table["a-1"].participants["last"] == str(n)
+    assert Thread.decoded == 20  # the values built; no read decoded
+
+
 class FaustAgent:
     """An agent reading batches from a real Faust stream (faust-streaming's own stream loop:
     it counts a record as in flight when the agent takes it), fed as Faust's consumer feeds it:

@@ -66,7 +66,14 @@ from newsroom_notify.domain.state import (
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
-from newsroom_notify.metrics import BATCH_RECORDS, CAPPED, DIGESTS, LATENCY, NOTIFICATIONS
+from newsroom_notify.metrics import (
+    BATCH_RECORDS,
+    CAPPED,
+    DIGESTS,
+    LATENCY,
+    NOTIFICATIONS,
+    observe_many,
+)
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, split_fan_out
@@ -262,14 +269,20 @@ def count_output(event: CloudEvent) -> None:
         _notifications(event.type, getattr(event.data, "reason", "retraction")).inc()
 
 
+_CREATED: str = ev.NotificationCreated.model_fields["type"].default  # the notification's type
+
+
 def observe_latency(event_time: datetime, intents: list[Intent]) -> None:
-    """Event time of the candidacy's comment to now, for each instant notification sent."""
-    now = None
-    for intent in intents:
-        if isinstance(intent, Publish) and isinstance(intent.event, ev.NotificationCreated):
-            now = now or datetime.now(UTC)
-            elapsed = (now - event_time).total_seconds()
-            _latency(intent.event.type).observe(max(elapsed, 0.0))
+    """Event time of the candidacy's comment to now, for each instant notification sent (one
+    observation each, recorded together: they share the time)."""
+    sent = sum(
+        1
+        for intent in intents
+        if isinstance(intent, Publish) and isinstance(intent.event, ev.NotificationCreated)
+    )
+    if sent:
+        elapsed = (datetime.now(UTC) - event_time).total_seconds()
+        observe_many(_latency(_CREATED), max(elapsed, 0.0), sent)
 
 
 def install(

@@ -65,8 +65,11 @@ class ModelTable(MutableMapping[str, M]):
         self._read: dict[tuple[int, str], bytes | None] = {}
         # (partition, key) -> the large value the batch decoded or wrote, handed out as a copy
         # (the domain changes the values it reads, and writes them back or not).
-        self._decoded: dict[tuple[int, str], M] = {}
-        self._decoded_bytes = 0  # the JSON size of what ``_decoded`` holds, about
+        # Each with its JSON's size: what counts against ``DECODED_BYTES_KEPT``. A kept copy of
+        # a written value equals its decode and writes the same JSON; only its
+        # ``model_fields_set`` is the written object's (nothing in the service reads it).
+        self._decoded: dict[tuple[int, str], tuple[M, int]] = {}
+        self._decoded_bytes = 0
         self._copy = copier(model)
         self.write_back = write_back
         if write_back is not None:
@@ -130,15 +133,14 @@ class ModelTable(MutableMapping[str, M]):
             raw = self._stored(key)
             return default if raw is None else self.model.model_validate_json(raw)
         slot = (event.message.partition, key)
-        decoded = self._decoded.get(slot)
-        if decoded is not None:
-            return self._copy(decoded)
+        kept = self._decoded.get(slot)
+        if kept is not None:
+            return self._copy(kept[0])
         raw = self._raw_in(slot)
         if raw is None:
             return default
         decoded = self.model.model_validate_json(raw)
-        if self._keeps_decoded(len(raw)):
-            self._decoded[slot] = decoded
+        if self._keep_decoded(slot, decoded, len(raw)):
             return self._copy(decoded)
         return decoded
 
@@ -166,22 +168,36 @@ class ModelTable(MutableMapping[str, M]):
                 del self.table[key.encode("utf-8")]
         else:
             slot = (event.message.partition, key)
-            self._written[slot] = (encoded, event)
+            copy = None  # a copy: the caller may go on changing what it wrote
             if (
                 encoded is not None
+                and len(encoded) >= DECODED_MIN_BYTES
                 and type(value) is self.model
-                and self._keeps_decoded(len(encoded))
-            ):  # a copy: the caller may go on changing what it wrote
-                self._decoded[slot] = self._copy(value)
+            ):
+                try:
+                    copy = self._copy(value)
+                except Exception:  # a value not of its fields' types: decoded when read
+                    copy = None
+            self._written[slot] = (encoded, event)
+            if copy is None:
+                self._forget_decoded(slot)
             else:
-                self._decoded.pop(slot, None)
+                self._keep_decoded(slot, copy, len(encoded or b""))
 
-    def _keeps_decoded(self, size: int) -> bool:
-        """Whether a value of ``size`` JSON bytes is kept decoded (and counted if so)."""
+    def _keep_decoded(self, slot: tuple[int, str], value: M, size: int) -> bool:
+        """Keep ``value`` decoded for ``slot`` (in place of what was kept) if it is large and
+        the bound allows it."""
+        self._forget_decoded(slot)
         if size < DECODED_MIN_BYTES or self._decoded_bytes + size > DECODED_BYTES_KEPT:
             return False
+        self._decoded[slot] = (value, size)
         self._decoded_bytes += size
         return True
+
+    def _forget_decoded(self, slot: tuple[int, str]) -> None:
+        kept = self._decoded.pop(slot, None)
+        if kept is not None:
+            self._decoded_bytes -= kept[1]
 
     def drop(self) -> None:
         """Forget what the batch kept (it was interrupted: it is read and handled again)."""
@@ -197,9 +213,15 @@ class ModelTable(MutableMapping[str, M]):
         self._read.clear()
         self._decoded.clear()
         self._decoded_bytes = 0
-        for (partition, key), (encoded, event) in written.items():
-            token = _current_event.set(weakref.ref(event))
-            try:
+        # Each write under its own event, set once for a run of writes of the same event (a
+        # fan-out record's writes, in the inbox: one per recipient).
+        current, token = None, None
+        try:
+            for (partition, key), (encoded, event) in written.items():
+                if event is not current:
+                    if token is not None:
+                        _current_event.reset(token)
+                    current, token = event, _current_event.set(weakref.ref(event))
                 raw_key = key.encode("utf-8")
                 if encoded is None:
                     if raw_key in self.table.data:
@@ -211,7 +233,8 @@ class ModelTable(MutableMapping[str, M]):
                 else:  # what ``table[key] = value`` does, without Faust's store layers
                     self.table.on_key_set(raw_key, encoded)  # the changelog record
                     db.put(raw_key, encoded)
-            finally:
+        finally:
+            if token is not None:
                 _current_event.reset(token)
 
     def __iter__(self) -> Iterator[str]:
