@@ -54,8 +54,8 @@ LATENCY = Histogram(
 def observe_many(histogram: Histogram, amount: float, count: int) -> None:
     """Record ``count`` observations of ``amount`` in a histogram (a labelled child): what
     ``observe(amount)`` called ``count`` times records (the same counts; the sum to within
-    floating-point rounding), in one step. The notifications of one
-    fan-out record share their latency, and a thousand ``observe`` calls cost 1.5 ms."""
+    floating-point rounding), in one step. The notifications of one fan-out record share
+    their latency, and a thousand ``observe`` calls cost 1.5 ms."""
     if count == 1:
         histogram.observe(amount)
         return
