@@ -75,9 +75,15 @@ class ModelTable(MutableMapping[str, M]):
         if write_back is not None:
             write_back.tables.append(self)
 
+    def _batch_event(self) -> Any:
+        """The record being handled, whose batch keeps this table's reads and writes; None
+        when there is none (a web page's read, a timer's) or the table has no ``WriteBack``:
+        the store as it is."""
+        return current_event() if self.write_back is not None else None
+
     def _raw(self, key: str) -> bytes | None:
-        event = current_event() if self.write_back is not None else None
-        if event is None:  # no batch (a web page's, a timer's read): the store as it is
+        event = self._batch_event()
+        if event is None:
             return self._stored(key)
         return self._raw_in((event.message.partition, key))
 
@@ -128,7 +134,7 @@ class ModelTable(MutableMapping[str, M]):
         return value  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:  # no KeyError raised and caught
-        event = current_event() if self.write_back is not None else None
+        event = self._batch_event()
         if event is None:
             raw = self._stored(key)
             return default if raw is None else self.model.model_validate_json(raw)
@@ -160,7 +166,7 @@ class ModelTable(MutableMapping[str, M]):
         self._write(key, None)
 
     def _write(self, key: str, encoded: bytes | None, value: M | None = None) -> None:
-        event = current_event() if self.write_back is not None else None
+        event = self._batch_event()
         if event is None:  # written at once (Faust refuses it outside of a stream)
             if encoded is not None:
                 self.table[key.encode("utf-8")] = encoded
@@ -168,12 +174,9 @@ class ModelTable(MutableMapping[str, M]):
                 del self.table[key.encode("utf-8")]
         else:
             slot = (event.message.partition, key)
+            size = 0 if encoded is None else len(encoded)
             copy = None  # a copy: the caller may go on changing what it wrote
-            if (
-                encoded is not None
-                and len(encoded) >= DECODED_MIN_BYTES
-                and type(value) is self.model
-            ):
+            if size >= DECODED_MIN_BYTES and type(value) is self.model:
                 try:
                     copy = self._copy(value)
                 except Exception:  # a value not of its fields' types: decoded when read
@@ -182,7 +185,7 @@ class ModelTable(MutableMapping[str, M]):
             if copy is None:
                 self._forget_decoded(slot)
             else:
-                self._keep_decoded(slot, copy, len(encoded or b""))
+                self._keep_decoded(slot, copy, size)
 
     def _keep_decoded(self, slot: tuple[int, str], value: M, size: int) -> bool:
         """Keep ``value`` decoded for ``slot`` (in place of what was kept) if it is large and
