@@ -134,10 +134,44 @@ def test_a_kept_index_follows_its_thread_through_every_change(
         assert find_mentions(text, other, "t1") == oracle(text, other)
 
 
-def test_kept_indexes_are_bounded() -> None:
+def test_the_same_participants_in_another_order_are_indexed_again() -> None:
+    # The first of two sharing a name wins it: the order is part of what is indexed.
+    first, then = {"m-1": "Ana", "m-2": "ana"}, {"m-2": "ana", "m-1": "Ana"}
+    assert find_mentions("@ana", first, "t-order") == {"m-1"}
+    assert find_mentions("@ana", then, "t-order") == oracle("@ana", then) == {"m-2"}
+
+
+def test_kept_indexes_are_bounded_in_number() -> None:
     for n in range(mentions.INDEXES_KEPT * 3):
         assert find_mentions("@ana", {f"m-{n}": "Ana"}, f"thread-{n}") == {f"m-{n}"}
     assert len(mentions._INDEXES) == mentions.INDEXES_KEPT
+
+
+def test_kept_indexes_are_bounded_in_characters() -> None:
+    # Threads at the participants' cap with the contract's longest ids and names: the newest
+    # one is kept (alone if need be), the others go while the bound is exceeded.
+    for n in range(3):
+        participants = {f"{n}-{i:05d}-" + "i" * 190: f"{i:05d} " + "n" * 194 for i in range(5_000)}
+        assert find_mentions("@00042 " + "n" * 194, participants, f"big-{n}") == {
+            f"{n}-00042-" + "i" * 190
+        }
+        kept = sum(index.characters for index in mentions._INDEXES.values())
+        assert len(mentions._INDEXES) == 1 or kept <= mentions.CHARACTERS_KEPT
+        assert f"big-{n}" in mentions._INDEXES
+    assert list(mentions._INDEXES) == ["big-2"]
+
+
+def test_forget_all_drops_every_kept_index() -> None:
+    find_mentions("@ana", {"m-1": "Ana"}, "t-a")
+    find_mentions("@ana", {"m-2": "Ana"}, "t-b")
+    mentions.forget_all()
+    assert not mentions._INDEXES
+
+
+def test_a_comment_whose_at_signs_are_all_inside_words_builds_no_index() -> None:
+    mentions.forget_all()
+    assert find_mentions("mail foo@ana.com", {"m-1": "Ana"}, "t-mail") == set()
+    assert not mentions._INDEXES
 
 
 def test_only_the_first_mentions_max_at_signs_are_read() -> None:

@@ -28,9 +28,14 @@ _AT = re.compile("@")
 # participants costs what 50 do, not seconds of the worker's CPU.
 MENTIONS_MAX = 50
 
-# Participants' indexes kept, the threads that had a mention most recently (each up to a few MB
-# at the participants' cap of 5,000). An erasure drops its threads' (``forget``).
+# Participants' indexes kept, the threads that had a mention most recently: at most this many,
+# and at most ``CHARACTERS_KEPT`` characters of ids and names in all (each is held about five
+# times: as given, lower-cased, and in three handles; a thread at its cap of 5,000 participants
+# with ids and names of 25 characters is 125,000, about 3 MB; the contract's longest ids and
+# names in four-byte characters, 2,000,000 for one thread, which is kept alone). An erasure
+# drops its thread's (``forget``), a worker losing partitions all of them (``forget_all``).
 INDEXES_KEPT = 8
+CHARACTERS_KEPT = 1_000_000
 
 
 def handles_of(subscriber_id: str, name: str) -> set[str]:
@@ -43,19 +48,21 @@ class _Index:
     """The participants of a thread (``seen``, id -> display name, in their order) by lower-case
     name and by handle, the first participant winning a name or handle two of them share."""
 
-    __slots__ = ("handles", "lengths", "names", "seen")
+    __slots__ = ("characters", "handles", "lengths", "names", "seen")
 
     def __init__(self) -> None:
         self.seen: dict[str, str] = {}
         self.names: dict[str, str] = {}
         self.handles: dict[str, str] = {}
         self.lengths: list[int] = []  # of the names, longest first
+        self.characters = 0  # of the ids and names indexed
 
     def add(self, participants: Mapping[str, str] | None = None, *, after: int = 0) -> None:
         """Index the participants from the ``after``-th on (those before are indexed)."""
         names, handles, lengths = self.names, self.handles, set(self.lengths)
         for sid, name in islice((participants or {}).items(), after, None):
             self.seen[sid] = name
+            self.characters += len(sid) + len(name)
             base = name.strip().lower()
             if base and base not in names:
                 names[base] = sid
@@ -65,10 +72,11 @@ class _Index:
         self.lengths = sorted(lengths, reverse=True)
 
     def grown_into(self, participants: Mapping[str, str]) -> bool:
-        """Whether ``participants`` are the indexed ones, perhaps followed by newcomers."""
+        """Whether ``participants`` are the indexed ones in the same order (the first of two
+        sharing a name wins it), perhaps followed by newcomers."""
         seen = self.seen
         if len(participants) == len(seen):
-            return participants == seen
+            return participants == seen and list(participants) == list(seen)
         return len(participants) > len(seen) and list(
             islice(participants.items(), len(seen))
         ) == list(seen.items())
@@ -85,7 +93,10 @@ def _index_of(participants: Mapping[str, str], thread: str | None) -> _Index:
         index.add(participants, after=len(index.seen))
     if thread is not None:
         _INDEXES[thread] = index
-        if len(_INDEXES) > INDEXES_KEPT:
+        while len(_INDEXES) > 1 and (
+            len(_INDEXES) > INDEXES_KEPT
+            or sum(kept.characters for kept in _INDEXES.values()) > CHARACTERS_KEPT
+        ):
             del _INDEXES[next(iter(_INDEXES))]
     return index
 
@@ -93,6 +104,12 @@ def _index_of(participants: Mapping[str, str], thread: str | None) -> _Index:
 def forget(thread: str) -> None:
     """Drop the thread's kept index (an erasure: no copy of a name outlives it here)."""
     _INDEXES.pop(thread, None)
+
+
+def forget_all() -> None:
+    """Drop every kept index (partitions revoked: their threads' erasures may be handled by
+    another worker from now on, out of this one's reach)."""
+    _INDEXES.clear()
 
 
 def find_mentions(
@@ -106,18 +123,14 @@ def find_mentions(
     if "@" not in text or not participants:
         return set()
     lowered = text.lower()
+    ats = _readable_at_signs(lowered)
+    if not ats:
+        return set()
     index = _index_of(participants, thread)
     names, handles, lengths = index.names, index.handles, index.lengths
     end_of_text = len(lowered)
     found: set[str] = set()
-    read = 0
-    for at_sign in _AT.finditer(lowered):
-        at = at_sign.start()
-        if _inside_word(lowered, at):
-            continue
-        read += 1
-        if read > MENTIONS_MAX:
-            break
+    for at in ats:
         start = at + 1
         for length in lengths:  # the longest name first
             end = start + length
@@ -133,6 +146,12 @@ def find_mentions(
                 if handle in handles:
                     found.add(handles[handle])
     return found
+
+
+def _readable_at_signs(text: str) -> list[int]:
+    """Where the first ``MENTIONS_MAX`` ``@`` that can start a mention (not inside a word) are."""
+    at_signs = (match.start() for match in _AT.finditer(text))
+    return list(islice((at for at in at_signs if not _inside_word(text, at)), MENTIONS_MAX))
 
 
 def _inside_word(text: str, at: int) -> bool:
