@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from newsroom_notify.bootstrap import build_tokens, create_worker
+from newsroom_notify.domain import mentions
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream import faust_ext
 from newsroom_notify.stream.app import create_app
@@ -88,3 +89,15 @@ def test_every_table_store_is_opened_with_the_bounded_memory_settings(tmp_path: 
         assert options.write_buffer_size == 3 * 1024 * 1024
         assert options.max_write_buffer_number == 2
         assert options.block_cache_size == 5 * 1024 * 1024
+
+
+async def test_a_worker_losing_partitions_keeps_no_index_of_their_participants(
+    tmp_path: Path,
+) -> None:
+    # Another worker handles the erasures of those threads from now on (domain/mentions.py).
+    settings = Settings(dev_mode=True, store="memory://", data_dir=str(tmp_path))
+    app = create_app(settings, build_tokens(settings))
+    assert mentions.find_mentions("@Ana Lima", {"m-ana": "Ana Lima"}, "a-1") == {"m-ana"}
+    assert mentions._INDEXES
+    await app.on_partitions_revoked.send(set())
+    assert not mentions._INDEXES

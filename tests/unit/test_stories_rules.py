@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain import mentions
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
@@ -275,6 +276,31 @@ def test_longest_name_wins(pipe: LocalPipeline) -> None:
         ("m-ana", "mention", "c3")
     ]
     assert told(pipe.feed([comment("c4", BEN, "@Ana, you too")])) == [("m-anas", "mention", "c4")]
+
+
+def test_a_new_display_name_is_mentioned_and_the_old_one_no_longer(pipe: LocalPipeline) -> None:
+    """The thread's participants are indexed between comments (domain/mentions.py): a name
+    changed since is read as it is now."""
+    pipe.feed([comment("c1", ANA, notify="replies")])
+    assert told(pipe.feed([comment("c2", BEN, "@Ana Lima, yes")])) == [("m-ana", "mention", "c2")]
+    renamed = member("m-ana", "Ana Costa", "ana@example.org")
+    pipe.feed([comment("c3", renamed, "I married")])
+    assert pipe.feed([comment("c4", BEN, "@Ana Lima, congratulations")]) == []
+    assert told(pipe.feed([comment("c5", BEN, "@Ana Costa, congratulations")])) == [
+        ("m-ana", "mention", "c5")
+    ]
+
+
+def test_a_comment_mentions_at_most_fifty_participants(pipe: LocalPipeline) -> None:
+    """Only a comment's first 50 ``@`` that can start a mention are read (the bound on what one
+    comment costs and on whom it can reach, docs/rules.md)."""
+    readers = [member(f"m-r{i}", f"Reader {i}", f"r{i}@example.org") for i in range(55)]
+    pipe.feed(
+        [comment(f"c{i}", reader, "Hi", notify="replies") for i, reader in enumerate(readers)]
+    )
+    text = " ".join(f"@Reader {i}" for i in range(55))
+    mentioned = {recipient for recipient, reason, _ in told(pipe.feed([comment("all", BEN, text)]))}
+    assert mentioned == {f"m-r{i}" for i in range(50)}
 
 
 def test_a_name_must_end_at_a_word_boundary(pipe: LocalPipeline) -> None:
@@ -645,6 +671,8 @@ def test_erasure_leaves_no_trace_in_any_table_fanout_included(pipe: LocalPipelin
     state = every_table(pipe)
     for trace in (GEOFF_ID, "geoff.roach@example.org", "Geoff Roach", "Geoff's words", "again"):
         assert trace not in state, trace
+    # Nor in the participants' indexes kept for mentions (c4's built one with him in it).
+    assert not [i for i in mentions._INDEXES.values() if GEOFF_ID in i.seen]
     assert (
         pipe.feed(
             [

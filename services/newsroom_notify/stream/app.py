@@ -19,6 +19,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from newsroom_notify.clock import Clock
+from newsroom_notify.domain.mentions import forget_all as forget_all_mentions
 from newsroom_notify.domain.tokens import Tokens
 from newsroom_notify.metrics import CONSUMER_LAG, TABLE_KEYS
 from newsroom_notify.settings import SecurityProtocol, Settings
@@ -97,6 +98,15 @@ def create_app(
         topic=raw_topic(app, topics.name(topics.deadletter)), group=settings.app_id
     )
     app.pipeline = install(app, settings, dead_letters, clock, tokens)
+
+    async def forget_kept_mentions(
+        _sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any
+    ) -> None:
+        """Partitions revoked: the erasures of their threads may now be handled by another
+        worker, so this one keeps no index of their participants' names (domain/mentions)."""
+        forget_all_mentions()
+
+    app.on_partitions_revoked.connect(forget_kept_mentions)
 
     @app.page("/metrics")
     class Metrics(View):

@@ -23,6 +23,7 @@ from newsroom_notify.domain.keys import (
     member_key,
 )
 from newsroom_notify.domain.mentions import find_mentions
+from newsroom_notify.domain.mentions import forget as forget_mentions
 from newsroom_notify.domain.messages import (
     Activity,
     CommenterFollowed,
@@ -86,7 +87,7 @@ def comment_candidates(
                 delivery=None,
             ),
         )
-    mentions = sorted(find_mentions(comment.text, thread.participants))
+    mentions = sorted(find_mentions(comment.text, thread.participants, aid))
     if mentions:
         mention = Basis.model_construct(
             reason=Reason.MENTION,
@@ -414,6 +415,7 @@ class ThreadsStage(ArticleActivity):
         if thread is None:
             return []
         thread.participants.pop(sid, None)
+        forget_mentions(article_id)  # the thread's kept index holds their name
         thread.instant_followers.pop(sid, None)
         authored = self.authored.pop(member_key(article_id, sid), None)
         theirs_here = self._authored_ids(article_id, sid, authored)
