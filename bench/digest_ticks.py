@@ -1,7 +1,8 @@
 """The digest timer's look at every recipient's buffer, every tick (``digest.tick_s``, 30 s).
 
 Stores ``--buffers`` digest buffers of ``--items`` items each (half of them due) in a RocksDB
-(rocksdict, the worker's tables' store), read through ``ModelTable`` as the worker reads them,
+(rocksdict with the worker's options, raw bytes), read through ``ModelTable`` as the worker
+reads them (Faust's store layer above it, with its key and value decoding calls, left out),
 then times, interleaved in one process, the timer's scan as it was (every key, then a look-up
 and a decode of its buffer) and as it is (one pass over the stored JSON, ``stored_due_at``).
 Both must pick the same recipients. Prints the CPU time of one tick and per buffer.
@@ -20,10 +21,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from faust.stores.rocksdb import RocksDBOptions
 from rocksdict import Rdict
 
 from newsroom_notify.domain.inbox.digests import is_due
 from newsroom_notify.domain.state import DigestBuffer, stored_due_at
+from newsroom_notify.settings import Settings
 from newsroom_notify.stream.faust_ext.tables import ModelTable
 
 NOW = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
@@ -128,7 +131,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="digest-ticks-") as tmp:
-        db = Rdict(str(Path(tmp) / "digests"))
+        # The worker's store: Faust's options (raw bytes) with the service's memory settings.
+        memory: dict[str, Any] = dict(Settings(dev_mode=True).rocksdb_options())
+        options = RocksDBOptions(**memory).as_options()
+        db = Rdict(str(Path(tmp) / "digests"), options=options)
         try:
             stored = fill(db, args.buffers, args.items)
             table: ModelTable[DigestBuffer] = ModelTable(RocksTable(db), DigestBuffer)

@@ -253,7 +253,9 @@ class ModelTable(MutableMapping[str, M]):
 
     def raw_items(self) -> Iterator[tuple[str, bytes]]:
         """Every key with its JSON as stored (a batch's kept write in place of the store's), in
-        one pass over the store and without decoding: for a timer that looks at every value."""
+        one pass over the store and without decoding: for a timer that looks at every value.
+        For a table whose keys each live in one partition (not one copy per partition: a
+        kept write of one copy would hide the others)."""
         kept = {key: encoded for (_, key), (encoded, _) in self._written.items()}
         for raw_key, raw in self.table.data.items():
             key = raw_key.decode("utf-8")
