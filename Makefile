@@ -150,6 +150,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 bench: $(BENCH_STAMP) ## benchmarks: worker(s) vs the aiokafka limit on a real broker, fan-out cost (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench.throughput --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python -m bench.fanout_cost
+	$(BIN)/python -m bench.digest_ticks
 	$(BIN)/python -m bench.ratelimit_memory
 	$(BIN)/python -m bench.mail_latency
 

@@ -88,6 +88,9 @@ class FaustLikeTable:
     def __iter__(self) -> Iterator[bytes]:
         return iter([k for store in self.partitions.values() for k in store])
 
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [item for store in self.partitions.values() for item in store.items()]
+
     def __len__(self) -> int:
         return sum(len(store) for store in self.partitions.values())
 
@@ -146,6 +149,25 @@ def test_reads_in_a_batch_see_its_writes_and_ask_the_store_once_per_key() -> Non
     assert list(table) == []  # iteration (the timers') sees the kept deletion
     write_back.flush()
     assert faust_table.writes[-1] == (b"k", None, 1)
+
+
+def test_the_raw_items_a_timer_scans_are_the_stores_with_the_batchs_writes_in_place() -> None:
+    table, _, write_back = kept_table()
+    first, second = Event(Message(partition=0, offset=0)), Event(Message(partition=1, offset=0))
+    with handling(first):
+        table["a"], table["b"] = Value(n=1), Value(n=2)
+    with handling(second):
+        table["c"] = Value(n=3)
+    write_back.flush()
+    assert sorted(table.raw_items()) == [("a", b'{"n":1}'), ("b", b'{"n":2}'), ("c", b'{"n":3}')]
+    with handling(first):
+        table["a"] = Value(n=10)
+        del table["b"]
+        table["d"] = Value(n=4)
+    # Mid-batch (a timer runs between two records): what the batch wrote, not yet flushed.
+    assert sorted(table.raw_items()) == [("a", b'{"n":10}'), ("c", b'{"n":3}'), ("d", b'{"n":4}')]
+    write_back.flush()
+    assert sorted(table.raw_items()) == [("a", b'{"n":10}'), ("c", b'{"n":3}'), ("d", b'{"n":4}')]
 
 
 class Thread(BaseModel):

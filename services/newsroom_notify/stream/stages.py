@@ -35,6 +35,7 @@ from newsroom_notify.contract.events import CloudEvent
 from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.inbox.digests import is_due
 from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
@@ -63,6 +64,7 @@ from newsroom_notify.domain.state import (
     Thread,
     Traces,
     Unfollowed,
+    stored_due_at,
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
@@ -474,13 +476,14 @@ def install(
         """Periods may have ended: article fan-outs (threads) and due digests (inbox).
 
         Ticks travel through the stages' own topics, so the owner of each key acts on it."""
-        tick = DigestTick(at=clock())  # the same periods, whichever worker processes it
+        now = clock()
+        tick = DigestTick(at=now)  # the same periods, whichever worker processes it
         await pipeline.route(
             [ToStage(Stage.THREADS, aid, tick) for aid in list(pending)]
             + [
                 ToStage(Stage.INBOX, rid, tick)
-                for rid in list(digests)
-                if pipeline.inbox.digest_due(rid, tick.at)
+                for rid, stored in digests.raw_items()  # one pass, nothing decoded
+                if is_due(stored_due_at(stored), now)
             ]
         )
 

@@ -28,6 +28,12 @@ from newsroom_notify.domain.state import DigestBuffer, DigestEntry, Profile, Sen
 ACTIVITY_MEMORY = timedelta(days=8)
 
 
+def is_due(due_at: datetime | None, now: datetime) -> bool:
+    """Whether a digest buffer due at ``due_at`` should get a tick at ``now`` (the timer asks
+    for every buffer: ``stored_due_at`` reads ``due_at`` without decoding the buffer)."""
+    return due_at is not None and due_at <= now
+
+
 class Digests(InboxBase):
     """Handlers and helpers of the inbox stage for digests."""
 
@@ -76,7 +82,7 @@ class Digests(InboxBase):
         None; cheap, no decisions)."""
         buffer = self.digests.get(rid)
         now = self.clock() if at is None else at
-        return buffer is not None and buffer.due_at is not None and buffer.due_at <= now
+        return buffer is not None and is_due(buffer.due_at, now)
 
     def on_digest_tick(self, rid: str, at: datetime | None = None) -> list[Intent]:
         """Cut the digest of the period that had ended at the tick's time ``at`` (the clock's

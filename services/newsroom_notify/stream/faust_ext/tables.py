@@ -251,6 +251,20 @@ class ModelTable(MutableMapping[str, M]):
     def __len__(self) -> int:
         return len(self.table)
 
+    def raw_items(self) -> Iterator[tuple[str, bytes]]:
+        """Every key with its JSON as stored (a batch's kept write in place of the store's), in
+        one pass over the store and without decoding: for a timer that looks at every value.
+        For a table whose keys each live in one partition (not one copy per partition: a
+        kept write of one copy would hide the others)."""
+        kept = {key: encoded for (_, key), (encoded, _) in self._written.items()}
+        for raw_key, raw in self.table.data.items():
+            key = raw_key.decode("utf-8")
+            if key not in kept:
+                yield key, raw
+        for key, encoded in kept.items():
+            if encoded is not None:
+                yield key, encoded
+
 
 @dataclass
 class WriteBack:
