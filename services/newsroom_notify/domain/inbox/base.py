@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from newsroom_notify.contract import events as ev
@@ -39,6 +39,27 @@ def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bo
     if quiet.start < quiet.end:
         return quiet.start <= minute < quiet.end
     return minute >= quiet.start or minute < quiet.end
+
+
+def quiet_hours_end(quiet: QuietHours | None, timezone: str, now: datetime) -> datetime:
+    """When the quiet window ``now`` is in ends (``now`` itself outside of one), in UTC; never
+    later than the end ``in_quiet_hours`` sees: a local end time that does not exist (a clock
+    moved forward) or exists twice (moved back) counts with the earlier of its two readings."""
+    if quiet is None or not in_quiet_hours(quiet, timezone, now):
+        return now
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    end = local.replace(hour=quiet.end // 60, minute=quiet.end % 60, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)  # the same wall-clock time tomorrow
+    # (Compared in UTC: two readings of one zone's wall-clock time compare as wall-clock times.)
+    return min(end.replace(fold=0).astimezone(UTC), end.replace(fold=1).astimezone(UTC))
+
+
+def releases_due(release_at: datetime | None, now: datetime) -> bool:
+    """Whether the quiet-hours timer asks for a recipient's release at ``now``: when their held
+    notifications' ``release_at`` has come, or is not known (held before it was kept)."""
+    return release_at is None or release_at <= now
 
 
 def _everywhere(_: str, __: int | None) -> bool:
