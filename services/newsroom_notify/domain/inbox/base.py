@@ -30,6 +30,9 @@ def schedule_of(prefs: Preferences) -> Schedule:
     return Schedule(prefs.digest, prefs.timezone, prefs.digest_hour, prefs.digest_weekday)
 
 
+QUIET_SEARCH_MINUTES = 2 * 24 * 60  # quiet hours' end looked for across a change of clocks
+
+
 def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bool:
     """Whether ``now`` falls inside the daily quiet window (local time, may cross midnight)."""
     if quiet is None or quiet.start == quiet.end:
@@ -42,18 +45,28 @@ def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bo
 
 
 def quiet_hours_end(quiet: QuietHours | None, timezone: str, now: datetime) -> datetime:
-    """When the quiet window ``now`` is in ends (``now`` itself outside of one), in UTC; never
-    later than the end ``in_quiet_hours`` sees: a local end time that does not exist (a clock
-    moved forward) or exists twice (moved back) counts with the earlier of its two readings."""
+    """When the quiet window ``now`` is in ends (``now`` itself outside of one), in UTC: the
+    first minute ``in_quiet_hours`` sees outside it. Its end on the wall clock, unless the clocks
+    change in between (a window may then end early, at a wall-clock time before its start, or
+    late, its end skipped): then found a minute at a time, up to two days."""
     if quiet is None or not in_quiet_hours(quiet, timezone, now):
         return now
-    zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
+    local = now.astimezone(ZoneInfo(timezone))
     end = local.replace(hour=quiet.end // 60, minute=quiet.end % 60, second=0, microsecond=0)
     if end <= local:
         end += timedelta(days=1)  # the same wall-clock time tomorrow
-    # (Compared in UTC: two readings of one zone's wall-clock time compare as wall-clock times.)
-    return min(end.replace(fold=0).astimezone(UTC), end.replace(fold=1).astimezone(UTC))
+    ended = end.astimezone(UTC)
+    shown = ended.astimezone(local.tzinfo)  # what the clocks show then: the end, if they agree
+    if shown.utcoffset() == local.utcoffset() and shown.replace(tzinfo=None) == end.replace(
+        tzinfo=None
+    ):
+        return ended
+    step = now.replace(second=0, microsecond=0)
+    for _ in range(QUIET_SEARCH_MINUTES):
+        step += timedelta(minutes=1)
+        if not in_quiet_hours(quiet, timezone, step):
+            return step.astimezone(UTC)
+    return now  # none found: the timer asks at its next check
 
 
 def releases_due(release_at: datetime | None, now: datetime) -> bool:
