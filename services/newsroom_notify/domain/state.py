@@ -237,8 +237,13 @@ class Traces(State):
 
 class Held(BaseModel):
     """Instant notifications held during a recipient's quiet hours, and who wrote the comment
-    (and its parent) each one quotes, so an erasure of that author reaches them."""
+    (and its parent) each one quotes, so an erasure of that author reaches them.
 
+    ``release_at`` is the first field, so the start of its stored JSON: the quiet-hours timer
+    reads it from every recipient's every minute (``stored_release_at``) and asks for a release
+    only once it has come (None: at its next check)."""
+
+    release_at: datetime | None = None  # when the quiet hours end, as they were when held
     notifications: list[ev.NotificationCreated] = []
     authors: dict[str, list[str | None]] = {}  # notification id -> [comment's, parent's]
 
@@ -271,7 +276,22 @@ class DigestBuffer(BaseModel):
     omitted: int = 0  # items and comments left out by the caps since the last digest
 
 
-_DUE_AT_FIRST = b'{"due_at":'
+def _leading_datetime(stored: bytes, field: str) -> tuple[bool, datetime | None]:
+    """(True, its value) when the JSON ``stored`` begins with the nullable date-time ``field``
+    as ``model_dump_json`` writes it; (False, None) otherwise."""
+    prefix = b'{"' + field.encode("ascii") + b'":'
+    if not stored.startswith(prefix):
+        return False, None
+    rest = stored[len(prefix) : len(prefix) + 64]
+    if rest.startswith(b"null"):
+        return True, None
+    end = rest.find(b'"', 1)
+    if rest.startswith(b'"') and end > 0:
+        try:
+            return True, datetime.fromisoformat(rest[1:end].decode("ascii"))
+        except ValueError:
+            pass
+    return False, None
 
 
 def stored_due_at(stored: bytes) -> datetime | None:
@@ -279,14 +299,12 @@ def stored_due_at(stored: bytes) -> datetime | None:
     the JSON: a buffer holds up to 200 items and 200 article activities (tens of KB), and the
     timer looks at every recipient's every tick. A value stored before ``due_at`` came first,
     or not in the form read here, is decoded whole."""
-    if stored.startswith(_DUE_AT_FIRST):
-        rest = stored[len(_DUE_AT_FIRST) : len(_DUE_AT_FIRST) + 64]
-        if rest.startswith(b"null"):
-            return None
-        end = rest.find(b'"', 1)
-        if rest.startswith(b'"') and end > 0:
-            try:
-                return datetime.fromisoformat(rest[1:end].decode("ascii"))
-            except ValueError:
-                pass
-    return DigestBuffer.model_validate_json(stored).due_at
+    read, due_at = _leading_datetime(stored, "due_at")
+    return due_at if read else DigestBuffer.model_validate_json(stored).due_at
+
+
+def stored_release_at(stored: bytes) -> datetime | None:
+    """The ``release_at`` of a stored ``Held`` (up to 50 notifications), as ``stored_due_at``
+    reads a buffer's ``due_at``."""
+    read, release_at = _leading_datetime(stored, "release_at")
+    return release_at if read else Held.model_validate_json(stored).release_at

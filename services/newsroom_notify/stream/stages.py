@@ -35,6 +35,7 @@ from newsroom_notify.contract.events import CloudEvent
 from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.inbox.base import releases_due
 from newsroom_notify.domain.inbox.digests import is_due
 from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
 from newsroom_notify.domain.messages import (
@@ -65,6 +66,7 @@ from newsroom_notify.domain.state import (
     Traces,
     Unfollowed,
     stored_due_at,
+    stored_release_at,
 )
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import InvalidToken, Tokens
@@ -465,9 +467,15 @@ def install(
     )
 
     async def release_quiet_hours() -> None:
-        """Ask the inbox to release held notifications; it checks the quiet hours."""
+        """Ask the inbox to release the held notifications whose quiet hours have ended (or
+        may have: ``release_at`` unknown); it checks the quiet hours again."""
+        now = clock()
         await pipeline.route(
-            [ToStage(Stage.INBOX, rid, Release(recipient_id=rid)) for rid in list(held)]
+            [
+                ToStage(Stage.INBOX, rid, Release(recipient_id=rid))
+                for rid, stored in held.raw_items()  # one pass, nothing decoded
+                if releases_due(stored_release_at(stored), now)
+            ]
         )
 
     app.timer(settings.quiet_hours_check_s)(release_quiet_hours)

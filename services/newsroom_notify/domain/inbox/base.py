@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from newsroom_notify.contract import events as ev
@@ -30,6 +30,9 @@ def schedule_of(prefs: Preferences) -> Schedule:
     return Schedule(prefs.digest, prefs.timezone, prefs.digest_hour, prefs.digest_weekday)
 
 
+QUIET_SEARCH_MINUTES = 2 * 24 * 60  # quiet hours' end looked for across a change of clocks
+
+
 def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bool:
     """Whether ``now`` falls inside the daily quiet window (local time, may cross midnight)."""
     if quiet is None or quiet.start == quiet.end:
@@ -39,6 +42,37 @@ def in_quiet_hours(quiet: QuietHours | None, timezone: str, now: datetime) -> bo
     if quiet.start < quiet.end:
         return quiet.start <= minute < quiet.end
     return minute >= quiet.start or minute < quiet.end
+
+
+def quiet_hours_end(quiet: QuietHours | None, timezone: str, now: datetime) -> datetime:
+    """When the quiet window ``now`` is in ends (``now`` itself outside of one), in UTC: the
+    first minute ``in_quiet_hours`` sees outside it. Its end on the wall clock, unless the clocks
+    change in between (a window may then end early, at a wall-clock time before its start, or
+    late, its end skipped): then found a minute at a time, up to two days."""
+    if quiet is None or not in_quiet_hours(quiet, timezone, now):
+        return now
+    local = now.astimezone(ZoneInfo(timezone))
+    end = local.replace(hour=quiet.end // 60, minute=quiet.end % 60, second=0, microsecond=0)
+    if end <= local:
+        end += timedelta(days=1)  # the same wall-clock time tomorrow
+    ended = end.astimezone(UTC)
+    shown = ended.astimezone(local.tzinfo)  # what the clocks show then: the end, if they agree
+    if shown.utcoffset() == local.utcoffset() and shown.replace(tzinfo=None) == end.replace(
+        tzinfo=None
+    ):
+        return ended
+    step = now.replace(second=0, microsecond=0)
+    for _ in range(QUIET_SEARCH_MINUTES):
+        step += timedelta(minutes=1)
+        if not in_quiet_hours(quiet, timezone, step):
+            return step.astimezone(UTC)
+    return now  # none found: the timer asks at its next check
+
+
+def releases_due(release_at: datetime | None, now: datetime) -> bool:
+    """Whether the quiet-hours timer asks for a recipient's release at ``now``: when their held
+    notifications' ``release_at`` has come, or is not known (held before it was kept)."""
+    return release_at is None or release_at <= now
 
 
 def _everywhere(_: str, __: int | None) -> bool:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from newsroom_notify.contract.events import Delivery
 from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.ids import notification_id
-from newsroom_notify.domain.inbox.base import in_quiet_hours, schedule_of
+from newsroom_notify.domain.inbox.base import in_quiet_hours, quiet_hours_end, schedule_of
 from newsroom_notify.domain.inbox.digests import Digests
 from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.keys import sent_key, subscription_key
@@ -158,6 +158,10 @@ class Deciding(Digests):
                     subject.comment.author_id if subject.comment else None,
                     subject.parent.author_id if subject.parent else None,
                 ]
+                if held.release_at is None:  # the quiet-hours timer asks from then on
+                    held.release_at = quiet_hours_end(
+                        prefs.quiet_hours, prefs.timezone, self.clock()
+                    )
                 self.held[rid] = held
                 mode, out = "held", []
             else:
@@ -259,7 +263,14 @@ class Deciding(Digests):
         if held is None or profile is None:
             return []
         prefs = profile.preferences
-        if in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock()):
+        now = self.clock()
+        if in_quiet_hours(prefs.quiet_hours, prefs.timezone, now):
+            # Not yet (asked early: held before ``release_at`` was kept, or the preferences
+            # changed since): the timer asks again when these quiet hours end.
+            release_at = quiet_hours_end(prefs.quiet_hours, prefs.timezone, now)
+            if held.release_at != release_at:
+                held.release_at = release_at
+                self.held[rid] = held
             return []
         out: list[Intent] = []
         for notification in held.notifications:

@@ -349,6 +349,10 @@ class Subscriptions(InboxBase):
             muted_articles=list(data.muted_articles),
         )
         self.profiles[data.subscriber_id] = profile
+        held = self.held.get(data.subscriber_id)
+        if held is not None and held.release_at is not None:
+            held.release_at = None  # other quiet hours: the timer's next check decides
+            self.held[data.subscriber_id] = held
         # Article followers in digest mode are grouped by schedule at the threads stage.
         return [
             out
