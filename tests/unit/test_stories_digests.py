@@ -82,6 +82,37 @@ def periods(digests: list[ev.DigestReady]) -> list[tuple[str, datetime, datetime
 # ----------------------------------------------- Defaults: the daily digest at 08:00 UTC
 
 
+class CountedWrites(dict[str, object]):
+    """A table that counts the values written to it."""
+
+    written = 0
+
+    def __setitem__(self, key: str, value: object) -> None:
+        self.written += 1
+        super().__setitem__(key, value)
+
+
+def test_a_digest_timer_tick_that_ends_no_period_writes_no_thread(
+    tokens: Tokens, clock: Clock
+) -> None:
+    """Every 30 s every article with activity waiting gets a tick; a thread (up to 5,000
+    participants) is written back, and its changelog record sent, only when a period ended."""
+    threads = CountedWrites()
+    pipe = LocalPipeline(tokens=tokens, clock=clock, tables={"threads": threads})
+    pipe.feed([article("a-1"), subscribe(CAL, "article", "a-1")])
+    at(clock, 2026, 11, 27, 12, 0)
+    pipe.feed([comment("c1", BEN, "Trams at last.")])
+    pipe.tick()  # the first records where the article's fan-out stands (the last period end)
+    before = threads.written
+    assert (
+        run_until(pipe, clock, datetime(2026, 11, 28, 7, 59, tzinfo=Z), timedelta(minutes=30)) == []
+    )
+    assert threads.written == before  # 40 ticks more, no period ended: nothing written
+    (digest,) = run_until(pipe, clock, datetime(2026, 11, 28, 8, 3, tzinfo=Z))
+    assert threads.written > before  # the period's end: the thread records its fan-out
+    assert digest.data.total_comments == 1
+
+
 def test_an_article_follow_goes_to_the_daily_digest_at_0800_utc(
     pipe: LocalPipeline, clock: Clock, tokens: Tokens
 ) -> None:

@@ -98,6 +98,9 @@ class ArticleActivity(ThreadsBase):
         now = self.clock() if at is None else at
         article = thread.article or placeholder_article(article_id)
         out: list[Intent] = []
+        # Most ticks end no period (every 30 s, a daily period ends once a day): the thread,
+        # up to its participants' cap, is written back only if the tick changed it.
+        before = (dict(thread.fanned_until), list(thread.activity_slots))
         for schedule, followers in sorted(thread.digest_schedules.items()):
             period = last_closed_period(Schedule.from_key(schedule), now)
             done = thread.fanned_until.get(schedule)
@@ -133,7 +136,8 @@ class ArticleActivity(ThreadsBase):
                 for sid in self._digest_followers(article_id, schedule)
             )
         self._drop_fanned_slots(article_id, thread)
-        self.threads[article_id] = thread
+        if (thread.fanned_until, thread.activity_slots) != before:
+            self.threads[article_id] = thread
         return out
 
     def _drop_fanned_slots(self, article_id: str, thread: Thread) -> None:
