@@ -262,7 +262,7 @@ class DigestBuffer(BaseModel):
     """What waits for a recipient's next digest. Items are keyed by subject and contributions
     by article and period, so a replayed message overwrites instead of adding.
 
-    ``due_at`` is the first field, so the first of its stored JSON: the digest timer reads it
+    ``due_at`` is the first field, so the start of its stored JSON: the digest timer reads it
     from every buffer every tick (``stored_due_at``), without decoding the rest."""
 
     due_at: datetime | None = None  # when the timer should look again
