@@ -57,10 +57,10 @@ class _Index:
         self.lengths: list[int] = []  # of the names, longest first
         self.characters = 0  # of the ids and names indexed
 
-    def add(self, participants: Mapping[str, str] | None = None, *, after: int = 0) -> None:
+    def add(self, participants: Mapping[str, str], after: int) -> None:
         """Index the participants from the ``after``-th on (those before are indexed)."""
         names, handles, lengths = self.names, self.handles, set(self.lengths)
-        for sid, name in islice((participants or {}).items(), after, None):
+        for sid, name in islice(participants.items(), after, None):
             self.seen[sid] = name
             self.characters += len(sid) + len(name)
             base = name.strip().lower()
@@ -90,7 +90,7 @@ def _index_of(participants: Mapping[str, str], thread: str | None) -> _Index:
     if index is None or not index.grown_into(participants):
         index = _Index()
     if len(index.seen) < len(participants):
-        index.add(participants, after=len(index.seen))
+        index.add(participants, len(index.seen))
     if thread is not None:
         _INDEXES[thread] = index
         while len(_INDEXES) > 1 and (
