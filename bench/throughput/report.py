@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import pairwise
+from operator import ge, le, lt
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,65 @@ def table(result: dict[str, Any]) -> str:
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets (issue 19) against this run's figures, each with its value (None:
+    not measured in this run, never counted as met), its target and whether it was met (None
+    too in a ``--quick`` run: its workload is smaller than the one the targets are for)."""
+    judged = not result.get("quick")
+    one, mod, high = (result.get(k, {}) for k in ("one_worker", "latency_moderate", "latency"))
+    bn = result.get("breaking_news", {})
+    first = bn.get("by_workers", {}).get("1", {})
+    million = bn.get("followers") == 1_000_000 and bool(first.get("completed"))
+    at_500 = high.get("rate_target") == 500  # the issue names this rate
+    ratio = result.get("ratios", {}).get("service_over_limit_with_outputs")
+    two = result.get("cpu_two_over_one", {}).get("two_workers_no_standby")
+    # figure, value, target as printed, the bound, how the value must compare with it
+    checks: list[tuple[str, float | None, str, float, Callable[[float, float], bool]]] = [
+        ("CPU ms per comment event, 1 worker", one.get("cpu_ms_per_comment"), "<= 1.0", 1.0, le),
+        ("1 worker / limit writing the outputs (%)", ratio and 100 * ratio, ">= 25", 25.0, ge),
+        ("1,000,000 followers, article -> last notification, 1 worker (s)",
+         first.get("seconds") if million else None, "<= 60", 60.0, le),
+        ("p99 at half of 1 worker's rate (ms)", mod.get("p99_ms"), "< 100", 100.0, lt),
+        ("p99 at 500 comments/s (ms)", high.get("p99_ms") if at_500 else None, "< 250", 250.0, lt),
+        ("CPU per comment, 2 workers (no standby) / 1 (%)", two and 100 * two, "<= 115", 115.0,
+         le),
+    ]  # fmt: skip
+    rows = [
+        {
+            "figure": figure,
+            "value": value,
+            "target": shown,
+            "met": None if value is None or not judged else holds(value, bound),
+        }
+        for figure, value, shown, bound, holds in checks
+    ]
+    growth = first.get("rss_growth_second_half_mb") if million else None
+    rows.append(
+        {
+            "figure": "RSS growth while the second half of those followers were notified (MiB)",
+            "value": growth,
+            "target": "flat",
+            "met": None,  # reported: RocksDB's memtables fill up to their bound meanwhile
+        }
+    )
+    return rows
+
+
+def targets_table(rows: list[dict[str, Any]]) -> str:
+    """The targets as printed: figure, value, target, and met, missed or "-" (not measured,
+    or only reported)."""
+    verdict = {True: "met", False: "missed", None: "-"}
+    lines = [
+        (r["figure"], "-" if r["value"] is None else f"{r['value']:,.2f}", r["target"],
+         verdict[r["met"]])
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+    return "\n".join(
+        f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:<{widths[2]}}  {d}" for a, b, c, d in lines
+    )
 
 
 def plot(result: dict[str, Any], samples: list[float], path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
-from bench.throughput import workers
+from bench.throughput import report, workers
 
 from newsroom_dev.workload import generate_bench, zipf_weights
 from newsroom_notify.contract import events as ev
@@ -129,3 +129,78 @@ def test_a_crashed_workers_report_names_the_cause_and_keeps_the_log(
     (kept,) = (tmp_path / "results").iterdir()
     assert kept.read_text() == log.read_text()
     assert str(kept) in report
+
+
+def _run_figures(**changes: object) -> dict[str, object]:
+    """A benchmark result with every figure the issue's targets read, then ``changes``."""
+    result: dict[str, object] = {
+        "one_worker": {"cpu_ms_per_comment": 1.0},
+        "ratios": {"service_over_limit_with_outputs": 0.25},
+        "latency_moderate": {"p99_ms": 99.9},
+        "latency": {"rate_target": 500.0, "p99_ms": 249.9},
+        "cpu_two_over_one": {"two_workers_no_standby": 1.15},
+        "breaking_news": {
+            "followers": 1_000_000,
+            "by_workers": {
+                "1": {"completed": True, "seconds": 60.0, "rss_growth_second_half_mb": 12.5}
+            },
+        },
+    }
+    result.update(changes)
+    return result
+
+
+def _verdicts(result: dict[str, object]) -> dict[str, tuple[object, object]]:
+    return {row["figure"]: (row["value"], row["met"]) for row in report.targets(result)}
+
+
+def test_targets_on_their_bounds_are_met_and_past_them_missed() -> None:
+    met = _verdicts(_run_figures())
+    assert [v for v in met.values() if v[1] is not True] == [(12.5, None)]  # RSS: reported
+    assert met["1 worker / limit writing the outputs (%)"] == (25.0, True)
+    missed = _verdicts(
+        _run_figures(
+            one_worker={"cpu_ms_per_comment": 1.01},
+            ratios={"service_over_limit_with_outputs": 0.249},
+            latency_moderate={"p99_ms": 100.0},
+            latency={"rate_target": 500, "p99_ms": 250.0},  # "< 250"
+            cpu_two_over_one={"two_workers_no_standby": 1.16},
+            breaking_news={
+                "followers": 1_000_000,
+                "by_workers": {"1": {"completed": True, "seconds": 60.5}},
+            },
+        )
+    )
+    assert [figure for figure, (_, ok) in missed.items() if ok is not False] == [
+        "RSS growth while the second half of those followers were notified (MiB)"
+    ]
+
+
+def test_a_figure_not_measured_is_never_met() -> None:
+    assert all(row["value"] is None and row["met"] is None for row in report.targets({}))
+    # fewer followers than a million, an unfinished fan-out, another rate than 500/s
+    verdicts = _verdicts(
+        _run_figures(
+            latency={"rate_target": 400.0, "p99_ms": 90.0},
+            breaking_news={
+                "followers": 10_000,
+                "by_workers": {"1": {"completed": True, "seconds": 0.9}},
+            },
+        )
+    )
+    assert verdicts["p99 at 500 comments/s (ms)"] == (None, None)
+    assert verdicts["1,000,000 followers, article -> last notification, 1 worker (s)"] == (
+        None,
+        None,
+    )
+    unfinished = _run_figures(
+        breaking_news={"followers": 1_000_000, "by_workers": {"1": {"seconds": 30.0}}}
+    )
+    assert _verdicts(unfinished)[
+        "1,000,000 followers, article -> last notification, 1 worker (s)"
+    ] == (None, None)
+    quick = report.targets(_run_figures(quick=True))
+    assert [row["met"] for row in quick] == [None] * len(quick)
+    assert all(row["value"] is not None for row in quick)
+    printed = report.targets_table(report.targets({}))
+    assert "met" not in printed.replace("-", " ").split()

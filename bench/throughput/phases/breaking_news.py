@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -182,6 +183,31 @@ async def breaking_news_phase(
     }
 
 
+@dataclass
+class RssWatch:
+    """The workers' memory during a fan-out, sampled at each look at its progress."""
+
+    pids: list[int]
+    followers: int
+    peak: float  # the largest VmHWM (start-up included)
+    during: float  # the largest VmRSS of one worker since the article
+    at_half: float | None = None  # the largest VmRSS once half the followers were notified
+    series: list[tuple[int, int, float]] = field(default_factory=list)  # every 10 s
+    started: float = field(default_factory=time.monotonic)
+
+    def sample(self, notified: int) -> None:
+        """Sample the workers' RSS now that ``notified`` followers were notified."""
+        rss = [vm_rss_mb(pid) or 0.0 for pid in self.pids]
+        self.peak = max([self.peak] + [vm_hwm_mb(pid) or 0.0 for pid in self.pids])
+        self.during = max([self.during, *rss])
+        if self.at_half is None and 2 * notified >= self.followers:
+            self.at_half = max(rss)
+        elapsed = time.monotonic() - self.started
+        if elapsed >= 10 * (len(self.series) + 1):  # RSS against progress, every 10 s
+            self.series.append((round(elapsed), notified, round(sum(rss), 1)))
+            print(f"  {elapsed:.0f}s: {notified} notifications, workers' RSS {sum(rss):.0f} MiB")
+
+
 async def breaking_news_alert(
     run: Run, alert: Record, followers: int, within_s: float
 ) -> dict[str, Any]:
@@ -214,10 +240,9 @@ async def breaking_news_alert(
     # At-least-once: a rebalance (a busy machine can miss a heartbeat) repeats notifications
     # with the same id; the figure counts each id once and reports the repeats apart.
     seen: set[str] = set()
-    repeats, last_ms, peak_rss, rss_during = 0, None, hwm_before, rss_before
+    repeats, last_ms = 0, None
     deadline = time.monotonic() + within_s
-    sent_at = time.monotonic()
-    rss_series: list[tuple[int, int, float]] = []  # seconds, notifications, RSS of all workers
+    rss = RssWatch(pids, followers, peak=hwm_before, during=rss_before)
     try:
         while len(seen) < followers and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
@@ -234,15 +259,7 @@ async def breaking_news_alert(
                             continue
                         seen.add(data["notification_id"])
                         last_ms = max(last_ms or 0, record.timestamp)
-            peak_rss = max([peak_rss] + [vm_hwm_mb(pid) or 0.0 for pid in pids])
-            rss_now = sum(vm_rss_mb(pid) or 0.0 for pid in pids)
-            rss_during = max([rss_during] + [vm_rss_mb(pid) or 0.0 for pid in pids])
-            elapsed = time.monotonic() - sent_at
-            if elapsed >= 10 * (len(rss_series) + 1):  # RSS against progress, every 10 s
-                rss_series.append((round(elapsed), len(seen), round(rss_now, 1)))
-                print(
-                    f"  {elapsed:.0f}s: {len(seen)} notifications, workers' RSS {rss_now:.0f} MiB"
-                )
+            rss.sample(len(seen))
     finally:
         await consumer.stop()
     cpu = sum((cpu_seconds(pid) or 0.0) - cpu0[pid] for pid in pids)
@@ -256,11 +273,16 @@ async def breaking_news_alert(
         "notifications_per_s": _round(count / seconds) if seconds else None,
         "rss_before_mb": _round(rss_before),
         "peak_rss_before_mb": _round(hwm_before),  # VmHWM: start-up and recovery included
-        "peak_rss_mb": _round(peak_rss),
+        "peak_rss_mb": _round(rss.peak),
         # the largest VmRSS sampled (every 0.5 s) from the article to the last notification:
         # what the fan-out itself held, without start-up and recovery
-        "max_rss_during_mb": _round(rss_during),
-        "rss_series": rss_series,  # [seconds, notifications so far, VmRSS of the workers (MiB)]
+        "max_rss_during_mb": _round(rss.during),
+        # Flat memory: what the largest worker's RSS grew by while the second half of the
+        # followers were notified (start-up, recovery and RocksDB's first fill left out).
+        "rss_growth_second_half_mb": _round(rss.during - rss.at_half)
+        if rss.at_half is not None
+        else None,
+        "rss_series": rss.series,  # [seconds, notifications so far, VmRSS of the workers (MiB)]
         "worker_cpu_s": _round(cpu),
         "cpu_ms_per_notification": _round(1000 * cpu / count, 3) if count else None,
     }
