@@ -105,15 +105,25 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
+MILLION = "1,000,000 followers, article -> last notification, 1 worker (s)"
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets (issue 19) against this run's figures, each with its value (None:
     not measured in this run, never counted as met), its target and whether it was met (None
-    too in a ``--quick`` run: its workload is smaller than the one the targets are for)."""
+    too in a ``--quick`` run: its workload is smaller than the one the targets are for). A
+    million followers' fan-out cut off by the phase's timeout is missed, without a value."""
     judged = not result.get("quick")
     one, mod, high = (result.get(k, {}) for k in ("one_worker", "latency_moderate", "latency"))
     bn = result.get("breaking_news", {})
     first = bn.get("by_workers", {}).get("1", {})
-    million = bn.get("followers") == 1_000_000 and bool(first.get("completed"))
+    # A million followers' fan-out: its seconds if it ended, missed if cut off by the timeout.
+    million = bn.get("followers") == 1_000_000 and bool(first)
+    ended = million and bool(first.get("completed"))
+    # The moderate latency run at the rate the phase takes for half of one worker's (not a
+    # rate given with --moderate-rate).
+    capacity = one.get("input_per_s")
+    at_half = bool(capacity) and mod.get("rate_target") == max(1.0, round(capacity / 2))
     at_500 = high.get("rate_target") == 500  # the issue names this rate
     ratio = result.get("ratios", {}).get("service_over_limit_with_outputs")
     two = result.get("cpu_two_over_one", {}).get("two_workers_no_standby")
@@ -121,9 +131,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     checks: list[tuple[str, float | None, str, float, Callable[[float, float], bool]]] = [
         ("CPU ms per comment event, 1 worker", one.get("cpu_ms_per_comment"), "<= 1.0", 1.0, le),
         ("1 worker / limit writing the outputs (%)", ratio and 100 * ratio, ">= 25", 25.0, ge),
-        ("1,000,000 followers, article -> last notification, 1 worker (s)",
-         first.get("seconds") if million else None, "<= 60", 60.0, le),
-        ("p99 at half of 1 worker's rate (ms)", mod.get("p99_ms"), "< 100", 100.0, lt),
+        (MILLION, first.get("seconds") if ended else None, "<= 60", 60.0, le),
+        ("p99 at half of 1 worker's rate (ms)", mod.get("p99_ms") if at_half else None, "< 100",
+         100.0, lt),
         ("p99 at 500 comments/s (ms)", high.get("p99_ms") if at_500 else None, "< 250", 250.0, lt),
         ("CPU per comment, 2 workers (no standby) / 1 (%)", two and 100 * two, "<= 115", 115.0,
          le),
@@ -137,7 +147,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for figure, value, shown, bound, holds in checks
     ]
-    growth = first.get("rss_growth_second_half_mb") if million else None
+    for row in rows:
+        if row["figure"] == MILLION and million and not ended and judged:
+            row["met"] = False  # not every follower heard within the timeout
+    growth = first.get("rss_growth_second_half_mb") if ended else None
     rows.append(
         {
             "figure": "RSS growth while the second half of those followers were notified (MiB)",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
 from bench.throughput import report, workers
+from bench.throughput.phases import breaking_news
 
 from newsroom_dev.workload import generate_bench, zipf_weights
 from newsroom_notify.contract import events as ev
@@ -134,9 +135,9 @@ def test_a_crashed_workers_report_names_the_cause_and_keeps_the_log(
 def _run_figures(**changes: object) -> dict[str, object]:
     """A benchmark result with every figure the issue's targets read, then ``changes``."""
     result: dict[str, object] = {
-        "one_worker": {"cpu_ms_per_comment": 1.0},
+        "one_worker": {"cpu_ms_per_comment": 1.0, "input_per_s": 571.1},
         "ratios": {"service_over_limit_with_outputs": 0.25},
-        "latency_moderate": {"p99_ms": 99.9},
+        "latency_moderate": {"rate_target": 286.0, "p99_ms": 99.9},
         "latency": {"rate_target": 500.0, "p99_ms": 249.9},
         "cpu_two_over_one": {"two_workers_no_standby": 1.15},
         "breaking_news": {
@@ -160,9 +161,9 @@ def test_targets_on_their_bounds_are_met_and_past_them_missed() -> None:
     assert met["1 worker / limit writing the outputs (%)"] == (25.0, True)
     missed = _verdicts(
         _run_figures(
-            one_worker={"cpu_ms_per_comment": 1.01},
+            one_worker={"cpu_ms_per_comment": 1.01, "input_per_s": 571.1},
             ratios={"service_over_limit_with_outputs": 0.249},
-            latency_moderate={"p99_ms": 100.0},
+            latency_moderate={"rate_target": 286.0, "p99_ms": 100.0},
             latency={"rate_target": 500, "p99_ms": 250.0},  # "< 250"
             cpu_two_over_one={"two_workers_no_standby": 1.16},
             breaking_news={
@@ -193,12 +194,37 @@ def test_a_figure_not_measured_is_never_met() -> None:
         None,
         None,
     )
+    # a moderate rate given with --moderate-rate is not half of one worker's
+    given_rate = _run_figures(latency_moderate={"rate_target": 25.0, "p99_ms": 40.0})
+    assert _verdicts(given_rate)["p99 at half of 1 worker's rate (ms)"] == (None, None)
+
+
+def test_a_million_followers_not_all_notified_within_the_timeout_is_missed() -> None:
     unfinished = _run_figures(
-        breaking_news={"followers": 1_000_000, "by_workers": {"1": {"seconds": 30.0}}}
+        breaking_news={
+            "followers": 1_000_000,
+            "by_workers": {"1": {"completed": False, "seconds": 299.0}},
+        }
     )
-    assert _verdicts(unfinished)[
-        "1,000,000 followers, article -> last notification, 1 worker (s)"
-    ] == (None, None)
+    verdicts = _verdicts(unfinished)
+    assert verdicts[report.MILLION] == (None, False)
+    assert verdicts["RSS growth while the second half of those followers were notified (MiB)"] == (
+        None,
+        None,
+    )
+    assert _verdicts(_run_figures(quick=True, **unfinished))[report.MILLION] == (None, None)
+
+
+def test_rss_growth_is_what_rss_grew_by_after_half_the_followers_were_notified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sampled = iter([500.0, 400.0, 400.0, 430.0, 410.0])  # a peak before half, then 400 -> 430
+    monkeypatch.setattr(breaking_news, "vm_rss_mb", lambda _pid: next(sampled))
+    monkeypatch.setattr(breaking_news, "vm_hwm_mb", lambda _pid: 0.0)
+    watch = breaking_news.RssWatch([1], followers=100, peak=0.0, during=300.0)
+    for notified in (25, 50, 75, 90, 100):
+        watch.sample(notified)
+    assert (watch.during, watch.at_half, watch.after_half) == (500.0, 400.0, 430.0)
     quick = report.targets(_run_figures(quick=True))
     assert [row["met"] for row in quick] == [None] * len(quick)
     assert all(row["value"] is not None for row in quick)

@@ -192,6 +192,7 @@ class RssWatch:
     peak: float  # the largest VmHWM (start-up included)
     during: float  # the largest VmRSS of one worker since the article
     at_half: float | None = None  # the largest VmRSS once half the followers were notified
+    after_half: float | None = None  # the largest VmRSS of one worker from then on
     series: list[tuple[int, int, float]] = field(default_factory=list)  # every 10 s
     started: float = field(default_factory=time.monotonic)
 
@@ -202,6 +203,8 @@ class RssWatch:
         self.during = max([self.during, *rss])
         if self.at_half is None and 2 * notified >= self.followers:
             self.at_half = max(rss)
+        if self.at_half is not None:
+            self.after_half = max(self.after_half or 0.0, *rss)
         elapsed = time.monotonic() - self.started
         if elapsed >= 10 * (len(self.series) + 1):  # RSS against progress, every 10 s
             self.series.append((round(elapsed), notified, round(sum(rss), 1)))
@@ -279,8 +282,8 @@ async def breaking_news_alert(
         "max_rss_during_mb": _round(rss.during),
         # Flat memory: what the largest worker's RSS grew by while the second half of the
         # followers were notified (start-up, recovery and RocksDB's first fill left out).
-        "rss_growth_second_half_mb": _round(rss.during - rss.at_half)
-        if rss.at_half is not None
+        "rss_growth_second_half_mb": _round(rss.after_half - rss.at_half)
+        if rss.at_half is not None and rss.after_half is not None
         else None,
         "rss_series": rss.series,  # [seconds, notifications so far, VmRSS of the workers (MiB)]
         "worker_cpu_s": _round(cpu),
