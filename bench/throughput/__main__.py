@@ -189,7 +189,13 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=2))
     print()
     print(table(result))
-    judged = "" if not args.quick else " (--quick: a smaller workload, not judged)"
+    judged = (
+        " (--quick: a smaller workload, not judged)"
+        if args.quick
+        else ""
+        if args.default_workload
+        else " (sizes not the default: the comment events' targets not judged)"
+    )
     print(f"\nthe issue's targets (issue 19), this run{judged}:")
     print(targets_table(result["targets"]))
     print(f"\nall figures: {out} ({result['total_s']:.0f}s)")
