@@ -26,6 +26,8 @@ async def bench(
     result: dict[str, Any] = {
         "sizes": sizes.__dict__,
         "quick": bool(args.quick),  # smaller than the workload: targets not judged
+        # the default sizes: the targets for comment events are judged (report.targets)
+        "default_workload": bool(getattr(args, "default_workload", False)),
         "bootstrap": bootstrap,
         "workload": workload_figures,
     }

@@ -135,6 +135,8 @@ def test_a_crashed_workers_report_names_the_cause_and_keeps_the_log(
 def _run_figures(**changes: object) -> dict[str, object]:
     """A benchmark result with every figure the issue's targets read, then ``changes``."""
     result: dict[str, object] = {
+        "default_workload": True,
+        "latency_runs": [{"config": "default", "settings": {}}],
         "one_worker": {"cpu_ms_per_comment": 1.0, "input_per_s": 571.1},
         "ratios": {"service_over_limit_with_outputs": 0.25},
         "latency_moderate": {"rate_target": 286.0, "p99_ms": 99.9},
@@ -179,7 +181,7 @@ def test_targets_on_their_bounds_are_met_and_past_them_missed() -> None:
 
 def test_a_figure_not_measured_is_never_met() -> None:
     assert all(row["value"] is None and row["met"] is None for row in report.targets({}))
-    # fewer followers than a million, an unfinished fan-out, another rate than 500/s
+    # fewer followers than a million, another rate than 500/s
     verdicts = _verdicts(
         _run_figures(
             latency={"rate_target": 400.0, "p99_ms": 90.0},
@@ -197,6 +199,23 @@ def test_a_figure_not_measured_is_never_met() -> None:
     # a moderate rate given with --moderate-rate is not half of one worker's
     given_rate = _run_figures(latency_moderate={"rate_target": 25.0, "p99_ms": 40.0})
     assert _verdicts(given_rate)["p99 at half of 1 worker's rate (ms)"] == (None, None)
+
+
+def test_comment_targets_are_judged_only_on_the_default_workload_and_settings() -> None:
+    comment_rows = [
+        "CPU ms per comment event, 1 worker",
+        "1 worker / limit writing the outputs (%)",
+        "p99 at half of 1 worker's rate (ms)",
+        "p99 at 500 comments/s (ms)",
+        "CPU per comment, 2 workers (no standby) / 1 (%)",
+    ]
+    resized = _verdicts(_run_figures(default_workload=False))  # e.g. --comments 50
+    assert [resized[row][1] for row in comment_rows] == [None] * 5
+    assert resized[report.MILLION] == (60.0, True)  # the million does not depend on them
+    tuned = _verdicts(  # the first latency run with other worker settings
+        _run_figures(latency_runs=[{"config": "b", "settings": {"NEWSROOM_X": "1"}}])
+    )
+    assert [tuned[row][1] for row in comment_rows] == [True, True, None, None, True]
 
 
 def test_a_million_followers_not_all_notified_within_the_timeout_is_missed() -> None:
@@ -225,6 +244,12 @@ def test_rss_growth_is_what_rss_grew_by_after_half_the_followers_were_notified(
     for notified in (25, 50, 75, 90, 100):
         watch.sample(notified)
     assert (watch.during, watch.at_half, watch.after_half) == (500.0, 400.0, 430.0)
+    assert watch.second_half_growth == 30.0  # not the peak before half-way: 500 - 400
+    sampled = iter([300.0, 350.0])  # the sample that sees half of them is the last
+    watch = breaking_news.RssWatch([1], followers=100, peak=0.0, during=300.0)
+    for notified in (10, 100):
+        watch.sample(notified)
+    assert (watch.at_half, watch.second_half_growth) == (350.0, None)
     quick = report.targets(_run_figures(quick=True))
     assert [row["met"] for row in quick] == [None] * len(quick)
     assert all(row["value"] is not None for row in quick)

@@ -192,19 +192,27 @@ class RssWatch:
     peak: float  # the largest VmHWM (start-up included)
     during: float  # the largest VmRSS of one worker since the article
     at_half: float | None = None  # the largest VmRSS once half the followers were notified
-    after_half: float | None = None  # the largest VmRSS of one worker from then on
+    after_half: float | None = None  # the largest VmRSS of one worker sampled after that
     series: list[tuple[int, int, float]] = field(default_factory=list)  # every 10 s
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def second_half_growth(self) -> float | None:
+        """What the largest worker's RSS grew by after half the followers were notified (None
+        if no sample came after the one that saw half of them)."""
+        if self.at_half is None or self.after_half is None:
+            return None
+        return self.after_half - self.at_half
 
     def sample(self, notified: int) -> None:
         """Sample the workers' RSS now that ``notified`` followers were notified."""
         rss = [vm_rss_mb(pid) or 0.0 for pid in self.pids]
         self.peak = max([self.peak] + [vm_hwm_mb(pid) or 0.0 for pid in self.pids])
         self.during = max([self.during, *rss])
-        if self.at_half is None and 2 * notified >= self.followers:
-            self.at_half = max(rss)
-        if self.at_half is not None:
+        if self.at_half is not None:  # samples after the one that saw half the followers
             self.after_half = max(self.after_half or 0.0, *rss)
+        elif 2 * notified >= self.followers:
+            self.at_half = max(rss)
         elapsed = time.monotonic() - self.started
         if elapsed >= 10 * (len(self.series) + 1):  # RSS against progress, every 10 s
             self.series.append((round(elapsed), notified, round(sum(rss), 1)))
@@ -282,9 +290,7 @@ async def breaking_news_alert(
         "max_rss_during_mb": _round(rss.during),
         # Flat memory: what the largest worker's RSS grew by while the second half of the
         # followers were notified (start-up, recovery and RocksDB's first fill left out).
-        "rss_growth_second_half_mb": _round(rss.after_half - rss.at_half)
-        if rss.at_half is not None and rss.after_half is not None
-        else None,
+        "rss_growth_second_half_mb": _round(rss.second_half_growth),
         "rss_series": rss.series,  # [seconds, notifications so far, VmRSS of the workers (MiB)]
         "worker_cpu_s": _round(cpu),
         "cpu_ms_per_notification": _round(1000 * cpu / count, 3) if count else None,
