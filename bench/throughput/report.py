@@ -125,10 +125,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     # A million followers' fan-out: its seconds if it ended, missed if cut off by the timeout.
     million = bn.get("followers") == 1_000_000 and bool(first)
     ended = million and bool(first.get("completed"))
-    # The moderate latency run at the rate the phase takes for half of one worker's (not a
-    # rate given with --moderate-rate).
-    capacity = one.get("input_per_s")
-    at_half = bool(capacity) and mod.get("rate_target") == max(1.0, round(capacity / 2))
+    at_half = bool(mod.get("half_of_one_worker"))  # not a rate given with --moderate-rate
     at_500 = high.get("rate_target") == 500  # the issue names this rate
     ratio = result.get("ratios", {}).get("service_over_limit_with_outputs")
     two = result.get("cpu_two_over_one", {}).get("two_workers_no_standby")

@@ -27,7 +27,7 @@ async def bench(
         "sizes": sizes.__dict__,
         "quick": bool(args.quick),  # smaller than the workload: targets not judged
         # the default sizes: the targets for comment events are judged (report.targets)
-        "default_workload": bool(getattr(args, "default_workload", False)),
+        "default_workload": bool(args.default_workload),
         "bootstrap": bootstrap,
         "workload": workload_figures,
     }

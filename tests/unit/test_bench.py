@@ -139,7 +139,7 @@ def _run_figures(**changes: object) -> dict[str, object]:
         "latency_runs": [{"config": "default", "settings": {}}],
         "one_worker": {"cpu_ms_per_comment": 1.0, "input_per_s": 571.1},
         "ratios": {"service_over_limit_with_outputs": 0.25},
-        "latency_moderate": {"rate_target": 286.0, "p99_ms": 99.9},
+        "latency_moderate": {"half_of_one_worker": True, "p99_ms": 99.9},
         "latency": {"rate_target": 500.0, "p99_ms": 249.9},
         "cpu_two_over_one": {"two_workers_no_standby": 1.15},
         "breaking_news": {
@@ -165,7 +165,7 @@ def test_targets_on_their_bounds_are_met_and_past_them_missed() -> None:
         _run_figures(
             one_worker={"cpu_ms_per_comment": 1.01, "input_per_s": 571.1},
             ratios={"service_over_limit_with_outputs": 0.249},
-            latency_moderate={"rate_target": 286.0, "p99_ms": 100.0},
+            latency_moderate={"half_of_one_worker": True, "p99_ms": 100.0},
             latency={"rate_target": 500, "p99_ms": 250.0},  # "< 250"
             cpu_two_over_one={"two_workers_no_standby": 1.16},
             breaking_news={
@@ -197,7 +197,7 @@ def test_a_figure_not_measured_is_never_met() -> None:
         None,
     )
     # a moderate rate given with --moderate-rate is not half of one worker's
-    given_rate = _run_figures(latency_moderate={"rate_target": 25.0, "p99_ms": 40.0})
+    given_rate = _run_figures(latency_moderate={"half_of_one_worker": False, "p99_ms": 40.0})
     assert _verdicts(given_rate)["p99 at half of 1 worker's rate (ms)"] == (None, None)
 
 

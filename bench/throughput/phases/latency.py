@@ -203,8 +203,12 @@ async def latency_phases(
         )
         return figures
 
-    capacity = result.get("one_worker", {}).get("input_per_s") or sizes.rate
+    sustained = result.get("one_worker", {}).get("input_per_s")
+    capacity = sustained or sizes.rate
     moderate = args.moderate_rate or max(1.0, round(capacity / 2))
+    # Whether the moderate rate is half of what one worker sustained (report.targets judges
+    # the p99 there): not one given with --moderate-rate, nor half of --rate.
+    half_of_one_worker = not args.moderate_rate and bool(sustained)
     runs: list[dict[str, Any]] = []
     for n, (name, overrides) in enumerate(args.latency_configs):
         service.start(1, overrides)
@@ -215,6 +219,7 @@ async def latency_phases(
             mod = await latency_at(
                 moderate, label, run.latency_batch("moderate", n, int(moderate * sizes.duration))
             )
+            mod["half_of_one_worker"] = half_of_one_worker
             samples: list[float] = []
             high = None
             if sizes.rate:
