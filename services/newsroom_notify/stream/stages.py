@@ -217,11 +217,9 @@ class Pipeline:
         if isinstance(message, Candidacies):
             # Each candidacy decided as if it had come alone (its recipient's state), what
             # they ask for sent together: one ``route`` per record, not per recipient.
-            intents = [
-                intent
-                for candidacy in message.split()
-                for intent in deliver(self.stages, Stage.INBOX, candidacy.recipient_id, candidacy)
-            ]
+            intents = self.stages.inbox.on_candidacies(
+                message.subject, message.at, message.origin, message.bases
+            )
         else:
             intents = deliver(self.stages, Stage.INBOX, key, message)
         await self.route(intents)
