@@ -23,7 +23,7 @@ from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.ids import notification_id
 from newsroom_notify.domain.inbox.base import in_quiet_hours, quiet_hours_end, schedule_of
 from newsroom_notify.domain.inbox.digests import Digests
-from newsroom_notify.domain.intents import Intent, Publish
+from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.keys import sent_key, subscription_key
 from newsroom_notify.domain.messages import Candidacy, Edit, Release, Retraction
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, Basis, Condition, Reason, Subject
@@ -140,7 +140,7 @@ class Deciding(Digests):
                 if delivery_for(basis, sub) == "instant":  # what ``_decide`` does then
                     nid = notification_id(rid, subject.key, basis.reason)
                     notification = render.notification(profile, subject, basis, sub, nid)
-                    out.append(Publish(notification, profile.id))
+                    out.append(self._emit(notification))
                     sent_table[key] = _sent(
                         notification_id=nid,
                         reason=basis.reason,
@@ -182,8 +182,10 @@ class Deciding(Digests):
         basis, sub = chosen
         nid = notification_id(rid, subject.key, basis.reason)
         delivery = delivery_for(basis, sub)
-        quiet = delivery == "instant" and in_quiet_hours(
-            prefs.quiet_hours, prefs.timezone, self.clock()
+        quiet = (
+            delivery == "instant"
+            and prefs.quiet_hours is not None  # the clock read only for a window
+            and in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock())
         )
         held = (self.held.get(rid) or Held()) if quiet else None
         if held is not None and len(held.notifications) >= self.held_max:
