@@ -66,9 +66,9 @@ Configuration:
 READY_LINE = "Kafka Server started"
 # What Kafka's own scripts start a broker with (``kafka-run-class.sh``'s
 # KAFKA_JVM_PERFORMANCE_OPTS; the heap is ``LocalKafka.heap``, kafka-server-start.sh's 1 GiB).
-# With the 512 MiB heap used before, a produce request over half of G1's 1 MiB region was a
-# humongous allocation and G1 marked the heap concurrently without end: 5 of the broker's 9 CPU
-# seconds in a 200,000-follower fan-out, on the two cores the benchmarks share with the worker.
+# With the heap used before (``-Xms128m -Xmx512m``, G1's defaults), G1's concurrent marking
+# thread took 5.2 of the broker's 9 CPU seconds while one worker notified 200,000 followers,
+# on the two cores the benchmarks share with the worker; with these, too little to count.
 BROKER_JVM = (
     "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35",
@@ -268,20 +268,23 @@ class LocalKafka:
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
-    def _java(self, libs: Path, *args: str, heap: str = "") -> list[str]:
+    def _java(self, libs: Path, *args: str, broker: bool = False) -> list[str]:
         log4j = self.directory / "log4j2.yaml"
         return [
             "java",
-            *heap.split(),
             "-XX:+UseG1GC",
-            *(BROKER_JVM if heap else ()),
-            # Short-lived tools (StorageTool) start faster without the C2 compiler.
-            *([] if heap else ["-XX:TieredStopAtLevel=1"]),
+            # A broker as Kafka's scripts start it; short-lived tools (StorageTool) start
+            # faster without the C2 compiler.
+            *([*self.heap.split(), *BROKER_JVM] if broker else ["-XX:TieredStopAtLevel=1"]),
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp",
             f"{libs}/*",
             *args,
         ]
+
+    def broker_command(self, libs: Path, node: Node) -> list[str]:
+        """The command running ``node``'s broker (and controller)."""
+        return self._java(libs, "kafka.Kafka", str(node.properties_file), broker=True)
 
     def format_command(self, libs: Path, node: Node) -> list[str]:
         """The StorageTool command formatting ``node``; the id is attached to its option
@@ -321,7 +324,7 @@ class LocalKafka:
 
     def start_node(self, node: Node, libs: Path) -> None:
         """Start one node in its own session (so Ctrl-C of a parent does not reach it)."""
-        cmd = self._java(libs, "kafka.Kafka", str(node.properties_file), heap=self.heap)
+        cmd = self.broker_command(libs, node)
         with node.log_file.open("ab") as log:
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
