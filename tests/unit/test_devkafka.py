@@ -92,6 +92,22 @@ def test_the_cluster_id_is_attached_to_its_option(tmp_path: Path) -> None:
     assert "-t" not in command
 
 
+def test_the_broker_runs_with_kafkas_own_jvm_options_and_the_format_tool_without(
+    tmp_path: Path,
+) -> None:
+    """The broker as kafka-server-start.sh starts it (a fixed 1 GiB heap, G1 with 20 ms pauses:
+    with a 128-512 MiB heap G1 marked it concurrently through a whole fan-out, on the cores
+    the benchmarks share with the worker); the short-lived format tool without them."""
+    cluster = LocalKafka.create(tmp_path, size=1, port=29092)
+    broker = cluster.broker_command(Path("/libs"), cluster.nodes[0])
+    assert broker[broker.index("kafka.Kafka") + 1] == str(cluster.nodes[0].properties_file)
+    assert {"-Xms1g", "-Xmx1g", "-XX:MaxGCPauseMillis=20"} <= set(broker)
+    assert "-XX:TieredStopAtLevel=1" not in broker
+    tool = cluster.format_command(Path("/libs"), cluster.nodes[0])
+    assert "-XX:TieredStopAtLevel=1" in tool
+    assert not {"-Xmx1g", "-XX:MaxGCPauseMillis=20"} & set(tool)
+
+
 def test_a_port_the_caller_fixed_is_never_moved_and_a_taken_one_is_refused(
     tmp_path: Path,
 ) -> None:

@@ -1,7 +1,7 @@
 """Batching a fan-out by inbox partition: a transport concern of the stream shell, not the
 domain's. A comment followed by many is one ``Candidacies`` record per inbox partition (the
-subject written once), not one record per recipient; the inbox agent splits it again and hands
-each candidacy to the domain as if it had come alone."""
+subject written once), not one record per recipient; the inbox agent hands it to the domain's
+``on_candidacies``, which decides each recipient's candidacy as if it had come alone."""
 
 from __future__ import annotations
 

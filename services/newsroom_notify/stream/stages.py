@@ -213,15 +213,13 @@ class Pipeline:
 
     async def on_inbox_record(self, key: str, message: BaseModel) -> None:
         """inbox agent: everything about one subscriber (or a fan-out's candidacies for the
-        subscribers of this partition, handled one by one)."""
+        subscribers of this partition, decided together: ``on_candidacies``)."""
         if isinstance(message, Candidacies):
-            # Each candidacy decided as if it had come alone (its recipient's state), what
-            # they ask for sent together: one ``route`` per record, not per recipient.
-            intents = [
-                intent
-                for candidacy in message.split()
-                for intent in deliver(self.stages, Stage.INBOX, candidacy.recipient_id, candidacy)
-            ]
+            # Each candidacy decided as if it had come alone (its recipient's state), without
+            # a ``Candidacy`` each; what they ask for sent together: one ``route`` a record.
+            intents = self.stages.inbox.on_candidacies(
+                message.subject, message.at, message.origin, message.bases
+            )
         else:
             intents = deliver(self.stages, Stage.INBOX, key, message)
         await self.route(intents)

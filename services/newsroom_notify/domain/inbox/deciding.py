@@ -15,6 +15,7 @@ they have seen.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from newsroom_notify.contract.events import Delivery
@@ -25,7 +26,7 @@ from newsroom_notify.domain.inbox.digests import Digests
 from newsroom_notify.domain.intents import Intent
 from newsroom_notify.domain.keys import sent_key, subscription_key
 from newsroom_notify.domain.messages import Candidacy, Edit, Release, Retraction
-from newsroom_notify.domain.model import DEFAULT_DELIVERY, Basis, Condition, Reason
+from newsroom_notify.domain.model import DEFAULT_DELIVERY, Basis, Condition, Reason, Subject
 from newsroom_notify.domain.schedule import period_containing
 from newsroom_notify.domain.state import (
     DigestBuffer,
@@ -37,6 +38,7 @@ from newsroom_notify.domain.state import (
 )
 
 _sent = constructor(Sent)
+_candidacy = constructor(Candidacy)
 
 
 def choose_basis(
@@ -106,18 +108,72 @@ class Deciding(Digests):
 
     def on_candidacy(self, msg: Candidacy) -> list[Intent]:
         """Decide whether, why and how this recipient hears of this subject."""
-        rid, subject = msg.recipient_id, msg.subject
+        profile = self._listener(msg.recipient_id, msg.subject)
+        if profile is None:
+            return []
+        key = sent_key(msg.recipient_id, msg.subject.key)
+        return self._decide(profile, msg, key, self.sent.get(key))
+
+    def on_candidacies(
+        self, subject: Subject, at: datetime, origin: str, bases: Mapping[str, list[Basis]]
+    ) -> list[Intent]:
+        """The candidacies of one activity (``subject``, ``at``, ``origin``) for several
+        recipients (recipient id -> bases, in order): each decided exactly as ``on_candidacy``
+        decides it alone, what they ask for in the same order.
+
+        A fan-out's common case, a recipient new to the subject who hears of it at once, is
+        decided here without a ``Candidacy`` object each; every other (a replay, a digest,
+        quiet hours) as ``on_candidacy`` decides it, from the state already read."""
+        out: list[Intent] = []
+        sent_table, render = self.sent, self.render
+        for rid, rbases in bases.items():
+            profile = self._listener(rid, subject)
+            if profile is None:
+                continue
+            key = sent_key(rid, subject.key)
+            sent = sent_table.get(key)
+            if sent is None and profile.preferences.quiet_hours is None:
+                chosen = choose_basis(profile, rbases, at)
+                if chosen is None:
+                    continue
+                basis, sub = chosen
+                if delivery_for(basis, sub) == "instant":  # what ``_decide`` does then
+                    nid = notification_id(rid, subject.key, basis.reason)
+                    notification = render.notification(profile, subject, basis, sub, nid)
+                    out.append(self._emit(notification))
+                    sent_table[key] = _sent(
+                        notification_id=nid,
+                        reason=basis.reason,
+                        mode="instant",
+                        origin=origin,
+                        digest_id=None,
+                    )
+                    continue
+            candidacy = _candidacy(
+                recipient_id=rid, subject=subject, bases=rbases, at=at, origin=origin
+            )
+            out += self._decide(profile, candidacy, key, sent)
+        return out
+
+    def _listener(self, rid: str, subject: Subject) -> Profile | None:
+        """The recipient's profile if they may hear of ``subject`` at all, else None."""
         profile = self.profiles.get(rid)
         if profile is None or (profile.guest and not profile.confirmed):
             # No consent (rule "Guests confirm first"): nothing reaches an unconfirmed address.
-            return []
+            return None
         if rid == subject.author_id:
-            return []  # rule "Nobody hears about their own comment"
+            return None  # rule "Nobody hears about their own comment"
         prefs = profile.preferences
         if prefs.paused or subject.article.id in prefs.muted_articles:
-            return []  # rule "Preferences"
-        key = sent_key(rid, subject.key)
-        sent = self.sent.get(key)
+            return None  # rule "Preferences"
+        return profile
+
+    def _decide(
+        self, profile: Profile, msg: Candidacy, key: str, sent: Sent | None
+    ) -> list[Intent]:
+        """``on_candidacy``'s decision once the recipient may hear of the subject (``key`` and
+        ``sent``: its ``sent`` record's key and value)."""
+        rid, subject, prefs = msg.recipient_id, msg.subject, profile.preferences
         if sent is not None and (not sent.listed_only or sent.retracted):
             return self._replay(profile, msg, sent)
         chosen = choose_basis(profile, msg.bases, msg.at)
@@ -126,8 +182,10 @@ class Deciding(Digests):
         basis, sub = chosen
         nid = notification_id(rid, subject.key, basis.reason)
         delivery = delivery_for(basis, sub)
-        quiet = delivery == "instant" and in_quiet_hours(
-            prefs.quiet_hours, prefs.timezone, self.clock()
+        quiet = (
+            delivery == "instant"
+            and prefs.quiet_hours is not None  # the clock read only for a window
+            and in_quiet_hours(prefs.quiet_hours, prefs.timezone, self.clock())
         )
         held = (self.held.get(rid) or Held()) if quiet else None
         if held is not None and len(held.notifications) >= self.held_max:

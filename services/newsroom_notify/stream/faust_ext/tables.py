@@ -91,10 +91,8 @@ class ModelTable(MutableMapping[str, M]):
         written = self._written.get(slot)
         if written is not None:
             return written[0]
-        try:
+        if slot in self._read:  # not a KeyError caught: a miss is the rule in a fan-out
             return self._read[slot]
-        except KeyError:
-            pass
         raw = self._stored_in(*slot)
         if len(self._read) < READS_KEPT:
             self._read[slot] = raw
