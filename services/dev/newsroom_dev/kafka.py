@@ -67,8 +67,9 @@ READY_LINE = "Kafka Server started"
 # What Kafka's own scripts start a broker with (``kafka-run-class.sh``'s
 # KAFKA_JVM_PERFORMANCE_OPTS; the heap is ``LocalKafka.heap``, kafka-server-start.sh's 1 GiB).
 # With the heap used before (``-Xms128m -Xmx512m``, G1's defaults), G1's concurrent marking
-# thread took 5.2 of the broker's 9 CPU seconds while one worker notified 200,000 followers,
-# on the two cores the benchmarks share with the worker; with these, too little to count.
+# thread took 5.2 CPU seconds (of 7.5 or more for the whole broker) while one worker notified
+# 200,000 followers, on the two cores the benchmarks share with the worker; with these, too
+# little to count.
 BROKER_JVM = (
     "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35",
