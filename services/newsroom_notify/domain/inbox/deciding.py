@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Literal
 
 from newsroom_notify.contract.events import Delivery
 from newsroom_notify.domain.construct import constructor
@@ -38,6 +39,7 @@ from newsroom_notify.domain.state import (
 )
 
 _sent = constructor(Sent)
+_Mode = Literal["instant", "held", "digest"]  # how a recipient got a subject (``Sent.mode``)
 _candidacy = constructor(Candidacy)
 
 
@@ -141,13 +143,7 @@ class Deciding(Digests):
                     nid = notification_id(rid, subject.key, basis.reason)
                     notification = render.notification(profile, subject, basis, sub, nid)
                     out.append(self._emit(notification))
-                    sent_table[key] = _sent(
-                        notification_id=nid,
-                        reason=basis.reason,
-                        mode="instant",
-                        origin=origin,
-                        digest_id=None,
-                    )
+                    self._record(key, nid, basis.reason, "instant", origin=origin, digest_id=None)
                     continue
             candidacy = _candidacy(
                 recipient_id=rid, subject=subject, bases=rbases, at=at, origin=origin
@@ -194,6 +190,7 @@ class Deciding(Digests):
         if sent is not None and delivery == "digest":
             return []  # a digest already listed it (its article's activity): once per comment
         out: list[Intent] = []
+        mode: _Mode
         if delivery == "digest":
             buffer = self.digests.get(rid) or DigestBuffer()
             now = self.clock()
@@ -224,14 +221,30 @@ class Deciding(Digests):
                 mode, out = "held", []
             else:
                 mode, out = "instant", [self._emit(notification)]
-        self.sent[key] = _sent(  # constructed: every value is ours, and checked above
-            notification_id=nid,
-            reason=basis.reason,
-            mode=mode,
+        self._record(
+            key,
+            nid,
+            basis.reason,
+            mode,
             origin=msg.origin,
             digest_id=sent.digest_id if sent is not None else None,
         )
         return out
+
+    def _record(
+        self,
+        key: str,
+        nid: str,
+        reason: Reason,
+        mode: _Mode,
+        *,
+        origin: str,
+        digest_id: str | None,
+    ) -> None:
+        """What the recipient got for the subject (its ``sent`` record, under ``key``)."""
+        self.sent[key] = _sent(  # constructed: every value is ours, and checked before
+            notification_id=nid, reason=reason, mode=mode, origin=origin, digest_id=digest_id
+        )
 
     def _replay(self, profile: Profile, msg: Candidacy, sent: Sent) -> list[Intent]:
         """The same candidacy again (a replay): re-emit the same notification, same id.
