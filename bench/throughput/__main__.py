@@ -31,8 +31,8 @@ One run, in this order (``--quick`` shrinks every size):
    (LogAppendTime too): per-hop figures.
 
 9. breaking news: ``--breaking-followers`` instant followers of one section (a million; 10,000
-   with ``--quick``), then 1 and 2 workers each get an article in it: seconds from the
-   article's append to its last notification's, RSS, CPU.
+   with ``--quick``), then 1 worker, 2 workers with a standby replica and 2 without each get
+   an article in it: seconds from the article's append to its last notification's, RSS, CPU.
 
 ``--phases`` skips any of steps 7, 8 and 9.
 
@@ -56,6 +56,7 @@ import time
 from pathlib import Path
 
 from bench.throughput import ROOT
+from bench.throughput.phases.breaking_news import NO_STANDBY, worker_runs
 from bench.throughput.report import plot, table, targets_table
 from bench.throughput.run import bench
 from bench.throughput.setup import Sizes
@@ -116,9 +117,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--breaking-workers",
-        type=lambda v: [int(n) for n in v.split(",")],
-        default=[1, 2],
-        help="worker counts of the breaking-news phase, one article each (default 1,2)",
+        type=worker_runs,
+        default=["1", "2", "2" + NO_STANDBY],
+        help="runs of the breaking-news phase, one article each: a count of workers, with "
+        f"standby replicas, or followed by {NO_STANDBY} (default 1,2,2{NO_STANDBY})",
     )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")

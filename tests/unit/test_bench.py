@@ -145,7 +145,9 @@ def _run_figures(**changes: object) -> dict[str, object]:
         "breaking_news": {
             "followers": 1_000_000,
             "by_workers": {
-                "1": {"completed": True, "seconds": 60.0, "rss_growth_second_half_mb": 12.5}
+                "1": {"completed": True, "seconds": 60.0, "rss_growth_second_half_mb": 12.5},
+                "2": {"completed": True, "seconds": 75.0},  # with standby: reported, not judged
+                "2_no_standby": {"completed": True, "seconds": 60.0},
             },
         },
     }
@@ -170,7 +172,10 @@ def test_targets_on_their_bounds_are_met_and_past_them_missed() -> None:
             cpu_two_over_one={"two_workers_no_standby": 1.16},
             breaking_news={
                 "followers": 1_000_000,
-                "by_workers": {"1": {"completed": True, "seconds": 60.5}},
+                "by_workers": {
+                    "1": {"completed": True, "seconds": 60.5},
+                    "2_no_standby": {"completed": True, "seconds": 60.5},
+                },
             },
         )
     )
@@ -196,6 +201,7 @@ def test_a_figure_not_measured_is_never_met() -> None:
         None,
         None,
     )
+    assert verdicts[report.MILLION_TWO] == (None, None)
     # a moderate rate given with --moderate-rate is not half of one worker's
     given_rate = _run_figures(latency_moderate={"half_of_one_worker": False, "p99_ms": 40.0})
     assert _verdicts(given_rate)["p99 at half of 1 worker's rate (ms)"] == (None, None)
@@ -227,6 +233,18 @@ def test_a_million_followers_not_all_notified_within_the_timeout_is_missed() -> 
     )
     verdicts = _verdicts(unfinished)
     assert verdicts[report.MILLION] == (None, False)
+    assert verdicts[report.MILLION_TWO] == (None, None)  # not run
+    two_cut_off = _run_figures(
+        breaking_news={
+            "followers": 1_000_000,
+            "by_workers": {
+                "1": {"completed": True, "seconds": 50.0},
+                "2_no_standby": {"completed": False, "seconds": 299.0},
+            },
+        }
+    )
+    assert _verdicts(two_cut_off)[report.MILLION] == (50.0, True)
+    assert _verdicts(two_cut_off)[report.MILLION_TWO] == (None, False)
     assert verdicts["RSS growth while the second half of those followers were notified (MiB)"] == (
         None,
         None,
@@ -255,3 +273,24 @@ def test_rss_growth_is_what_rss_grew_by_after_half_the_followers_were_notified(
     assert all(row["value"] is not None for row in quick)
     printed = report.targets_table(report.targets({}))
     assert "met" not in printed.replace("-", " ").split()
+
+
+def test_breaking_news_runs_name_their_workers_and_standby_replicas() -> None:
+    runs = breaking_news.worker_runs("1,2,2_no_standby")
+    assert [breaking_news.worker_run(r) for r in runs] == [
+        (1, None),
+        (2, None),  # the settings' standby replicas (one by default)
+        (2, {"NEWSROOM_STANDBY_REPLICAS": "0"}),
+    ]
+    assert [breaking_news.describe_run(r) for r in runs] == [
+        "1 worker(s)",
+        "2 worker(s)",
+        "2 worker(s), no standby",
+    ]
+    for wrong in ("2_standby", "0", "two", "2,", "-1_no_standby"):
+        with pytest.raises(ValueError, match="not a run of workers"):
+            breaking_news.worker_runs(wrong)
+    printed = report.table(
+        {"breaking_news": {"followers": 10, "by_workers": {"2_no_standby": {"seconds": 1.5}}}}
+    )
+    assert "breaking news, 2 worker(s), no standby: 10 followers, article -> last  1.5 s" in printed

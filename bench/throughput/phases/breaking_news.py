@@ -129,15 +129,16 @@ async def breaking_news_phase(
     followers: int,
     seed: int,
     within_s: float,
-    workers: list[int],
+    workers: list[str],
     seeding: str = "subscribe",
 ) -> dict[str, Any]:
     """``followers`` instant followers of a section (not timed): subscribed through the
     pipeline (``seeding`` "subscribe", one worker), or their profiles and the section's
     follower chunks written straight to the changelogs the workers recover (``changelog``);
-    then, for each count of ``workers``, that many workers, ready, and one article in the
-    section: seconds from its append to the last notification's append (both LogAppendTime),
-    the workers' RSS before and at their peak, and their CPU."""
+    then, for each run of ``workers`` (``worker_runs``: a count, with the settings' standby
+    replicas or none), that many workers, ready, and one article in the section: seconds from
+    its append to the last notification's append (both LogAppendTime), the workers' RSS
+    before and at their peak, and their CPU; by run in ``by_workers``."""
     service = run.service
     section = f"breaking-{seed}"
     service.start(1)
@@ -157,23 +158,24 @@ async def breaking_news_phase(
     seeded_s = time.monotonic() - started
     print(f"breaking news: {followers} section followers {how} in {seeded_s:.1f}s (not timed)")
     by_workers: dict[str, Any] = {}
-    for count, alert in zip(workers, alerts, strict=True):
-        service.start(count)
+    for run_name, alert in zip(workers, alerts, strict=True):
+        count, overrides = worker_run(run_name)
+        service.start(count, overrides)
         ready_s = await service.ready(within_s)
-        print(f"breaking news: {count} worker(s) ready in {ready_s:.1f}s")
+        print(f"breaking news: {describe_run(run_name)} ready in {ready_s:.1f}s")
         try:
             figures = await breaking_news_alert(run, alert, followers, within_s)
         finally:
             service.stop()
-        by_workers[str(count)] = figures
+        by_workers[run_name] = figures
         print(
-            f"breaking news, {count} worker(s): {figures['notifications']} of {followers} "
+            f"breaking news, {describe_run(run_name)}: {figures['notifications']} of {followers} "
             f"notifications ({figures['repeated_notifications']} repeated), the last "
             f"{figures['seconds']}s after the article; RSS "
             f"{figures['rss_before_mb']} MiB before, at most {figures['max_rss_during_mb']} "
             f"MiB during, peak {figures['peak_rss_mb']} MiB"
         )
-    first = by_workers[str(workers[0])]
+    first = by_workers[workers[0]]
     return {
         "followers": followers,
         "seeding": seeding,
@@ -181,6 +183,34 @@ async def breaking_news_phase(
         **first,
         "by_workers": by_workers,
     }
+
+
+NO_STANDBY = "_no_standby"  # a run's name: a count, then this for no standby replicas
+
+
+def worker_runs(value: str) -> list[str]:
+    """``--breaking-workers``: comma-separated runs, each a count of workers ("2": with the
+    settings' standby replicas, one by default) or a count and ``_no_standby`` ("2_no_standby":
+    ``NEWSROOM_STANDBY_REPLICAS=0``); ``ValueError`` for anything else."""
+    runs = value.split(",")
+    for run_name in runs:
+        count = run_name.removesuffix(NO_STANDBY)
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"not a run of workers: {run_name!r} (e.g. 1, 2, 2{NO_STANDBY})")
+    return runs
+
+
+def worker_run(run_name: str) -> tuple[int, dict[str, str] | None]:
+    """The count of workers of a run (``worker_runs``) and the settings it overrides."""
+    if run_name.endswith(NO_STANDBY):
+        return int(run_name.removesuffix(NO_STANDBY)), {"NEWSROOM_STANDBY_REPLICAS": "0"}
+    return int(run_name), None
+
+
+def describe_run(run_name: str) -> str:
+    """A run as printed: "2 worker(s)", "2 worker(s), no standby"."""
+    count, overrides = worker_run(run_name)
+    return f"{count} worker(s)" + (", no standby" if overrides else "")
 
 
 @dataclass
