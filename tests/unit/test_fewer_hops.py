@@ -271,7 +271,7 @@ def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     ]
     stage.on_follow_change(BEN_KEY, follow("m-cal"))
     out = stage.on_activity(BEN_KEY, activity)
-    assert [type(i.message).__name__ for i in out if isinstance(i, ToStage)] == ["Candidacy"]
+    assert [type(i).__name__ for i in out] == ["ToRecipients"]  # m-cal's candidacy, no message
     article_activity = activity.model_copy(update={"event": "article", "subject": activity.subject})
     assert stage.on_activity("journalist:j-1", article_activity) == []
 

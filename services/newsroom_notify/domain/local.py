@@ -18,7 +18,7 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import Stages, command, deliver
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import DigestTick, Release
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
@@ -128,6 +128,11 @@ class LocalPipeline:
             intent = queue.popleft()
             if isinstance(intent, Publish):
                 produced.append(intent.event)
+            elif isinstance(intent, ToRecipients):  # decided together, as the shell does
+                inbox = self.stages.inbox
+                queue.extend(
+                    inbox.on_candidacies(intent.subject, intent.at, intent.origin, intent.bases)
+                )
             else:
                 queue.extend(deliver(self.stages, intent.stage, intent.key, intent.message))
         return produced

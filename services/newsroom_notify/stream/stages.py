@@ -37,7 +37,7 @@ from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.inbox.base import releases_due
 from newsroom_notify.domain.inbox.digests import is_due
-from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
     CommenterFollowed,
@@ -80,7 +80,7 @@ from newsroom_notify.metrics import (
 )
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
-from newsroom_notify.stream.batching import Candidacies, split_fan_out
+from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.partitioner import key_partition as bytes_partition
@@ -138,34 +138,31 @@ class Pipeline:
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
-        (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
-        to its contract topic."""
+        (a fan-out's candidacies first, one record per inbox partition: see
+        ``partition_records``; a fan-out's next step last), each event published to its
+        contract topic."""
         if intents and _debugging.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
                 if isinstance(i, ToStage)
+                else f"inbox:candidacies x{len(i.bases)}"
+                if isinstance(i, ToRecipients)
                 else f"publish:{i.event.type}"
                 for i in intents
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
+        fans = [i for i in intents if isinstance(i, ToRecipients)]
         # A fan-out's next step goes after the candidacies it follows (they are a batch).
         steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
-        if steps:
-            intents = [i for i in intents if i not in steps]
-        batches, intents = split_fan_out(intents, self.inbox_partition)
-        if batches:
+        rest = [i for i in intents if not isinstance(i, ToRecipients) and i not in steps]
+        for fan in fans:
             topic = self.topics[Stage.INBOX]
-            for partition, batch in batches.items():
-                pieces = [batch]
-                if len(batch.bases) > self.batch_recipients:
-                    split, n = batch.split(), self.batch_recipients
-                    pieces = [Candidacies.of(split[i : i + n]) for i in range(0, len(split), n)]
-                for piece in pieces:
-                    key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
-                    value = piece.model_dump_json().encode("utf-8")
-                    await send(topic, key, value, partition=partition)
-        for intent in [*intents, *steps]:
+            records = partition_records(fan, self.inbox_partition, self.batch_recipients)
+            for partition, first, record in records:
+                value = record.model_dump_json().encode("utf-8")
+                await send(topic, first.encode("utf-8"), value, partition=partition)
+        for intent in [*rest, *steps]:
             if isinstance(intent, Publish):
                 event = intent.event
                 key, value = codec.encode(event, intent.key)
