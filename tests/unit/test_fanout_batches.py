@@ -82,7 +82,7 @@ def the_fan(intents: list[Intent]) -> ToRecipients:
 
 def test_a_fan_out_is_one_record_per_partition_and_decodes_back_exactly() -> None:
     fan = the_fan(fan_out(40))
-    assert sorted(fan.bases) == _ids(40)  # in the walk's order (by chunk)
+    assert sorted(fan.bases) == _ids(40)  # each follower once (in the walk's order: by chunk)
     records = list(partition_records(fan, partition_of, 1_000))
     assert len(records) == PARTITIONS  # 40 recipients, 4 records
     received: dict[str, Any] = {}
@@ -113,19 +113,20 @@ def test_a_partition_with_more_recipients_than_a_record_takes_is_cut() -> None:
 
 
 class Recorder:
-    """A sender that keeps what it is given: (topic, key, message kind, partition)."""
+    """A sender that keeps what it is given, decoded: (topic, key, message, partition)."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str, int | None]] = []
+        self.sent: list[tuple[str, str, Any, int | None]] = []
 
     async def send(
         self, topic: str, key: bytes, value: bytes, headers: Any = None, partition: Any = None
     ) -> None:
-        kind = getattr(decode_stage_message(key, value), "kind", "")
-        self.sent.append((topic, key.decode(), kind, partition))
+        self.sent.append((topic, key.decode(), decode_stage_message(key, value), partition))
 
 
-def route(intents: list[Intent]) -> list[tuple[str, str, str, int | None]]:
+def route(intents: list[Intent], batch_recipients: int = 1_000) -> list[tuple[str, str, Any, int]]:
+    """What ``Pipeline.route`` sends for ``intents``, each record with the partition it goes
+    to (given, or the producer's for its key)."""
     recorder = Recorder()
     topics = {Stage.THREADS: "threads", Stage.FOLLOWS: "follows", Stage.INBOX: "inbox"}
     pipeline = Pipeline(
@@ -134,26 +135,94 @@ def route(intents: list[Intent]) -> list[tuple[str, str, str, int | None]]:
         tokens=None,  # type: ignore[arg-type]
         sender=recorder,  # type: ignore[arg-type]
         inbox_partitions=PARTITIONS,
-        batch_recipients=1_000,
+        batch_recipients=batch_recipients,
     )
     asyncio.run(pipeline.route(intents))
-    return recorder.sent
+    return [
+        (topic, key, message, partition_of(key) if partition is None else partition)
+        for topic, key, message, partition in recorder.sent
+    ]
+
+
+def per_partition(sent: list[tuple[str, str, Any, int]]) -> dict[int, list[tuple[str, str]]]:
+    """What each inbox partition receives, in order: (recipient, message kind), a record of
+    candidacies as one entry per recipient."""
+    got: dict[int, list[tuple[str, str]]] = {}
+    for topic, key, message, partition in sent:
+        if topic != "inbox":
+            continue
+        mine = got.setdefault(partition, [])
+        if isinstance(message, Candidacies):
+            mine += [(rid, "candidacy") for rid in message.bases]
+        else:
+            mine.append((key, message.kind))
+    return got
 
 
 def test_the_shell_sends_the_candidacies_first_and_the_next_step_last() -> None:
     """A walk of 40 followers 25 at a time: its first step's candidacies (one record per
-    partition), then a message for the author the same handler asked for, then the step."""
+    partition, each follower of the step once, in their partition), then a message for the
+    author the same handler asked for, then the step."""
     out = fan_out(40, step=25)
+    fan = the_fan(out)
     author = ToStage(Stage.INBOX, "m-ben", Participated(subscriber_id="m-ben", article_id="a-1"))
     (step,) = [i for i in out if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
     sent = route([step, author, *[i for i in out if i is not step]])
     *records, told, last = sent
-    assert {topic for topic, _, _, _ in records} == {"inbox"}
-    assert all(kind == "candidacies" for _, _, kind, _ in records)
-    assert all(partition == partition_of(key) for _, key, _, partition in records)
+    assert all(isinstance(message, Candidacies) for _, _, message, _ in records)
     assert len(records) == len({p for _, _, _, p in records})  # one record per partition
-    assert told == ("inbox", "m-ben", "participated", None)
-    assert last[:3] == ("follows", "commenter:m-ben", "fanout_step")
+    for _, key, message, partition in records:
+        assert key == next(iter(message.bases))
+        assert {partition_of(rid) for rid in message.bases} == {partition}
+        assert list(message.bases) == [r for r in fan.bases if partition_of(r) == partition]
+        assert all(message.bases[rid] == fan.bases[rid] for rid in message.bases)
+    recipients = [rid for _, _, message, _ in records for rid in message.bases]
+    assert sorted(recipients) == sorted(fan.bases)  # each once
+    assert told[:3] == ("inbox", "m-ben", author.message)
+    assert last[:3] == ("follows", "commenter:m-ben", step.message)
+
+
+def test_a_large_partition_is_sent_as_several_records_in_order() -> None:
+    fan = the_fan(fan_out(40))
+    sent = route([fan], batch_recipients=3)
+    assert max(len(message.bases) for _, _, message, _ in sent) == 3
+    got = per_partition(sent)
+    for partition, received in got.items():
+        assert [rid for rid, _ in received] == [
+            r for r in fan.bases if partition_of(r) == partition
+        ]
+    assert sum(len(v) for v in got.values()) == 40
+
+
+def test_after_an_edit_and_a_removal_mid_walk_each_follower_gets_them_after_the_candidacy() -> None:
+    """The comment was edited and removed while its fan-out walked: each later follower's
+    candidacy, then the edit, then the retraction, in their partition (the shell sends the
+    candidacies first although the stage lists each follower's three together)."""
+    stage = FollowsStage(heads={}, chunks={}, fanout={}, step_recipients=10)
+    for sid in _ids(40):
+        change = FollowChange(
+            subscriber_id=sid, scope="commenter", target="m-ben", delivery="instant", active=True
+        )
+        stage.on_follow_change("commenter:m-ben", change)
+    comment = CommentSummary(
+        id="c-1", author_id="m-ben", author_name="Ben", excerpt="hi", url="https://n.example/c-1"
+    )
+    subject = Subject(key="c:c-1", article=ARTICLE, comment=comment)
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    posted = Activity(event="comment", subject=subject, at=at, origin="evt-1")
+    first = stage.on_activity("commenter:m-ben", posted)
+    (step,) = [i.message for i in first if isinstance(i, ToStage) and i.stage is Stage.FOLLOWS]
+    for event, extra in (("edit", {"excerpt": "bye"}), ("retract", {"cause": "spam"})):
+        change = Activity(event=event, subject=subject, at=at, origin=f"evt-{event}", **extra)
+        stage.on_activity("commenter:m-ben", change)
+    out = stage.on_fanout_step("commenter:m-ben", step)
+    later = list(the_fan(out).bases)
+    assert later
+    got = per_partition(route(out))
+    for received in got.values():
+        for rid in {r for r, _ in received}:
+            assert [kind for r, kind in received if r == rid] == ["candidacy", "edit", "retraction"]
+    assert sorted(r for v in got.values() for r, kind in v if kind == "candidacy") == sorted(later)
 
 
 def test_a_single_recipient_is_one_record_too() -> None:

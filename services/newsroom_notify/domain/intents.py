@@ -51,9 +51,8 @@ class ToRecipients:
     for several recipients (recipient id -> bases, strongest first; in order), each under its
     recipient's key: what a ``ToStage`` of a ``Candidacy`` per recipient would ask, without an
     object each (a fan-out's followers come by the thousand). The Faust shell sends them as one
-    record per inbox partition; ``LocalPipeline`` hands them to the inbox's ``on_candidacies``.
-    Both before any other intent of the same handler call but ``FanoutStep``'s (nothing a
-    handler asks for must reach a recipient before their candidacy)."""
+    record per inbox partition; ``LocalPipeline`` hands them to the inbox's ``on_candidacies``;
+    both before the other intents of the same handler call (``dispatch.in_sending_order``)."""
 
     subject: Subject
     at: datetime

@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.domain.dispatch import Stages, command, deliver
+from newsroom_notify.domain.dispatch import Stages, command, deliver, in_sending_order
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.inbox.base import releases_due
@@ -42,7 +42,6 @@ from newsroom_notify.domain.messages import (
     Candidacy,
     CommenterFollowed,
     DigestTick,
-    FanoutStep,
     Forget,
     ForgetParticipant,
     Release,
@@ -138,9 +137,8 @@ class Pipeline:
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
-        (a fan-out's candidacies first, one record per inbox partition: see
-        ``partition_records``; a fan-out's next step last), each event published to its
-        contract topic."""
+        (in ``in_sending_order``; a fan-out's candidacies as one record per inbox partition:
+        ``partition_records``), each event published to its contract topic."""
         if intents and _debugging.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
@@ -152,17 +150,14 @@ class Pipeline:
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
-        fans = [i for i in intents if isinstance(i, ToRecipients)]
-        # A fan-out's next step goes after the candidacies it follows (they are a batch).
-        steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
-        rest = [i for i in intents if not isinstance(i, ToRecipients) and i not in steps]
-        for fan in fans:
-            topic = self.topics[Stage.INBOX]
-            records = partition_records(fan, self.inbox_partition, self.batch_recipients)
-            for partition, first, record in records:
-                value = record.model_dump_json().encode("utf-8")
-                await send(topic, first.encode("utf-8"), value, partition=partition)
-        for intent in [*rest, *steps]:
+        for intent in in_sending_order(intents):
+            if isinstance(intent, ToRecipients):
+                topic = self.topics[Stage.INBOX]
+                records = partition_records(intent, self.inbox_partition, self.batch_recipients)
+                for partition, first, record in records:
+                    value = record.model_dump_json().encode("utf-8")
+                    await send(topic, first.encode("utf-8"), value, partition=partition)
+                continue
             if isinstance(intent, Publish):
                 event = intent.event
                 key, value = codec.encode(event, intent.key)
