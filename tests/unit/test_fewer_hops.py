@@ -14,7 +14,7 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.domain import local
 from newsroom_notify.domain.dispatch import Stages
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.intents import Intent, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import (
     Activity,
@@ -271,7 +271,9 @@ def test_a_no_followers_message_is_what_the_follows_stage_sends() -> None:
     ]
     stage.on_follow_change(BEN_KEY, follow("m-cal"))
     out = stage.on_activity(BEN_KEY, activity)
-    assert [type(i.message).__name__ for i in out if isinstance(i, ToStage)] == ["Candidacy"]
+    (fan,) = out  # m-cal's candidacy, no message to the threads stage
+    assert isinstance(fan, ToRecipients)
+    assert list(fan.bases) == ["m-cal"]
     article_activity = activity.model_copy(update={"event": "article", "subject": activity.subject})
     assert stage.on_activity("journalist:j-1", article_activity) == []
 

@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from newsroom_notify.domain.follows import FollowsStage
-from newsroom_notify.domain.intents import Intent, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.keys import ENTITY_FOLLOWER_CHUNKS, follower_chunk, follower_chunk_key
 from newsroom_notify.domain.local import LocalPipeline
 from newsroom_notify.domain.messages import (
@@ -107,7 +107,18 @@ def walk(stage: FollowsStage, entity: str, activity: Activity) -> Iterator[list[
 
 
 def candidacies(out: list[Intent]) -> list[Candidacy]:
-    return [o.message for o in out if isinstance(o.message, Candidacy)]
+    """The candidacies a handler call hands the inbox, one per recipient, in order."""
+    return [
+        Candidacy(recipient_id=rid, subject=o.subject, bases=bases, at=o.at, origin=o.origin)
+        for o in out
+        if isinstance(o, ToRecipients)
+        for rid, bases in o.bases.items()
+    ]
+
+
+def next_steps(out: list[Intent]) -> list[FanoutStep]:
+    """The next step a handler call of a fan-out sends itself, if any."""
+    return [o.message for o in out if isinstance(o, ToStage) and isinstance(o.message, FanoutStep)]
 
 
 def largest_chunk(stage: FollowsStage) -> int:
@@ -129,7 +140,8 @@ def test_a_small_fan_out_is_one_call_with_no_step() -> None:
     stage = stage_with(30, step=50)
     out = stage.on_activity(SECTION, news())
     assert len(candidacies(out)) == 30
-    assert all(isinstance(o, ToStage) and o.stage is Stage.INBOX for o in out)
+    assert len(out) == 1  # one intent: the candidacies, no next step
+    assert isinstance(out[0], ToRecipients)
 
 
 def test_the_journalist_is_not_told_of_their_own_article_whichever_chunk_they_are_in() -> None:
@@ -173,9 +185,10 @@ def test_a_thread_candidate_who_follows_gets_one_candidacy_with_every_basis() ->
 def test_a_replayed_step_hands_out_the_same_candidacies_and_the_same_next_step() -> None:
     stage = stage_with(500, step=40)
     first = stage.on_activity(SECTION, news())
-    (step,) = [o.message for o in first if isinstance(o.message, FanoutStep)]
+    (step,) = next_steps(first)
     once, again = stage.on_fanout_step(SECTION, step), stage.on_fanout_step(SECTION, step)
-    assert [o.message for o in once] == [o.message for o in again]
+    assert once == again
+    assert len(candidacies(once)) >= 40
 
 
 def test_a_follow_rewrites_one_chunk_and_the_head_not_the_follower_list() -> None:
@@ -281,7 +294,7 @@ def test_a_comment_edited_and_removed_while_its_fan_out_walks_reaches_every_foll
     subject = Subject(key="c:c-1", article=ARTICLE, comment=comment)
     posted = Activity(event="comment", subject=subject, at=AT, origin="evt-1")
     first = stage.on_activity(entity, posted)
-    (step,) = [o.message for o in first if isinstance(o.message, FanoutStep)]
+    (step,) = next_steps(first)
     told = {c.recipient_id for c in candidacies(first)}
     # the edit and the removal reach the follows key before the next step (same key: same
     # partition); they go to who was told so far
@@ -294,17 +307,19 @@ def test_a_comment_edited_and_removed_while_its_fan_out_walks_reaches_every_foll
     out = stage.on_fanout_step(entity, step)
     later: list[str] = []
     while True:
+        given = [c.recipient_id for c in candidacies(out)]
+        assert isinstance(out[0], ToRecipients)  # the candidacies first
         inbox = [o for o in out if isinstance(o, ToStage) and o.stage is Stage.INBOX]
-        triples = list(zip(inbox[::3], inbox[1::3], inbox[2::3], strict=True))
-        for candidacy, edit, retraction in triples:
-            assert isinstance(candidacy.message, Candidacy)
+        pairs = list(zip(inbox[::2], inbox[1::2], strict=True))
+        assert [edit.key for edit, _ in pairs] == given  # then each one's edit and retraction
+        for edit, retraction in pairs:
             assert isinstance(edit.message, Edit)
             assert edit.message.excerpt == "bye"
             assert isinstance(retraction.message, Retraction)
-            assert candidacy.key == edit.key == retraction.key == retraction.message.recipient_id
+            assert edit.key == retraction.key == retraction.message.recipient_id
             assert retraction.message.cause == "spam"
-            later.append(candidacy.key)
-        steps = [o.message for o in out if isinstance(o.message, FanoutStep)]
+        later += given
+        steps = next_steps(out)
         if not steps:
             break
         out = stage.on_fanout_step(entity, steps[0])

@@ -2,8 +2,9 @@
 
 No Faust or Kafka imports anywhere under this package. Stage handlers take their state as plain
 mappings and return intents (``domain/intents.py``: a message to a stage under a key, an event
-to publish), so tests drive them with dicts and lists; ``domain/dispatch.py`` routes a message
-to its handler, for the Faust shell and the in-process ``LocalPipeline`` alike.
+to publish, a fan-out's candidacies for many recipients), so tests drive them with dicts and
+lists; ``domain/dispatch.py`` routes a message to its handler, for the Faust shell and the
+in-process ``LocalPipeline`` alike.
 
 Flow of a comment::
 

@@ -10,9 +10,8 @@ import functools
 from collections.abc import Callable
 
 from newsroom_notify.contract.events import Delivery
-from newsroom_notify.domain.construct import constructor
-from newsroom_notify.domain.intents import Intent, Stage, ToStage
-from newsroom_notify.domain.messages import Activity, Candidacy
+from newsroom_notify.domain.intents import Intent, ToRecipients
+from newsroom_notify.domain.messages import Activity
 from newsroom_notify.domain.model import PRIORITY, Basis, Condition, Reason
 
 
@@ -50,28 +49,14 @@ def merge_candidates(
     return merged
 
 
-_candidacy = constructor(Candidacy)
-
-
 def candidacies(entity: str, activity: Activity, merged: dict[str, list[Basis]]) -> list[Intent]:
-    """One candidacy per recipient of ``merged`` for the inbox."""
+    """The candidacies of every recipient of ``merged`` for the inbox (one intent)."""
+    if not merged:
+        return []
     # The kind of entity, not its id: a candidacy's origin is kept in the recipient's state,
     # which must not name an erased commenter.
     origin = f"{activity.origin}|{entity.partition(':')[0]}"
-    return [
-        ToStage(
-            Stage.INBOX,
-            sid,
-            _candidacy(
-                recipient_id=sid,
-                subject=activity.subject,
-                bases=bases,
-                at=activity.at,
-                origin=origin,
-            ),
-        )
-        for sid, bases in merged.items()
-    ]
+    return [ToRecipients(activity.subject, activity.at, origin, merged)]
 
 
 def no_follower(_: str) -> Delivery | None:

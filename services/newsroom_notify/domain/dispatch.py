@@ -6,7 +6,7 @@ A new message type gets one line in ``ROUTES``, nothing else: both pipelines rou
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.intents import Intent, Stage
+from newsroom_notify.domain.intents import Intent, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import (
     Activity,
     Candidacy,
@@ -99,6 +99,27 @@ def deliver(stages: Stages, stage: Stage, key: str, message: BaseModel) -> list[
     if handler is None:
         raise TypeError(f"{stage} stage cannot handle {type(message).__name__}")
     return handler(stages, key, message)
+
+
+def in_sending_order(intents: Sequence[Intent]) -> list[Intent]:
+    """What a handler asked for, in the order it is sent (by the Faust shell and
+    ``LocalPipeline`` alike): a fan-out's candidacies first (nothing the handler asks for must
+    reach a recipient before their candidacy: an edit, a retraction after a fan-out step), then
+    the rest in the handler's order, a fan-out's next step last (after the candidacies it
+    follows)."""
+    fans: list[Intent] = []
+    rest: list[Intent] = []
+    steps: list[Intent] = []
+    for intent in intents:
+        if isinstance(intent, ToRecipients):
+            fans.append(intent)
+        elif isinstance(intent, ToStage) and isinstance(intent.message, FanoutStep):
+            steps.append(intent)
+        else:
+            rest.append(intent)
+    if not fans and not steps:
+        return list(intents)
+    return [*fans, *rest, *steps]
 
 
 def command(event: ev.CloudEvent, tokens: Tokens) -> Command:

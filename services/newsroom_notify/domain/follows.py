@@ -250,12 +250,10 @@ class FollowsStage:
                 self.fanout[record_key] = record
         out = candidacies(entity, activity, walk.merged)
         if since is not None:
-            out = [
-                item
-                for candidacy in out
-                if isinstance(candidacy, ToStage)
-                for item in self._since(candidacy, since)
-            ]
+            # After the candidacies (the shell sends them first, each recipient's in their
+            # partition): what those before them were sent about the comment since.
+            subject_key = activity.subject.key
+            out += [item for rid in walk.merged for item in self._since(rid, subject_key, since)]
         if walk.more:
             if after < 0:
                 skip = set(activity.candidates)
@@ -265,11 +263,11 @@ class FollowsStage:
         return out
 
     @staticmethod
-    def _since(candidacy: ToStage, record: Fanout) -> list[ToStage]:
-        """A candidacy handed out after its comment was edited or removed, and then what the
-        recipients before it were sent about that (same key: the inbox takes them in order)."""
-        rid, subject_key = candidacy.key, candidacy.message.subject.key  # type: ignore[attr-defined]
-        out = [candidacy]
+    def _since(rid: str, subject_key: str, record: Fanout) -> list[Intent]:
+        """What the recipients told before ``rid`` were sent about the comment since its walk
+        began (an edit, a retraction), for ``rid``, told of it after (same key as their
+        candidacy: the inbox takes them in order)."""
+        out: list[Intent] = []
         if record.excerpt is not None:
             edit = Edit(recipient_id=rid, subject_key=subject_key, excerpt=record.excerpt)
             out.append(ToStage(Stage.INBOX, rid, edit))

@@ -4,12 +4,15 @@ topics, partitions or encodings: those are the shell's (``stream/stages.py``).""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.model import Basis, Subject
 
 
 class Stage(StrEnum):
@@ -42,4 +45,19 @@ class Publish:
         return cls(event, event.partition_key() or "")
 
 
-Intent = ToStage | Publish
+@dataclass(frozen=True, slots=True)
+class ToRecipients:
+    """Send the inbox the candidacies of one activity (``subject`` at ``at``, from ``origin``)
+    for several recipients (recipient id -> bases, strongest first; in order), each under its
+    recipient's key: what a ``ToStage`` of a ``Candidacy`` per recipient would ask, without an
+    object each (a fan-out's followers come by the thousand). The Faust shell sends them as one
+    record per inbox partition; ``LocalPipeline`` hands them to the inbox's ``on_candidacies``;
+    both before the other intents of the same handler call (``dispatch.in_sending_order``)."""
+
+    subject: Subject
+    at: datetime
+    origin: str
+    bases: Mapping[str, list[Basis]]
+
+
+Intent = ToStage | Publish | ToRecipients

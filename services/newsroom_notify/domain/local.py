@@ -1,9 +1,11 @@
 """The whole pipeline in one process, over dicts: the reference the Faust topology must match.
 
 ``LocalPipeline`` delivers every ``ToStage`` intent to the stage that owns its key exactly as the
-Kafka topology does (threads by article id, follows by entity, inbox by subscriber id), one
-message at a time, breadth-first. Tests use it to state expected outputs; benchmarks and fault
-tests use it to compute the notifications a stream must produce.
+Kafka topology does (threads by article id, follows by entity, inbox by subscriber id), and a
+fan-out's candidacies (``ToRecipients``) to the inbox's ``on_candidacies``, one intent at a
+time, breadth-first, each handler's in the order the shell sends them (``in_sending_order``).
+Tests use it to state expected outputs; benchmarks and fault tests use it to compute the
+notifications a stream must produce.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.dispatch import Stages, command, deliver
+from newsroom_notify.domain.dispatch import Stages, command, deliver, in_sending_order
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
-from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import DigestTick, Release
 from newsroom_notify.domain.threads import ThreadsStage
 from newsroom_notify.domain.tokens import Tokens
@@ -128,6 +130,12 @@ class LocalPipeline:
             intent = queue.popleft()
             if isinstance(intent, Publish):
                 produced.append(intent.event)
+            elif isinstance(intent, ToRecipients):  # decided together, as the shell does
+                inbox = self.stages.inbox
+                queue.extend(
+                    inbox.on_candidacies(intent.subject, intent.at, intent.origin, intent.bases)
+                )
             else:
-                queue.extend(deliver(self.stages, intent.stage, intent.key, intent.message))
+                asked = deliver(self.stages, intent.stage, intent.key, intent.message)
+                queue.extend(in_sending_order(asked))
         return produced

@@ -16,7 +16,10 @@ from newsroom_notify.domain.model import ActivityItem, ArticleInfo, Basis, Messa
 
 
 class Candidacy(Message):
-    """threads/follows -> inbox: this recipient may be told about this subject."""
+    """-> inbox: this recipient may be told about this subject. The stages send a fan-out's
+    candidacies as one intent (``ToRecipients``), the shell as ``Candidacies`` records; this
+    one-recipient form is what the inbox decides (``on_candidacy``), and what versions before
+    ``ToRecipients`` wrote to the inbox topic (still read: records in flight at an upgrade)."""
 
     kind: Literal["candidacy"] = "candidacy"
     recipient_id: str

@@ -32,17 +32,16 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from newsroom_notify.contract import codec
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import CloudEvent
-from newsroom_notify.domain.dispatch import Stages, command, deliver
+from newsroom_notify.domain.dispatch import Stages, command, deliver, in_sending_order
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.inbox.base import releases_due
 from newsroom_notify.domain.inbox.digests import is_due
-from newsroom_notify.domain.intents import Intent, Publish, Stage, ToStage
+from newsroom_notify.domain.intents import Intent, Publish, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import (
     Candidacy,
     CommenterFollowed,
     DigestTick,
-    FanoutStep,
     Forget,
     ForgetParticipant,
     Release,
@@ -80,7 +79,7 @@ from newsroom_notify.metrics import (
 )
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
-from newsroom_notify.stream.batching import Candidacies, split_fan_out
+from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.partitioner import key_partition as bytes_partition
@@ -138,34 +137,27 @@ class Pipeline:
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
-        (a fan-out batched per inbox partition: see ``split_fan_out``), each event published
-        to its contract topic."""
+        (in ``in_sending_order``; a fan-out's candidacies as one record per inbox partition:
+        ``partition_records``), each event published to its contract topic."""
         if intents and _debugging.isEnabledFor(logging.DEBUG):
             kinds = Counter(
                 f"{i.stage}:{getattr(i.message, 'kind', type(i.message).__name__)}"
                 if isinstance(i, ToStage)
+                else f"inbox:candidacies x{len(i.bases)}"
+                if isinstance(i, ToRecipients)
                 else f"publish:{i.event.type}"
                 for i in intents
             )
             log.debug("routing", messages=dict(kinds))
         send = self.sender.send
-        # A fan-out's next step goes after the candidacies it follows (they are a batch).
-        steps = [i for i in intents if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
-        if steps:
-            intents = [i for i in intents if i not in steps]
-        batches, intents = split_fan_out(intents, self.inbox_partition)
-        if batches:
-            topic = self.topics[Stage.INBOX]
-            for partition, batch in batches.items():
-                pieces = [batch]
-                if len(batch.bases) > self.batch_recipients:
-                    split, n = batch.split(), self.batch_recipients
-                    pieces = [Candidacies.of(split[i : i + n]) for i in range(0, len(split), n)]
-                for piece in pieces:
-                    key = next(iter(piece.bases)).encode("utf-8")  # its first recipient
-                    value = piece.model_dump_json().encode("utf-8")
-                    await send(topic, key, value, partition=partition)
-        for intent in [*intents, *steps]:
+        for intent in in_sending_order(intents):
+            if isinstance(intent, ToRecipients):
+                topic = self.topics[Stage.INBOX]
+                records = partition_records(intent, self.inbox_partition, self.batch_recipients)
+                for partition, first, record in records:
+                    value = record.model_dump_json().encode("utf-8")
+                    await send(topic, first.encode("utf-8"), value, partition=partition)
+                continue
             if isinstance(intent, Publish):
                 event = intent.event
                 key, value = codec.encode(event, intent.key)
