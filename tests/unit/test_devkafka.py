@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import string
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -130,3 +133,73 @@ def test_free_ports_are_drawn_below_the_range_outgoing_connections_use() -> None
     assert [p for p in drawn if p in ephemeral] == []
     assert all(1024 < p < 65536 for p in drawn)
     assert len(set(drawn)) > 150  # at random, not one port again and again
+
+
+FAKE_MVN = """#!/bin/sh
+# Stands in for Maven: logs the call, takes its time, writes one jar where it is told.
+echo call >> "$MVN_LOG"
+sleep 1
+[ -n "$MVN_FAIL" ] && { echo "no network" >&2; exit 1; }
+for arg in "$@"; do
+  case "$arg" in -DoutputDirectory=*) dir="${arg#-DoutputDirectory=}";; esac
+done
+mkdir -p "$dir" && echo jar > "$dir/kafka_2.13.jar"
+"""
+
+
+def _fetch_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    mvn = bin_dir / "mvn"
+    mvn.write_text(FAKE_MVN)
+    mvn.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "NEWSROOM_KAFKA_CACHE": str(tmp_path / "cache"),
+        "MVN_LOG": str(tmp_path / "mvn.log"),
+        **extra,
+    }
+
+
+def _start_fetch(env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsroom_dev.kafka", "fetch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_checkouts_installing_at_once_fetch_the_jars_once(tmp_path: Path) -> None:
+    """`make install` in a clone and in a worktree at the same time share the jar cache: one
+    fetches, the other waits and finds the jars (both used to run Maven into one directory,
+    and the loser deleted the winner's jars)."""
+    env = _fetch_env(tmp_path)
+    first, second = _start_fetch(env), _start_fetch(env)
+    outputs = [proc.communicate(timeout=60) for proc in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    libs = {out.strip() for out, _err in outputs}
+    assert len(libs) == 1
+    jar_dir = Path(libs.pop())
+    assert (jar_dir / "kafka_2.13.jar").read_text() == "jar\n"
+    assert (jar_dir / ".complete").exists()
+    assert (tmp_path / "mvn.log").read_text().splitlines() == ["call"]
+    assert not [p for p in jar_dir.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_failed_fetch_leaves_nothing_a_later_install_would_take_for_jars(
+    tmp_path: Path,
+) -> None:
+    env = _fetch_env(tmp_path, MVN_FAIL="1")
+    _out, err = _start_fetch(env).communicate(timeout=60)
+    assert "mvn failed" in err
+    assert "no network" in err
+    (version_dir,) = (tmp_path / "cache").iterdir()
+    assert sorted(p.name for p in version_dir.iterdir()) == [".lock"]
+    env.pop("MVN_FAIL")
+    again = _start_fetch(env)
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 0
+    assert (Path(out.strip()) / "kafka_2.13.jar").exists()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -116,6 +118,9 @@ def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
     """Copy the broker's runtime classpath from Maven into the cache; return the jar directory.
 
     The directory name carries a hash of the pom, so changing the Kafka version fetches anew.
+    Two checkouts installing at once (a clone and a worktree) share the cache: an exclusive
+    lock on the version's directory lets one fetch while the other waits and then finds the
+    jars there, and Maven writes into a directory of its own, renamed into place when complete.
     """
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
     libs = cache_root() / f"kafka-{digest}" / "libs"
@@ -124,24 +129,31 @@ def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
         return libs
     if shutil.which("mvn") is None:
         raise KafkaHarnessError("Maven (mvn) is needed to fetch the Kafka jars; install it")
-    tmp = libs.with_name("libs.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(pom),
-        "dependency:copy-dependencies",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={tmp}",
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise KafkaHarnessError(f"mvn failed:\n{result.stdout}\n{result.stderr}")
-    shutil.rmtree(libs, ignore_errors=True)
-    tmp.rename(libs)
-    marker.touch()
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with (libs.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():  # fetched by whoever held the lock before us
+            return libs
+        tmp = Path(tempfile.mkdtemp(prefix="libs.", suffix=".partial", dir=libs.parent))
+        try:
+            cmd = [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp}",
+            ]
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise KafkaHarnessError(f"mvn failed:\n{result.stdout}\n{result.stderr}")
+            shutil.rmtree(libs, ignore_errors=True)  # an incomplete copy from an older layout
+            tmp.rename(libs)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        marker.touch()
     return libs
 
 
