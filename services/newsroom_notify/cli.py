@@ -48,14 +48,16 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import faust  # noqa: PLC0415 - keep `--help` fast
 
     from newsroom_notify.bootstrap import create_worker  # noqa: PLC0415
-    from newsroom_notify.stream.admin import ensure_topics  # noqa: PLC0415
 
     logging_config = configure_logging(settings.log_level, settings.log_format)
     app = create_worker(settings)
-    if settings.create_topics:
-        created = asyncio.run(ensure_topics(settings, changelog_topics(app)))
-        if created:
-            log.info("topics created", topics=created)
+    # Creates what is missing (unless NEWSROOM_CREATE_TOPICS=false), and refuses topics laid
+    # out for another partition count in any case.
+    created = _ensure_topics(settings, changelog_topics(app), "worker", settings.create_topics)
+    if created is None:
+        return 2
+    if created:
+        log.info("topics created", topics=created)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
@@ -127,13 +129,27 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _topics(settings: Settings, args: argparse.Namespace) -> int:
     from newsroom_notify.bootstrap import create_worker  # noqa: PLC0415
-    from newsroom_notify.stream.admin import ensure_topics  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format)
-    changelogs = changelog_topics(create_worker(settings))
-    created = asyncio.run(ensure_topics(settings, changelogs))
+    created = _ensure_topics(settings, changelog_topics(create_worker(settings)), "topics")
+    if created is None:
+        return 2
     print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
     return 0
+
+
+def _ensure_topics(
+    settings: Settings, changelogs: list[str], command: str, create: bool = True
+) -> list[str] | None:
+    """The topics created (``ensure_topics``), or None once a topic laid out for another
+    partition count was reported on stderr."""
+    from newsroom_notify.stream.admin import TopicLayoutError, ensure_topics  # noqa: PLC0415
+
+    try:
+        return asyncio.run(ensure_topics(settings, changelogs, create=create))
+    except TopicLayoutError as wrong:
+        print(f"newsroom-notify {command}: refusing to start: {wrong}", file=sys.stderr)
+        return None
 
 
 async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:

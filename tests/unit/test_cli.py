@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from newsroom_dev.samples import sample_events
+from newsroom_notify import cli
 from newsroom_notify.cli import GC_THRESHOLDS, build_parser, main
 from newsroom_notify.contract.describe import describe_output, describe_record
 
@@ -104,6 +105,9 @@ def test_the_worker_runs_with_its_start_up_frozen_and_rare_full_collections(
     before = gc.get_threshold()
     monkeypatch.setattr(bootstrap, "create_worker", lambda settings: "the app")
     monkeypatch.setattr(faust, "Worker", Worker)
+    # No broker here: the topics' check (tests/integration/test_topics.py) finds them right.
+    monkeypatch.setattr(cli, "changelog_topics", lambda app: [])
+    monkeypatch.setattr(cli, "_ensure_topics", lambda *args, **kwargs: [])
     monkeypatch.setenv("NEWSROOM_CREATE_TOPICS", "false")
     monkeypatch.setenv("NEWSROOM_DEV_MODE", "true")
     try:

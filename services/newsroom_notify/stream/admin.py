@@ -53,20 +53,66 @@ def internal_topic_names(settings: Settings) -> list[str]:
     return [f"{settings.app_id}-{stage.value}" for stage in INTERNAL_STAGES]
 
 
-async def ensure_topics(settings: Settings, changelogs: Iterable[str] = ()) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+class TopicLayoutError(RuntimeError):
+    """A topic the stages rely on has another number of partitions than the settings say."""
+
+
+def co_partitioned_topics(settings: Settings, changelogs: Iterable[str] = ()) -> list[str]:
+    """The topics that must have ``NEWSROOM_TOPICS__PARTITIONS`` partitions: the inputs (each
+    stage reads them together with its own repartition topic, and its tables' partitions are
+    theirs), the repartition topics (the stages route records to a partition computed with the
+    setting) and the changelogs. The outputs are read by others and may have any number."""
+    topics = settings.topics
+    inputs = [spec.name(topics) for spec in CATALOGUE if spec.is_input]
+    return inputs + internal_topic_names(settings) + list(changelogs)
+
+
+async def ensure_topics(
+    settings: Settings, changelogs: Iterable[str] = (), create: bool = True
+) -> list[str]:
+    """Check that the co-partitioned topics that exist have the configured number of
+    partitions (``TopicLayoutError`` names each that has not, before anything is created: a
+    worker would route records to partitions whose state lives elsewhere); then create the
+    topics that do not exist yet (unless ``create`` is false) and return their names."""
     admin = AIOKafkaAdminClient(**settings.kafka.aiokafka_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        await check_partitions(
+            admin,
+            [n for n in co_partitioned_topics(settings, changelogs) if n in existing],
+            settings.topics.partitions,
+        )
         layout = topic_layout(settings, changelogs)
         missing = {name: configs for name, configs in layout.items() if name not in existing}
+        if not create:
+            return []
         await create_topics(
             admin, missing, settings.topics.partitions, settings.kafka.replication_factor
         )
         return list(missing)
     finally:
         await admin.close()
+
+
+async def check_partitions(admin: AIOKafkaAdminClient, names: list[str], partitions: int) -> None:
+    """Raise ``TopicLayoutError`` unless every topic of ``names`` has ``partitions``."""
+    if not names:
+        return
+    described = await admin.describe_topics(names)
+    wrong = sorted(
+        (d["topic"], len(d["partitions"]))
+        for d in described
+        if d["error_code"] == 0 and len(d["partitions"]) != partitions
+    )
+    if wrong:
+        found = ", ".join(f"{name} has {count}" for name, count in wrong)
+        raise TopicLayoutError(
+            f"the service is configured for {partitions} partitions per topic "
+            f"(NEWSROOM_TOPICS__PARTITIONS) but {found}: its stages read these topics together "
+            "and route records by that number, so they must all match (set the setting to "
+            "the topics' count, or recreate the topics)"
+        )
 
 
 async def create_topics(
