@@ -148,7 +148,8 @@ def _ensure_topics(
     try:
         return asyncio.run(ensure_topics(settings, changelogs, create=create))
     except TopicLayoutError as wrong:
-        print(f"newsroom-notify {command}: refusing to start: {wrong}", file=sys.stderr)
+        refusal = "refusing to start" if command == "worker" else "refusing to create topics"
+        print(f"newsroom-notify {command}: {refusal}: {wrong}", file=sys.stderr)
         return None
 
 

@@ -108,7 +108,6 @@ def test_the_worker_runs_with_its_start_up_frozen_and_rare_full_collections(
     # No broker here: the topics' check (tests/integration/test_topics.py) finds them right.
     monkeypatch.setattr(cli, "changelog_topics", lambda app: [])
     monkeypatch.setattr(cli, "_ensure_topics", lambda *args, **kwargs: [])
-    monkeypatch.setenv("NEWSROOM_CREATE_TOPICS", "false")
     monkeypatch.setenv("NEWSROOM_DEV_MODE", "true")
     try:
         assert main(["worker"]) == 0
@@ -121,3 +120,21 @@ def test_the_worker_runs_with_its_start_up_frozen_and_rare_full_collections(
     frozen = seen["frozen"]
     assert isinstance(frozen, int)
     assert frozen > 10_000  # the modules, the models, the app
+
+
+def test_the_worker_does_not_start_on_topics_laid_out_for_another_partition_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import faust  # noqa: PLC0415
+
+    from newsroom_notify import bootstrap  # noqa: PLC0415
+
+    def no_worker(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the worker started")
+
+    monkeypatch.setattr(bootstrap, "create_worker", lambda settings: "the app")
+    monkeypatch.setattr(faust, "Worker", no_worker)
+    monkeypatch.setattr(cli, "changelog_topics", lambda app: [])
+    monkeypatch.setattr(cli, "_ensure_topics", lambda *args, **kwargs: None)  # refused
+    monkeypatch.setenv("NEWSROOM_DEV_MODE", "true")
+    assert main(["worker"]) == 2

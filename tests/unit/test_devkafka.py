@@ -198,8 +198,13 @@ def test_a_failed_fetch_leaves_nothing_a_later_install_would_take_for_jars(
     assert "no network" in err
     (version_dir,) = (tmp_path / "cache").iterdir()
     assert sorted(p.name for p in version_dir.iterdir()) == [".lock"]
+    # What fetches killed midway left (no ``finally`` runs on SIGKILL; the old fixed name too).
+    for stale in ("libs.k1ll3d.partial", "libs.partial"):
+        (version_dir / stale).mkdir()
+        (version_dir / stale / "half.jar").write_text("half")
     env.pop("MVN_FAIL")
     again = _start_fetch(env)
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0
     assert (Path(out.strip()) / "kafka_2.13.jar").exists()
+    assert sorted(p.name for p in version_dir.iterdir()) == [".lock", "libs"]

@@ -131,9 +131,15 @@ def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
         raise KafkaHarnessError("Maven (mvn) is needed to fetch the Kafka jars; install it")
     libs.parent.mkdir(parents=True, exist_ok=True)
     with (libs.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("waiting for another checkout's fetch of the Kafka jars", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():  # fetched by whoever held the lock before us
             return libs
+        for stale in libs.parent.glob("libs*.partial"):  # a fetch killed midway
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix="libs.", suffix=".partial", dir=libs.parent))
         try:
             cmd = [

@@ -57,13 +57,19 @@ class TopicLayoutError(RuntimeError):
     """A topic the stages rely on has another number of partitions than the settings say."""
 
 
+# The contract's inputs the threads stage reads together with ``<app>-threads``, its tables'
+# partitions being theirs. (The subscriptions agent keeps no table: it re-keys each command
+# into ``<app>-inbox``, so its topic may have any number of partitions, like the outputs.)
+THREADS_INPUTS = ("articles", "comments")
+
+
 def co_partitioned_topics(settings: Settings, changelogs: Iterable[str] = ()) -> list[str]:
-    """The topics that must have ``NEWSROOM_TOPICS__PARTITIONS`` partitions: the inputs (each
-    stage reads them together with its own repartition topic, and its tables' partitions are
-    theirs), the repartition topics (the stages route records to a partition computed with the
-    setting) and the changelogs. The outputs are read by others and may have any number."""
+    """The topics that must have ``NEWSROOM_TOPICS__PARTITIONS`` partitions: the threads
+    stage's inputs, the repartition topics (the stages route records to a partition computed
+    with the setting) and the changelogs (Faust's tables are partitioned as their stage's
+    topics)."""
     topics = settings.topics
-    inputs = [spec.name(topics) for spec in CATALOGUE if spec.is_input]
+    inputs = [topics.name(getattr(topics, role)) for role in THREADS_INPUTS]
     return inputs + internal_topic_names(settings) + list(changelogs)
 
 
@@ -106,13 +112,26 @@ async def check_partitions(admin: AIOKafkaAdminClient, names: list[str], partiti
         if d["error_code"] == 0 and len(d["partitions"]) != partitions
     )
     if wrong:
-        found = ", ".join(f"{name} has {count}" for name, count in wrong)
-        raise TopicLayoutError(
-            f"the service is configured for {partitions} partitions per topic "
-            f"(NEWSROOM_TOPICS__PARTITIONS) but {found}: its stages read these topics together "
-            "and route records by that number, so they must all match (set the setting to "
-            "the topics' count, or recreate the topics)"
-        )
+        raise TopicLayoutError(layout_refusal(wrong, partitions))
+
+
+def layout_refusal(wrong: list[tuple[str, int]], partitions: int) -> str:
+    """What ``TopicLayoutError`` says of the topics (name, partitions) that do not have
+    ``partitions``."""
+    found = ", ".join(f"{name} has {count}" for name, count in wrong)
+    counts = sorted({count for _, count in wrong})
+    advice = (
+        f"if the service ran with {counts[0]}, set NEWSROOM_TOPICS__PARTITIONS back to {counts[0]}"
+        if len(counts) == 1
+        else "the topics disagree among themselves"
+    )
+    return (
+        f"NEWSROOM_TOPICS__PARTITIONS is {partitions} but {found}. The stages read these "
+        "topics together and route records by that number, so they must all have it: "
+        f"{advice}. The changelogs hold the tables' state (profiles, subscriptions): "
+        "deleting them to recreate them loses it, and changing the count of a deployment "
+        "needs its state moved"
+    )
 
 
 async def create_topics(
