@@ -57,9 +57,10 @@ class TopicLayoutError(RuntimeError):
     """A topic the stages rely on has another number of partitions than the settings say."""
 
 
-# The contract's inputs the threads stage reads together with ``<app>-threads``, its tables'
-# partitions being theirs. (The subscriptions agent keeps no table: it re-keys each command
-# into ``<app>-inbox``, so its topic may have any number of partitions, like the outputs.)
+# The contract's inputs the threads agent reads together with ``<app>-threads``, its tables'
+# partitions being theirs (``stages.install`` builds the agent from this list). The
+# subscriptions agent keeps no table: it re-keys each command into ``<app>-inbox``, so its
+# topic may have any number of partitions, like the outputs.
 THREADS_INPUTS = ("articles", "comments")
 
 
@@ -89,10 +90,10 @@ async def ensure_topics(
             [n for n in co_partitioned_topics(settings, changelogs) if n in existing],
             settings.topics.partitions,
         )
-        layout = topic_layout(settings, changelogs)
-        missing = {name: configs for name, configs in layout.items() if name not in existing}
         if not create:
             return []
+        layout = topic_layout(settings, changelogs)
+        missing = {name: configs for name, configs in layout.items() if name not in existing}
         await create_topics(
             admin, missing, settings.topics.partitions, settings.kafka.replication_factor
         )

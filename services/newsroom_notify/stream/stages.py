@@ -78,7 +78,7 @@ from newsroom_notify.metrics import (
     observe_many,
 )
 from newsroom_notify.settings import Settings
-from newsroom_notify.stream.admin import INTERNAL_STAGES, internal_topic_names
+from newsroom_notify.stream.admin import INTERNAL_STAGES, THREADS_INPUTS, internal_topic_names
 from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
@@ -399,10 +399,14 @@ def install(
         inbox_partitions=partitions,
         batch_recipients=limits.fanout_batch_recipients,
     )
-    articles, comments = topics.name(topics.articles), topics.name(topics.comments)
     subscriptions = topics.name(topics.subscriptions)
     internal_name = {name: topic.get_topic_name() for name, topic in internal.items()}
     max_bytes = settings.max_record_bytes
+    # The contract's inputs the threads agent reads (the topics' check knows them by this list).
+    threads_inputs = {
+        topics.name(getattr(topics, role)): event_decoder(role, max_bytes)
+        for role in THREADS_INPUTS
+    }
 
     def agent(
         name: str, decoders: dict[str, Decoder], handle: Any, stage: Stage | None = None
@@ -431,8 +435,7 @@ def install(
     agent(
         "threads",
         {
-            articles: event_decoder("articles", max_bytes),
-            comments: event_decoder("comments", max_bytes),
+            **threads_inputs,
             internal_name[Stage.THREADS]: decode_stage_message,
         },
         pipeline.on_thread_record,
