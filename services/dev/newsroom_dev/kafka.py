@@ -155,7 +155,7 @@ def fetch_jars(pom: Path = DEFAULT_POM) -> Path:
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise KafkaHarnessError(f"mvn failed:\n{result.stdout}\n{result.stderr}")
-            shutil.rmtree(libs, ignore_errors=True)  # an incomplete copy from an older layout
+            shutil.rmtree(libs, ignore_errors=True)  # jars without their marker: incomplete
             tmp.rename(libs)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
