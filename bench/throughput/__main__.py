@@ -56,7 +56,7 @@ import time
 from pathlib import Path
 
 from bench.throughput import ROOT
-from bench.throughput.phases.breaking_news import NO_STANDBY, worker_runs
+from bench.throughput.phases.breaking_news import JUDGED_RUNS, NO_STANDBY, worker_runs
 from bench.throughput.report import plot, table, targets_table
 from bench.throughput.run import bench
 from bench.throughput.setup import Sizes
@@ -118,9 +118,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--breaking-workers",
         type=worker_runs,
-        default=["1", "2", "2" + NO_STANDBY],
+        default=list(JUDGED_RUNS),
         help="runs of the breaking-news phase, one article each: a count of workers, with "
-        f"standby replicas, or followed by {NO_STANDBY} (default 1,2,2{NO_STANDBY})",
+        f"standby replicas, or followed by {NO_STANDBY} (default {','.join(JUDGED_RUNS)}; "
+        f"1,2,2{NO_STANDBY} adds two workers with standby replicas)",
     )
     parser.add_argument("--json", type=Path, help="result file (default bench/results/...)")
     parser.add_argument("--plot", type=Path, help="write a PNG: latency and throughput")

@@ -8,7 +8,7 @@ from operator import ge, le, lt
 from pathlib import Path
 from typing import Any
 
-from bench.throughput.phases.breaking_news import NO_STANDBY, describe_run
+from bench.throughput.phases.breaking_news import JUDGED_RUNS, describe_run
 
 
 def table(result: dict[str, Any]) -> str:
@@ -127,11 +127,12 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     latency = workload and not first_run.get("settings")
     one, mod, high = (result.get(k, {}) for k in ("one_worker", "latency_moderate", "latency"))
     bn = result.get("breaking_news", {})
-    first = bn.get("by_workers", {}).get("1", {})
+    one_run, two_run = JUDGED_RUNS
+    first = bn.get("by_workers", {}).get(one_run, {})
     # A million followers' fan-out: its seconds if it ended, missed if cut off by the timeout.
     million = bn.get("followers") == 1_000_000 and bool(first)
     ended = million and bool(first.get("completed"))
-    two_runs = bn.get("by_workers", {}).get("2" + NO_STANDBY, {})
+    two_runs = bn.get("by_workers", {}).get(two_run, {})
     two_million = bn.get("followers") == 1_000_000 and bool(two_runs)
     two_ended = two_million and bool(two_runs.get("completed"))
     at_half = bool(mod.get("half_of_one_worker"))  # not a rate given with --moderate-rate
