@@ -28,11 +28,12 @@ One run, in this order (``--quick`` shrinks every size):
    skipped), each for ``--duration`` s, once per ``--latency-configs`` entry (worker
    settings; interleave them); latency of each notification = its append time - the append
    time of its comment's input record (both LogAppendTime), also cut at the stages' topics
-   (LogAppendTime too): per-hop figures.
+   (LogAppendTime too): per-hop figures; ``--probe`` cuts each hop inside the worker.
 
 9. breaking news: ``--breaking-followers`` instant followers of one section (a million; 10,000
-   with ``--quick``), then 1 worker, 2 workers with a standby replica and 2 without each get
-   an article in it: seconds from the article's append to its last notification's, RSS, CPU.
+   with ``--quick``), then 1 worker and 2 without standby replicas (``--breaking-workers``)
+   each get an article in it: seconds from the article's append to its last notification's,
+   RSS, CPU.
 
 ``--phases`` skips any of steps 7, 8 and 9.
 
@@ -106,6 +107,12 @@ def parse_args() -> argparse.Namespace:
         "interleaves the defaults a with b; an entry with no settings reuses its name's)",
     )
     parser.add_argument("--duration", type=float, help="seconds of the latency run")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="latency: each run's worker also times each record's way through it, per stage "
+        "(bench/throughput/probe.py)",
+    )
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=300.0, help="per phase, seconds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
@@ -9,8 +11,8 @@ from pathlib import Path
 import pytest
 from bench.stats import first_reaching, latency_summary, percentile, sustained_rate
 from bench.throughput import __main__ as throughput_cli
-from bench.throughput import report, workers
-from bench.throughput.phases import breaking_news
+from bench.throughput import probe, report, workers
+from bench.throughput.phases import breaking_news, latency
 
 from newsroom_dev.workload import generate_bench, zipf_weights
 from newsroom_notify.contract import events as ev
@@ -311,3 +313,31 @@ def test_make_bench_runs_the_million_for_each_target_and_no_other_run(
     )
     million = {row["figure"]: row["met"] for row in rows if str(row["figure"]).startswith("1,000")}
     assert million == {report.MILLION: True, report.MILLION_TWO: True}
+
+
+def test_the_probe_names_each_topic_by_its_stage_and_summarises_what_it_timed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--probe`: what a probed worker writes, as the latency phase reads and prints it."""
+    assert [
+        probe.stage_of(t)
+        for t in ("t1.notify-threads", "t1.notify-follows", "t1.notify-inbox", "t1.comments")
+    ] == ["threads", "follows", "inbox", "comments"]
+    written = probe.Probe(tmp_path / "probe.json")
+    for ms in range(1, 101):
+        written.add("batch", "t1.notify-inbox", float(ms))
+    written.add("size", "t1.notify-inbox", 7)
+    written.since_append("fetched", "t1.notify-inbox", 0.0, kind=0)  # CreateTime: not timed
+    written.since_append("fetched", "t1.comments", time.time() * 1000 - 50, kind=1)
+    written.write(now=True)
+    figures = latency.read_probe(tmp_path / "probe.json")
+    assert figures["inbox"]["batch"] == {"count": 100, "p50": 50.5, "p90": 90.1, "p99": 99.0}
+    assert "fetched" not in figures["inbox"]
+    assert 50 <= figures["comments"]["fetched"]["p50"] < 5_000
+    shown = capsys.readouterr().out
+    assert "latency probe, inbox (p50/p90 ms): batch 50.5/90.1; batch size p50 7" in shown
+    assert latency.read_probe(tmp_path / "none.json") == {}
+    settings = latency.probe_settings(tmp_path / "p.json")
+    first = settings["PYTHONPATH"].split(os.pathsep)[0]
+    assert (Path(first) / "sitecustomize.py").is_file()
+    assert settings[probe.ENV] == str(tmp_path / "p.json")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from bench.stats import latency_summary
+from bench.throughput import probe
 from bench.throughput.broker import Record, Watch, publish
 from bench.throughput.setup import Run
 from bench.throughput.workers import cpu_seconds
@@ -168,6 +171,31 @@ async def measure_latency(
     }
 
 
+def probe_settings(path: Path) -> dict[str, str]:
+    """A worker's settings for ``--probe``: ``bench.throughput.probe`` loaded by its
+    interpreter, writing to ``path``."""
+    root = Path(__file__).resolve().parents[3]  # the checkout: bench/throughput/phases/..
+    site = root / "bench" / "throughput" / "probe_site"
+    paths = [str(site), str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(paths), probe.ENV: str(path)}
+
+
+def read_probe(path: Path) -> dict[str, Any]:
+    """What a probed worker wrote (printed: per stage, p50/p90 ms from the append to each
+    point), or {} if it wrote nothing."""
+    if not path.exists():
+        print("latency probe: the worker wrote no figures")
+        return {}
+    figures: dict[str, Any] = orjson.loads(path.read_bytes())
+    for stage, points in figures.items():
+        shown = ", ".join(
+            f"{point} {v['p50']}/{v['p90']}" for point, v in points.items() if point != "size"
+        )
+        print(f"latency probe, {stage} (p50/p90 ms): {shown}; batch size p50 "
+              f"{points.get('size', {}).get('p50', '-')}")  # fmt: skip
+    return figures
+
+
 async def latency_phases(
     run: Run, watch: Watch, result: dict[str, Any], args: argparse.Namespace
 ) -> None:
@@ -211,7 +239,8 @@ async def latency_phases(
     half_of_one_worker = not args.moderate_rate and bool(sustained)
     runs: list[dict[str, Any]] = []
     for n, (name, overrides) in enumerate(args.latency_configs):
-        service.start(1, overrides)
+        probe_file = service.tmp / f"probe-{n}.json"
+        service.start(1, {**overrides, **probe_settings(probe_file)} if args.probe else overrides)
         await service.ready()
         cpu0 = {pid: cpu_seconds(pid) or 0.0 for pid in service.pids()}
         try:
@@ -240,6 +269,8 @@ async def latency_phases(
                 "worker_cpu_s": round(cpu, 1),
             }
         )
+        if args.probe:
+            runs[-1]["probe"] = read_probe(probe_file)
         if n == 0:
             result["latency_moderate"] = mod
             if high is not None:
