@@ -40,7 +40,6 @@ from bench.stats import percentile
 ENV = "NEWSROOM_BENCH_PROBE"  # the JSON file the worker writes its figures to
 LOG_APPEND_TIME = 1  # a record's timestamp type: set by the broker at the append
 STAGES = ("threads", "follows", "inbox")  # the stages' topics end with their name
-DUMP_EVERY_S = 2.0
 
 
 def stage_of(topic: str) -> str:
@@ -59,7 +58,6 @@ class Probe:
         self.path = path
         self.samples: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
         self._lock = threading.Lock()  # the consumer thread adds samples too
-        self._written = time.monotonic()
 
     def since_append(self, point: str, topic: str, timestamp_ms: float, kind: int) -> None:
         if kind == LOG_APPEND_TIME:
@@ -72,7 +70,7 @@ class Probe:
     def summary(self) -> dict[str, dict[str, dict[str, float]]]:
         """{stage: {point: {count, p50, p90, p99}}}."""
         with self._lock:
-            taken = {key: sorted(values) for key, values in self.samples.items()}
+            taken = {key: list(values) for key, values in self.samples.items()}
         out: dict[str, dict[str, dict[str, float]]] = {}
         for (stage, point), values in sorted(taken.items()):
             out.setdefault(stage, {})[point] = {
@@ -81,10 +79,10 @@ class Probe:
             }
         return out
 
-    def write(self, *, now: bool = False) -> None:
-        if now or time.monotonic() - self._written >= DUMP_EVERY_S:
-            self._written = time.monotonic()
-            self.path.write_text(json.dumps(self.summary(), indent=1))
+    def write(self) -> None:
+        """Once, as the worker exits: summarising sorts every sample, a stall that would land
+        in the event loop whose waits this measures if it were done while the worker runs."""
+        self.path.write_text(json.dumps(self.summary(), indent=1))
 
 
 def install(path: Path) -> Probe:  # pragma: no cover - patches a worker's running code
@@ -122,10 +120,9 @@ def install(path: Path) -> Probe:  # pragma: no cover - patches a worker's runni
             topic = batch[0].message.topic
             probe.add("handle_ms", topic, (time.perf_counter() - started) * 1000)
             probe.add("size", topic, len(batch))
-            probe.write()
 
     Fetcher.fetched_records = probed_fetched_records
     transport.ContinuousConsumer.getmany = probed_getmany  # type: ignore[method-assign]
     batches.event_batches = probed_batches
-    atexit.register(probe.write, now=True)
+    atexit.register(probe.write)
     return probe

@@ -329,7 +329,7 @@ def test_the_probe_names_each_topic_by_its_stage_and_summarises_what_it_timed(
     written.add("size", "t1.notify-inbox", 7)
     written.since_append("fetched", "t1.notify-inbox", 0.0, kind=0)  # CreateTime: not timed
     written.since_append("fetched", "t1.comments", time.time() * 1000 - 50, kind=1)
-    written.write(now=True)
+    written.write()
     figures = latency.read_probe(tmp_path / "probe.json")
     assert figures["inbox"]["batch"] == {"count": 100, "p50": 50.5, "p90": 90.1, "p99": 99.0}
     assert "fetched" not in figures["inbox"]
