@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from bench.stats import latency_summary
-from bench.throughput import probe
+from bench.throughput import ROOT, probe
 from bench.throughput.broker import Record, Watch, publish
 from bench.throughput.setup import Run
 from bench.throughput.workers import cpu_seconds
@@ -174,9 +174,8 @@ async def measure_latency(
 def probe_settings(path: Path) -> dict[str, str]:
     """A worker's settings for ``--probe``: ``bench.throughput.probe`` loaded by its
     interpreter, writing to ``path``."""
-    root = Path(__file__).resolve().parents[3]  # the checkout: bench/throughput/phases/..
-    site = root / "bench" / "throughput" / "probe_site"
-    paths = [str(site), str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    site = ROOT / "bench" / "throughput" / "probe_site"
+    paths = [str(site), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(paths), probe.ENV: str(path)}
 
 
