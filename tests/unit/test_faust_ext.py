@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
+import faust
 import pytest
+from faust.types.tuples import Message
 
 from newsroom_notify.bootstrap import build_tokens, create_worker
 from newsroom_notify.domain import mentions
@@ -14,6 +17,7 @@ from newsroom_notify.settings import Settings
 from newsroom_notify.stream import faust_ext
 from newsroom_notify.stream.app import create_app
 from newsroom_notify.stream.faust_ext import SUPPORTED_FAUST, UnsupportedFaust, check_faust_version
+from newsroom_notify.stream.faust_ext.raw import RawSchema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,3 +105,44 @@ async def test_a_worker_losing_partitions_keeps_no_index_of_their_participants(
     assert mentions._INDEXES
     await app.on_partitions_revoked.send(set())
     assert not mentions._INDEXES
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "headers"),
+    [
+        (b"article-1", b'{"type": "comment.posted"}', [("content-type", b"application/json")]),
+        (None, b"\xff\x00 not JSON", []),
+        (b"article-1", None, None),  # a tombstone
+        (None, None, [("x", b"")]),
+    ],
+)
+async def test_the_agents_topics_hand_over_each_record_as_faust_would_decode_it(
+    key: bytes | None, value: bytes | None, headers: Any, tmp_path: Path
+) -> None:
+    # The agents' topics skip Faust's serializer registry (raw.RawSchema): their events must
+    # be what Faust's own decoding of a bytes/raw topic gives, for every record (the ingestor
+    # dead-letters what it cannot read; a key or value changed here would be lost).
+    settings = Settings(dev_mode=True, store="memory://", data_dir=str(tmp_path))
+    app = create_app(settings, build_tokens(settings))
+    agent_topics = [agent.channel for agent in app.agents.values()]
+    assert len(agent_topics) == 4
+    assert all(isinstance(topic.schema, RawSchema) for topic in agent_topics)
+    faust_schema = faust.Schema(
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
+    message = Message("comments", 2, 17, 1.0, 1, headers, key, value, None)
+    ours = await agent_topics[0].decode(message, propagate=True)
+    faust_event = await faust_schema.compile(app)(message, propagate=True)
+    assert type(ours) is type(faust_event)
+    assert (ours.key, ours.value, ours.headers, ours.message) == (
+        faust_event.key,
+        faust_event.value,
+        faust_event.headers,
+        faust_event.message,
+    )
+    assert (ours.key, ours.value) == (key, value)
+    assert ours.app is app

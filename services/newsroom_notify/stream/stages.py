@@ -83,6 +83,7 @@ from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.deadletter import DeadLetterer
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.partitioner import key_partition as bytes_partition
+from newsroom_notify.stream.faust_ext.raw import RawSchema
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack, table_size
 from newsroom_notify.stream.faust_ext.transport import Sender
 from newsroom_notify.stream.ingest import Decoder, Ingestor, event_decoder
@@ -111,15 +112,7 @@ def decode_stage_message(key: bytes | None, value: bytes | None) -> BaseModel:
 
 def raw_topic(app: faust.App, *names: str, **kwargs: Any) -> Any:
     """A topic (or several) carrying bytes: decoding is ours, not Faust's."""
-    return app.topic(
-        *names,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        allow_empty=True,
-        **kwargs,
-    )
+    return app.topic(*names, schema=RawSchema(), **kwargs)
 
 
 @dataclass
