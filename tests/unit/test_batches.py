@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
+import rocksdict
 from faust.events import Event as FaustEvent
 from faust.streams import current_event
 from faust.types import TP
@@ -507,3 +509,76 @@ async def test_a_batch_handed_to_its_agent_is_in_flight_until_acknowledged() -> 
     assert agent.in_flight() == []  # acknowledged after the batch
     assert agent.acknowledged() == [0, 1, 2]
     await agent.close()
+
+
+class CountedRocksDB:
+    """A partition's RocksDB (rocksdict, on disk) counting the reads that reach it."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = rocksdict.Rdict(str(path), options=rocksdict.Options(raw_mode=True))
+        self.single_reads = 0
+        self.multi_gets: list[int] = []
+
+    def get(self, key: Any) -> Any:
+        if isinstance(key, list):
+            self.multi_gets.append(len(key))
+        else:
+            self.single_reads += 1
+        return self.db.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.db.put(key, value)
+
+
+@dataclass
+class RocksDBLikeTable:
+    """A Faust table on RocksDB as far as ``ModelTable`` reads it: a partition's store is in
+    ``data._dbs``, and the changelog record of a write is ``on_key_set``'s."""
+
+    dbs: dict[int, CountedRocksDB]
+    is_global: bool = False
+    changelog: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def data(self) -> SimpleNamespace:
+        return SimpleNamespace(_dbs=self.dbs)
+
+    def on_key_set(self, key: bytes, value: bytes) -> None:
+        self.changelog.append((key, value))
+
+
+def test_a_fan_out_records_recipients_are_read_together_and_each_read_gives_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inbox reads each recipient of a fan-out record once: a multi-get of all of them
+    # first instead of one RocksDB read each (read_ahead), and then each read answers what a
+    # read of the store would have: stored values, absent keys, the batch's own writes.
+    db = CountedRocksDB(tmp_path / "p3")
+    for n in range(0, 10, 2):  # even recipients have a value
+        db.put(f"r{n}".encode(), Value(n=n).model_dump_json().encode())
+    write_back = WriteBack.per_record()
+    table = ModelTable(RocksDBLikeTable({3: db}), Value, write_back=write_back)
+    recipients = [f"r{n}" for n in range(10)]
+    with handling(Event(Message(partition=3, offset=0))):
+        table["r4"] = Value(n=40)  # written by the record before the fan-out's reads
+        table.read_ahead(recipients)
+        assert db.multi_gets == [9]  # r4 is the batch's own: not asked for
+        values = [table.get(r) for r in recipients]
+    assert db.single_reads == 0
+    expected = [Value(n=n) if n % 2 == 0 else None for n in range(10)]
+    expected[4] = Value(n=40)
+    assert values == expected
+    write_back.flush()  # what it read is forgotten with the record: the next one reads again
+    with handling(Event(Message(partition=3, offset=1))):
+        assert table.get("r2") == Value(n=2)
+    assert db.single_reads == 1
+    # at most READS_KEPT kept, like single reads
+    monkeypatch.setattr("newsroom_notify.stream.faust_ext.tables.READS_KEPT", 3)
+    with handling(Event(Message(partition=3, offset=2))):
+        table.read_ahead(recipients)
+        assert db.multi_gets[-1] == 2  # r2 was already kept
+        assert table.get("r9") is None
+    assert db.single_reads == 2
+    # no record (a web page's read): nothing read ahead
+    table.read_ahead(recipients)
+    assert len(db.multi_gets) == 2

@@ -38,6 +38,7 @@ from newsroom_notify.domain.inbox import InboxStage
 from newsroom_notify.domain.inbox.base import releases_due
 from newsroom_notify.domain.inbox.digests import is_due
 from newsroom_notify.domain.intents import Intent, Publish, Stage, ToRecipients, ToStage
+from newsroom_notify.domain.keys import sent_key
 from newsroom_notify.domain.messages import (
     Candidacy,
     CommenterFollowed,
@@ -127,6 +128,9 @@ class Pipeline:
     sender: Sender
     inbox_partitions: int
     batch_recipients: int = 1_000  # per fan-out record: its size stays far below the limit
+    # Reads a fan-out record's recipients' state together before the inbox decides
+    # (``read_ahead``); none by default.
+    read_ahead: Callable[[Candidacies], None] = lambda _record: None
 
     async def route(self, intents: Sequence[Intent]) -> None:
         """Carry out what a handler asked for: each message to its stage's topic under its key
@@ -202,6 +206,7 @@ class Pipeline:
         if isinstance(message, Candidacies):
             # Each candidacy decided as if it had come alone (its recipient's state), without
             # a ``Candidacy`` each; what they ask for sent together: one ``route`` a record.
+            self.read_ahead(message)
             intents = self.stages.inbox.on_candidacies(
                 message.subject, message.at, message.origin, message.bases
             )
@@ -210,6 +215,19 @@ class Pipeline:
         await self.route(intents)
         if isinstance(message, Candidacy | Candidacies):
             observe_latency(message.at, intents)
+
+
+def read_ahead(profiles: ModelTable[Profile], sent: ModelTable[Sent]) -> Callable[[Any], None]:
+    """A fan-out record's recipients' profiles and ``sent`` records (for its subject), each
+    table's read together (``ModelTable.read_ahead``): what the inbox reads of each recipient,
+    a RocksDB multi-get instead of two reads per recipient."""
+
+    def read(record: Candidacies) -> None:
+        profiles.read_ahead(record.bases)
+        subject = record.subject.key
+        sent.read_ahead([sent_key(rid, subject) for rid in record.bases])
+
+    return read
 
 
 def key_partition(key: str, partitions: int) -> int:
@@ -312,6 +330,7 @@ def install(
         return ModelTable(faust_table, model, limits.state_record_bytes, write_backs[stage])
 
     held = table("held", Held, Stage.INBOX)
+    profiles, sent = table("profiles", Profile, Stage.INBOX), table("sent", Sent, Stage.INBOX)
     sender = Sender(app, limits.state_record_bytes)
     pending = table("digest-pending", Pending, Stage.THREADS)
     digests = table("digests", DigestBuffer, Stage.INBOX)
@@ -359,8 +378,8 @@ def install(
                 tell_no_followers=shortcut,
             ),
             inbox=InboxStage(
-                table("profiles", Profile, Stage.INBOX),
-                table("sent", Sent, Stage.INBOX),
+                profiles,
+                sent,
                 held,
                 digests,
                 table("traces", Traces, Stage.INBOX),
@@ -391,6 +410,7 @@ def install(
         sender=sender,
         inbox_partitions=partitions,
         batch_recipients=limits.fanout_batch_recipients,
+        read_ahead=read_ahead(profiles, sent),
     )
     subscriptions = topics.name(topics.subscriptions)
     internal_name = {name: topic.get_topic_name() for name, topic in internal.items()}

@@ -7,7 +7,7 @@ deleting a key writes a tombstone to the changelog topic, which compaction then 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -119,6 +119,32 @@ class ModelTable(MutableMapping[str, M]):
             return self._stored(key)
         raw: bytes | None = db.get(key.encode("utf-8"))
         return raw
+
+    def read_ahead(self, keys: Iterable[str]) -> None:
+        """Read ``keys`` of the current record's partition from its RocksDB together (one
+        multi-get) and keep them as the batch keeps its single reads: for a fan-out record,
+        whose recipients' values are each read once, one after the other. A read of one of
+        them then gives what a single read would have (a value the batch wrote still wins);
+        at most ``READS_KEPT`` kept. Nothing without a record, or without an open RocksDB."""
+        event = self._batch_event()
+        if event is None:
+            return
+        partition = event.message.partition
+        db = self._db(partition)
+        room = READS_KEPT - len(self._read)
+        if db is None or room <= 0:
+            return
+        wanted = []
+        for key in keys:
+            slot = (partition, key)
+            if slot not in self._read and slot not in self._written:
+                wanted.append(key)
+                if len(wanted) >= room:
+                    break
+        if wanted:
+            values = db.get([key.encode("utf-8") for key in wanted])
+            for key, raw in zip(wanted, values, strict=True):
+                self._read[(partition, key)] = raw
 
     def _db(self, partition: int) -> Any:
         """The partition's RocksDB if it is open (None: another store, or not open yet)."""
