@@ -18,6 +18,7 @@ from newsroom_notify.stream import faust_ext
 from newsroom_notify.stream.app import create_app
 from newsroom_notify.stream.faust_ext import SUPPORTED_FAUST, UnsupportedFaust, check_faust_version
 from newsroom_notify.stream.faust_ext.raw import RawSchema
+from newsroom_notify.stream.stages import raw_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,8 +126,9 @@ async def test_the_agents_topics_hand_over_each_record_as_faust_would_decode_it(
     settings = Settings(dev_mode=True, store="memory://", data_dir=str(tmp_path))
     app = create_app(settings, build_tokens(settings))
     agent_topics = [agent.channel for agent in app.agents.values()]
-    assert len(agent_topics) == 4
+    assert agent_topics
     assert all(isinstance(topic.schema, RawSchema) for topic in agent_topics)
+    assert all(topic.schema.allow_empty and topic.allow_empty for topic in agent_topics)
     faust_schema = faust.Schema(
         key_type=bytes,
         value_type=bytes,
@@ -146,3 +148,17 @@ async def test_the_agents_topics_hand_over_each_record_as_faust_would_decode_it(
     )
     assert (ours.key, ours.value) == (key, value)
     assert ours.app is app
+
+
+async def test_a_raw_topic_derived_with_another_value_type_decodes_as_faust_does(
+    tmp_path: Path,
+) -> None:
+    # RawSchema hands bytes over as they came only while its topic carries bytes with the raw
+    # codec: derived with text values, a record's value is decoded by Faust (as it would be
+    # encoded when sent), not handed over as bytes.
+    settings = Settings(dev_mode=True, store="memory://", data_dir=str(tmp_path))
+    app = create_app(settings, build_tokens(settings))
+    derived = raw_topic(app, "elsewhere").derive(value_type=str)
+    message = Message("elsewhere", 0, 0, 1.0, 1, [], b"k", b'{"a": 1}', None)
+    event = await derived.decode(message, propagate=True)
+    assert (event.key, event.value) == (b"k", '{"a": 1}')

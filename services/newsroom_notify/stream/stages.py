@@ -113,7 +113,8 @@ def decode_stage_message(key: bytes | None, value: bytes | None) -> BaseModel:
 
 def raw_topic(app: faust.App, *names: str, **kwargs: Any) -> Any:
     """A topic (or several) carrying bytes: decoding is ours, not Faust's."""
-    return app.topic(*names, schema=RawSchema(), **kwargs)
+    # (``allow_empty`` again: ``app.topic`` would set its own default, False, on the schema)
+    return app.topic(*names, schema=RawSchema(), allow_empty=True, **kwargs)
 
 
 @dataclass

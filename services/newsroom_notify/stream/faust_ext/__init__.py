@@ -77,10 +77,15 @@ What is overridden, and why:
 ``continuity.py``
   the pure rule ``ContinuousConsumer`` applies (no Faust import).
 ``raw.py``
-  ``RawSchema.compile`` (Faust's hook for a topic's decoding): the agents' topics carry bytes
-  with the ``raw`` codec, so each record's event is built straight from its key and value,
-  without the serializer registry's two look-ups and ``app.create_event``'s settings read per
-  record (4.2-4.8 µs a record against 0.6-1.2).
+  ``RawSchema.compile`` (Faust's hook for a topic's decoding): the service's bytes topics
+  (``stages.raw_topic``: the agents' inputs, and the dead-letter and subscriptions topics it
+  sends to, whose encoding is Faust's as before) carry bytes with the ``raw`` codec, so each
+  record's event is built straight from its key and value, without the serializer registry's
+  two look-ups and ``app.create_event``'s settings read per record (4.2-4.8 µs a record
+  against 0.6-1.2). A topic derived with other types or codecs decodes as Faust does.
+``tables.py`` (read ahead)
+  ``ModelTable.read_ahead`` reads the partition's RocksDB (the store's private ``_dbs``) with
+  rocksdict's multi-get (``get`` of a list).
 """
 
 from __future__ import annotations

@@ -29,10 +29,25 @@ class RawSchema(faust.Schema[bytes, bytes]):
         self,
         app: Any,
         *,
-        on_key_decode_error: Any = None,  # nothing is decoded here: nothing fails
+        on_key_decode_error: Any = None,  # bytes as they came: nothing to fail
         on_value_decode_error: Any = None,
         default_propagate: bool = False,
     ) -> Any:
+        if (self.key_type, self.value_type, self.key_serializer, self.value_serializer) != (
+            bytes,
+            bytes,
+            "raw",
+            "raw",
+        ):  # a topic derived with other types or codecs: Faust's decoding for them
+            callbacks = {
+                name: callback
+                for name, callback in (
+                    ("on_key_decode_error", on_key_decode_error),
+                    ("on_value_decode_error", on_value_decode_error),
+                )
+                if callback is not None  # else Faust's own default
+            }
+            return super().compile(app, default_propagate=default_propagate, **callbacks)
         event_type = app.conf.Event  # the setting, read once
 
         async def decode(message: Any, *, propagate: bool = default_propagate) -> Any:
