@@ -17,20 +17,30 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import pytest
 import rocksdict
+from bench.fanout_cost import JsonTable
 from faust.events import Event as FaustEvent
 from faust.streams import current_event
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 from pydantic import BaseModel, model_validator
 
+from newsroom_notify.domain.inbox import InboxStage
+from newsroom_notify.domain.intents import Stage
+from newsroom_notify.domain.keys import sent_key
+from newsroom_notify.domain.model import Reason
+from newsroom_notify.domain.state import Profile, Sent, Subscription
+from newsroom_notify.domain.tokens import Tokens
+from newsroom_notify.stream.batching import Candidacies
 from newsroom_notify.stream.faust_ext.app import ExtendedApp
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
+from newsroom_notify.stream.stages import Pipeline, read_ahead
 from tests.memory_shell import flowing_app
+from tests.unit.test_inbox_batch import AT, BASES, NOW, SUBJECTS
 
 
 class Value(BaseModel):
@@ -537,11 +547,23 @@ class RocksDBLikeTable:
 
     dbs: dict[int, CountedRocksDB]
     is_global: bool = False
-    changelog: list[tuple[bytes, bytes]] = field(default_factory=list)
+    changelog: list[tuple[bytes, bytes | None]] = field(default_factory=list)
 
     @property
-    def data(self) -> SimpleNamespace:
-        return SimpleNamespace(_dbs=self.dbs)
+    def data(self) -> RocksDBLikeTable:
+        return self
+
+    @property
+    def _dbs(self) -> dict[int, CountedRocksDB]:
+        return self.dbs
+
+    def __contains__(self, key: object) -> bool:
+        return any(db.db.get(key) is not None for db in self.dbs.values())
+
+    def __delitem__(self, key: bytes) -> None:  # the flush of a deletion: a tombstone
+        partition = current_event().message.partition  # type: ignore[union-attr]
+        self.changelog.append((key, None))
+        del self.dbs[partition].db[key]
 
     def on_key_set(self, key: bytes, value: bytes) -> None:
         self.changelog.append((key, value))
@@ -564,6 +586,9 @@ def test_a_fan_out_records_recipients_are_read_together_and_each_read_gives_the_
         table.read_ahead(recipients)
         assert db.multi_gets == [9]  # r4 is the batch's own: not asked for
         values = [table.get(r) for r in recipients]
+        del table["r0"]  # the record's own writes after the read ahead win too
+        table["r1"] = Value(n=11)
+        assert (table.get("r0"), table.get("r1")) == (None, Value(n=11))
     assert db.single_reads == 0
     expected = [Value(n=n) if n % 2 == 0 else None for n in range(10)]
     expected[4] = Value(n=40)
@@ -582,3 +607,68 @@ def test_a_fan_out_records_recipients_are_read_together_and_each_read_gives_the_
     # no record (a web page's read): nothing read ahead
     table.read_ahead(recipients)
     assert len(db.multi_gets) == 2
+
+
+class RecordingSender:
+    """The stages' ``Sender`` as the pipeline uses it: what was sent, to which topic."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, *_: Any) -> None:
+        self.sent.append((topic, key))
+
+
+async def test_the_inbox_reads_a_fan_out_records_recipients_ahead_and_none_one_by_one(
+    tmp_path: Path,
+) -> None:
+    # What the worker's inbox agent does with a fan-out record (Pipeline.on_inbox_record): the
+    # profiles and sent records it decides on are the ones read ahead, so RocksDB is asked
+    # once per table, and the decisions are those of the recipients' stored state.
+    subject = SUBJECTS[1]  # an article, to the followers of its section
+    section = Subscription(
+        scope="section", target="world", delivery="instant", active=True, since=AT
+    )
+    profiles_db, sent_db = CountedRocksDB(tmp_path / "profiles"), CountedRocksDB(tmp_path / "sent")
+    for rid in ("m-1", "m-2", "m-3"):  # m-4: no profile (nothing reaches them)
+        profile = Profile(id=rid, name=rid, subscriptions={"section|world": section})
+        profiles_db.put(rid.encode(), profile.model_dump_json().encode())
+    told = Sent(notification_id="n-before", reason=Reason.NEW_ARTICLE, mode="instant", origin="o")
+    sent_db.put(sent_key("m-2", subject.key).encode(), told.model_dump_json().encode())
+    write_back = WriteBack.per_record()
+    profiles = ModelTable(RocksDBLikeTable({0: profiles_db}), Profile, write_back=write_back)
+    sent = ModelTable(RocksDBLikeTable({0: sent_db}), Sent, write_back=write_back)
+    inbox = InboxStage(
+        profiles,
+        sent,
+        JsonTable(),
+        JsonTable(),
+        {},
+        tokens=Tokens(["k"], 60, 60),
+        clock=lambda: NOW,
+    )
+    sender = RecordingSender()
+    pipeline = Pipeline(
+        stages=cast(Any, SimpleNamespace(inbox=inbox)),
+        topics={Stage.INBOX: "inbox", "notifications": "notifications"},
+        tokens=Tokens(["k"], 60, 60),
+        sender=cast(Any, sender),
+        inbox_partitions=1,
+        read_ahead=read_ahead(profiles, sent),
+    )
+    record = Candidacies(
+        subject=subject,
+        at=AT,
+        origin="evt-1|section",
+        bases={rid: [BASES[5]] for rid in ("m-1", "m-2", "m-3", "m-4")},
+    )
+    with handling(Event(Message(partition=0, offset=0))):
+        await pipeline.on_inbox_record("m-1", record)
+    assert (profiles_db.multi_gets, sent_db.multi_gets) == ([4], [4])
+    assert (profiles_db.single_reads, sent_db.single_reads) == (0, 0)
+    # m-2 was told before (another origin: not a replay, not told again), m-4 has no profile
+    assert sender.sent == [("notifications", b"m-1"), ("notifications", b"m-3")]
+    write_back.flush()
+    assert sorted(key for key, _ in sent.table.changelog) == sorted(
+        sent_key(rid, subject.key).encode() for rid in ("m-1", "m-3")
+    )
