@@ -6,6 +6,14 @@ from typing import Any
 
 import faust
 
+# What a raw topic carries, and what ``RawSchema.compile`` hands over as it came.
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
 
 class RawSchema(faust.Schema[bytes, bytes]):
     """A schema of ``bytes`` keys and values with Faust's ``raw`` codec (what the agents'
@@ -17,13 +25,7 @@ class RawSchema(faust.Schema[bytes, bytes]):
     record it delivers: 2-3 per comment)."""
 
     def __init__(self) -> None:
-        super().__init__(
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            allow_empty=True,
-        )
+        super().__init__(allow_empty=True, **RAW)
 
     def compile(
         self,
@@ -33,12 +35,8 @@ class RawSchema(faust.Schema[bytes, bytes]):
         on_value_decode_error: Any = None,
         default_propagate: bool = False,
     ) -> Any:
-        if (self.key_type, self.value_type, self.key_serializer, self.value_serializer) != (
-            bytes,
-            bytes,
-            "raw",
-            "raw",
-        ):  # a topic derived with other types or codecs: Faust's decoding for them
+        if any(getattr(self, name) != value for name, value in RAW.items()):
+            # a topic derived with other types or codecs: Faust's decoding for them
             callbacks = {
                 name: callback
                 for name, callback in (
