@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import time
 from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 
 from newsroom_dev.builders import (
     T0,
@@ -22,7 +29,7 @@ from newsroom_dev.builders import (
     subscribe,
 )
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.tokens import TokenClaims
+from newsroom_notify.domain.tokens import LINKS, UNSUBSCRIBE, TokenClaims
 
 __all__ = [
     "T0",
@@ -88,3 +95,25 @@ def tampered(token: str) -> str:
     only the end can decode to the very same signature)."""
     payload, _, signature = token.rpartition(".")
     return f"{payload}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+
+
+def link(purpose: str, claims: Any, key: str, stamp: int | None = None) -> str:
+    """A link token (unsubscribe or manage) written from the format ``domain/tokens.py``
+    documents, not from its code: ``claims`` (JSON, or bytes as they are) signed with ``key``
+    at ``stamp`` (now by default)."""
+    payload = claims if isinstance(claims, bytes) else orjson.dumps(claims)
+    stamp = int(time.time()) if stamp is None else stamp
+    derived = hmac.new(key.encode(), LINKS.encode(), hashlib.sha256).digest()
+    body = f"{_b64(payload)}.{_b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, 'big'))}"
+    mac = hmac.new(derived, body.encode(), hashlib.sha256).digest()
+    mark, half = ("u2.", mac[:16]) if purpose == UNSUBSCRIBE else ("m2.", mac[16:])
+    return f"{mark}{body}.{_b64(half)}"
+
+
+def link_claims(token: str) -> Any:
+    """The claims a link token carries (unverified)."""
+    return orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")

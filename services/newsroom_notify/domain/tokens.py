@@ -19,30 +19,41 @@ bumps it when the subscriber signs out everywhere, and a profile re-created afte
 at a new one, so every token minted before stops working. Tokens minted before versions
 existed (three claims) read as version 0, the version of profiles stored before then.
 
-itsdangerous signs with the newest key and verifies with any configured key. Minting is
-memoised: every notification carries an unsubscribe and a manage token, and a recipient of many
-notifications would otherwise cost two HMAC signatures each. An unsubscribe token is reused for
-``REUSE_S`` seconds, a manage token (the same for all of a recipient's notifications, valid for
-days) for ``MANAGE_REUSE_S``: a recipient's notifications cost one HMAC each at most, except
-the first in an hour. A reused token is older than a fresh one by at most that; nothing else
-differs. The derived signing keys are computed once, not per token.
+A notification's two links, its **unsubscribe** and its **manage** token, come from one HMAC
+(``Tokens.links``): HMAC-SHA256, under a key derived from each secret key for this use alone
+(``LINKS``), of the unsubscribe claims and the time; the unsubscribe token carries the first
+16 bytes of it, the manage token the last 16. A holder of one cannot compute the other (the
+halves of a pseudorandom function's output are independent), a token marked as one is checked
+against that half only, and each keeps its own life (``unsubscribe_max_age``,
+``manage_max_age``) from the same time. Format: ``u2.`` (unsubscribe) or ``m2.`` (manage), the
+base64url (no padding) of the compact JSON ``[subscriber_id, scope, target, version]``, ``.``,
+the base64url of the time (seconds, big-endian), ``.``, the base64url of the 16 bytes; every
+part must be base64url as the minter writes it (no padding, no other spelling of the same
+bytes). The newest key signs, every configured key verifies. A pair is handed out again for
+the same claims for ``REUSE_S`` seconds (a recipient of many notifications of one subscription
+costs one HMAC per ``REUSE_S``): a notification costs one HMAC at most.
 
-Minting (``_dumps``) writes itsdangerous's format itself: the compact JSON of the claims,
-base64url, the timestamp, the HMAC of the derived key, exactly as
-``URLSafeTimedSerializer.dumps`` does, without its layers of objects and its attempt to
-zlib-compress every payload (a quarter of its time; claims of ids hardly ever compress). A
-token is the one itsdangerous would have minted whenever it would not have compressed it
-(tests/unit/test_tokens_minting.py), and is read by itsdangerous either way.
+The other tokens (confirm, erase, undo, form), and unsubscribe and manage tokens minted before
+the links (itsdangerous's ``URLSafeTimedSerializer`` format, a salt per purpose), are
+itsdangerous's: the newest key signs, any verifies, and the unsubscribe and manage tokens
+already mailed in that format are read until they expire. Minting (``_dumps``) writes
+itsdangerous's format itself: the compact JSON of the claims, base64url, the timestamp, the
+HMAC of the derived key, exactly as ``URLSafeTimedSerializer.dumps`` does, without its layers
+of objects and its attempt to zlib-compress every payload (a quarter of its time; claims of
+ids hardly ever compress). A token is the one itsdangerous would have minted whenever it would
+not have compressed it (tests/unit/test_tokens_minting.py), and is read by itsdangerous either
+way. The derived signing keys are computed once, not per token.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -54,9 +65,19 @@ MANAGE = "newsroom-notify/manage/v1"
 ERASE = "newsroom-notify/erase/v1"
 UNDO = "newsroom-notify/undo/v1"
 FORM = "newsroom-notify/form/v1"
-REUSE_S = 10.0  # how long a minted token is handed out again for the same claims
-MANAGE_REUSE_S = 3600.0  # the same for manage tokens (one per recipient, not per subscription)
+LINKS = "newsroom-notify/links/v2"  # the derivation of the links' key (unsubscribe + manage)
+REUSE_S = 10.0  # how long a minted pair of links is handed out again for the same claims
 _MEMO_LIMIT = 100_000  # entries before the memo is emptied
+_LINK_MARK = {UNSUBSCRIBE: "u2.", MANAGE: "m2."}  # a link token's purpose, first
+_LINK_HALF = {UNSUBSCRIBE: slice(0, 16), MANAGE: slice(16, 32)}  # its half of the HMAC
+_LINK_MAX_CHARS = 4096  # longer is no token this service minted: refused before any hashing
+
+
+class Links(NamedTuple):
+    """A notification's unsubscribe and manage tokens, from one HMAC."""
+
+    unsubscribe: str
+    manage: str
 
 
 class InvalidToken(Exception):
@@ -120,7 +141,13 @@ class Tokens:
         for purpose, serializer in self._serializers.items():
             signer = serializer.make_signer()
             self._macs[purpose] = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
-        self._minted: dict[tuple[str, str, str, str | None, int], tuple[float, str]] = {}
+        # The links' keys, newest first (one HMAC of the secret each), and the newest, keyed.
+        self._link_keys = [
+            hmac.new(want_bytes(key), LINKS.encode("ascii"), hashlib.sha256).digest()
+            for key in keys_newest_first
+        ]
+        self._link_mac = hmac.new(self._link_keys[0], digestmod=hashlib.sha256)
+        self._links: dict[tuple[str, str, str | None, int], tuple[float, Links]] = {}
         self._stamp = (-1, b"")  # the current second and its encoded timestamp segment
         self._max_age = {
             UNSUBSCRIBE: unsubscribe_max_age,
@@ -136,9 +163,30 @@ class Tokens:
         """Seconds an undo token works."""
         return self._max_age[UNDO]
 
+    def links(self, claims: TokenClaims) -> Links:
+        """The unsubscribe token of this subscription and its subscriber's manage token, from
+        one HMAC (the module docstring); the same pair again for ``REUSE_S`` seconds."""
+        key = (claims.subscriber_id, claims.scope, claims.target, claims.version)
+        now = time.monotonic()
+        minted = self._links.get(key)
+        if minted is not None and now - minted[0] < REUSE_S:
+            return minted[1]
+        if len(self._links) >= _MEMO_LIMIT:
+            self._links.clear()
+        body = _b64(orjson.dumps(list(key))) + self._timestamp()
+        mac = self._link_mac.copy()
+        mac.update(body)
+        digest, text = mac.digest(), body.decode("ascii")
+        pair = Links(
+            f"{_LINK_MARK[UNSUBSCRIBE]}{text}.{_b64(digest[_LINK_HALF[UNSUBSCRIBE]]).decode()}",
+            f"{_LINK_MARK[MANAGE]}{text}.{_b64(digest[_LINK_HALF[MANAGE]]).decode()}",
+        )
+        self._links[key] = (now, pair)
+        return pair
+
     def unsubscribe(self, claims: TokenClaims) -> str:
-        """A token that cancels exactly this subscription."""
-        return self._mint(UNSUBSCRIBE, claims)
+        """A token that cancels exactly this subscription (the first of its ``links``)."""
+        return self.links(claims).unsubscribe
 
     def confirm(self, claims: TokenClaims) -> str:
         """A token that confirms exactly the request ``claims.request`` (never memoised)."""
@@ -147,7 +195,7 @@ class Tokens:
     def manage(self, subscriber_id: str, version: int = 0) -> str:
         """A token that lets its holder read and change this subscriber's subscriptions (the
         'manage my subscriptions' link of guests, who have no account)."""
-        return self._mint(MANAGE, TokenClaims(subscriber_id, "manage", None, version))
+        return self.links(TokenClaims(subscriber_id, "manage", None, version)).manage
 
     def erase(self, subscriber_id: str, version: int = 0) -> str:
         """A token that confirms the erasure of this subscriber (mailed to their address)."""
@@ -177,40 +225,37 @@ class Tokens:
         ):
             raise InvalidToken("token invalid")
 
-    def _mint(self, purpose: str, claims: TokenClaims) -> str:
-        key = (purpose, claims.subscriber_id, claims.scope, claims.target, claims.version)
-        now = time.monotonic()
-        minted = self._minted.get(key)
-        reuse = MANAGE_REUSE_S if purpose == MANAGE else REUSE_S
-        if minted is not None and now - minted[0] < reuse:
-            return minted[1]
-        if len(self._minted) >= _MEMO_LIMIT:
-            self._minted.clear()
-        token = self._dumps(purpose, _payload(claims))
-        self._minted[key] = (now, token)
-        return token
-
     def _dumps(self, purpose: str, payload: Any) -> str:
         """``URLSafeTimedSerializer.dumps(payload)`` of ``purpose``, never compressed (see the
         module docstring)."""
         # The payload's compact JSON (orjson's equals itsdangerous's ``json.dumps`` with
         # ``separators=(",", ":")`` for these lists of strings, ints and None; any JSON reads
         # back the same), then the timestamp segment, encoded once per second.
-        value = _b64(orjson.dumps(payload))
-        now = int(time.time())
-        if self._stamp[0] != now:
-            self._stamp = (now, b"." + _b64(now.to_bytes((now.bit_length() + 7) // 8, "big")))
-        value += self._stamp[1]
+        value = _b64(orjson.dumps(payload)) + self._timestamp()
         mac = self._macs[purpose].copy()
         mac.update(value)
         return (value + b"." + _b64(mac.digest())).decode("ascii")
 
+    def _timestamp(self) -> bytes:
+        """The timestamp segment of a token minted now (``.`` and the seconds), encoded once
+        per second."""
+        now = int(time.time())
+        if self._stamp[0] != now:
+            self._stamp = (now, b"." + _b64(now.to_bytes((now.bit_length() + 7) // 8, "big")))
+        return self._stamp[1]
+
     def read_manage(self, token: str) -> TokenClaims:
-        """The claims of a valid manage token; ``InvalidToken`` otherwise."""
+        """The claims of a valid manage token (scope ``manage``, no target); ``InvalidToken``
+        otherwise."""
+        if token.startswith(_LINK_MARK[MANAGE]):
+            claims = self._read_link(MANAGE, token)
+            return TokenClaims(claims.subscriber_id, "manage", None, claims.version)
         return self._read(MANAGE, token)
 
     def read_unsubscribe(self, token: str) -> TokenClaims:
         """The claims of a valid unsubscribe token; ``InvalidToken`` otherwise."""
+        if token.startswith(_LINK_MARK[UNSUBSCRIBE]):
+            return self._read_link(UNSUBSCRIBE, token)
         return self._read(UNSUBSCRIBE, token)
 
     def read_confirm(self, token: str) -> TokenClaims:
@@ -224,6 +269,31 @@ class Tokens:
     def read_undo(self, token: str) -> TokenClaims:
         """The claims of a valid, unexpired undo token; ``InvalidToken`` otherwise."""
         return self._read(UNDO, token)
+
+    def _read_link(self, purpose: str, token: str) -> TokenClaims:
+        """The claims of a valid, unexpired link token of ``purpose`` (its mark already seen):
+        its half of the HMAC under one of the keys, then its age, then its claims."""
+        parts = token[len(_LINK_MARK[purpose]) :].split(".")
+        if len(token) > _LINK_MAX_CHARS or len(parts) != 3:
+            raise InvalidToken("token invalid")
+        payload, stamp, tag = (_unb64(part) for part in parts)
+        body = f"{parts[0]}.{parts[1]}".encode("ascii")  # _unb64: nothing but base64url
+        half = _LINK_HALF[purpose]
+        if len(tag) != half.stop - half.start or not any(
+            hmac.compare_digest(hmac.digest(key, body, "sha256")[half], tag)
+            for key in self._link_keys
+        ):
+            raise InvalidToken("token invalid")
+        age = int(time.time()) - int.from_bytes(stamp, "big")
+        if age < 0 or age > self._max_age[purpose]:  # as itsdangerous: negative is expired
+            raise InvalidToken("token expired")
+        try:
+            claims = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidToken("token invalid") from exc
+        if not isinstance(claims, list) or len(claims) != 4:
+            raise InvalidToken("token invalid")
+        return _claims([*claims, None])
 
     def _read(self, purpose: str, token: str) -> TokenClaims:
         return _claims(self._load(purpose, token))
@@ -244,6 +314,18 @@ _URLSAFE = bytes.maketrans(b"+/", b"-_")
 def _b64(data: bytes) -> bytes:
     """URL-safe base64 without padding (``base64.urlsafe_b64encode`` in fewer steps)."""
     return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
+def _unb64(part: str) -> bytes:
+    """The bytes of a base64url part (no padding) as ``_b64`` writes them; ``InvalidToken`` for
+    anything else (another alphabet, padding, a second spelling of the same bytes)."""
+    try:
+        data = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidToken("token invalid") from exc
+    if _b64(data) != part.encode("ascii", "replace"):
+        raise InvalidToken("token invalid")
+    return data
 
 
 def _fingerprint(credential: str) -> str:

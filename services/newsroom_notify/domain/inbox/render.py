@@ -74,6 +74,7 @@ class Renderer:
             profile.token_version,
         )
         article, comment, parent = self._refs(subject)
+        links = self.tokens.links(claims)  # both from one HMAC
         # Built from values this service made and validated on the way in: constructed, not
         # validated again (the contract tests check the result against the schemas).
         return _notification(
@@ -88,8 +89,8 @@ class Renderer:
                 article=article,
                 comment=comment,
                 parent=parent,
-                unsubscribe_token=self.tokens.unsubscribe(claims),
-                manage_token=self.tokens.manage(profile.id, profile.token_version),
+                unsubscribe_token=links.unsubscribe,
+                manage_token=links.manage,
             ),
         )
 
@@ -137,7 +138,7 @@ class Renderer:
     ) -> ev.NotificationCreated:
         """The mail asking a guest's address to confirm exactly this subscription request."""
         version = profile.token_version
-        claims = TokenClaims(profile.id, scope, target, version)
+        links = self.tokens.links(TokenClaims(profile.id, scope, target, version))
         return ev.NotificationCreated(
             id=nid,
             source=self.source,
@@ -150,11 +151,11 @@ class Renderer:
                 article=_confirm_article(scope, target),
                 comment=None,
                 parent=None,
-                unsubscribe_token=self.tokens.unsubscribe(claims),
+                unsubscribe_token=links.unsubscribe,
                 confirm_token=self.tokens.confirm(
                     TokenClaims(profile.id, scope, target, version, request_id)
                 ),
-                manage_token=self.tokens.manage(profile.id, version),
+                manage_token=links.manage,
             ),
         )
 
