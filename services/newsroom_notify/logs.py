@@ -33,11 +33,11 @@ _EMAIL = re.compile(rf"(?<!{_LOCAL}){_LOCAL}+[@\uff20][\w-]+(?:\.[\w-]+)+")
 # Signed tokens: JWTs (``eyJ...``), itsdangerous tokens (confirm, erase, and unsubscribe and
 # manage tokens minted before the links): three base64url segments (the first may start with
 # "." when compressed), the signature at least 20 characters (HMAC-SHA1 is 27, HS256 43); and
-# the links (unsubscribe, manage: ``domain/tokens.py``), the same after a mark ``u2.`` or
-# ``m2.`` (their half of the HMAC is 22). Topic names have no segment that long.
-_TOKEN = re.compile(
-    r"(?<![A-Za-z0-9_.-])(?:[um]2\.)?\.?[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{2,}+\.[A-Za-z0-9_-]{20,}+"
-)
+# the links (unsubscribe, manage: ``domain/tokens.py``), four segments, the first their mark
+# ``u2``/``m2`` (glued to what comes before it in a URL's ``token%3D``: the whole run is the
+# first segment), the last 22 characters (half of their HMAC). Topic names have no segment
+# that long.
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_.-])\.?(?:[A-Za-z0-9_-]{2,}+\.){2,3}+[A-Za-z0-9_-]{20,}+")
 # What pydantic's ValidationError quotes of the input: ``input_value='...', input_type=``.
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]|$)", re.MULTILINE)
 # Keys whose values are never printed, at any depth (matched as substrings of the lower-cased

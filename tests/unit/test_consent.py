@@ -26,6 +26,8 @@ from tests.builders import (
     created,
     erase,
     guest,
+    link,
+    link_claims,
     member,
     moderate,
     sid_of,
@@ -446,17 +448,17 @@ def test_expired_and_tampered_tokens_are_refused(tokens: Tokens) -> None:
     token = tokens.manage(GEOFF_ID, 3)
     with pytest.raises(InvalidToken):
         expired.read_manage(token)
-    _, _, rest = token.partition(".")
-    forged_payload = URLSafeTimedSerializer(["other"], salt=tokens_module.MANAGE).dumps(
-        ["m-ben", "manage", None, 3, None]
-    )
+    mark, claims, stamp, signature = token.split(".")
+    ben = link(tokens_module.MANAGE, ["m-ben", *link_claims(token)[1:]], "other")
     for bad in (
-        forged_payload.split(".")[0] + "." + rest,  # someone else's id, this signature
+        f"{mark}.{ben.split('.')[1]}.{stamp}.{signature}",  # someone else's id, this signature
         tampered(token),  # a changed signature
-        forged_payload,  # signed with another key
+        ben,  # signed with another key
     ):
         with pytest.raises(InvalidToken):
             tokens.read_manage(bad)
+    with pytest.raises(InvalidToken):
+        tokens.read_unsubscribe(f"u2.{claims}.{stamp}.{signature}")  # marked as the other link
 
 
 def test_manage_tokens_have_their_own_shorter_life() -> None:

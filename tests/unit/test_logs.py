@@ -105,6 +105,7 @@ def test_addresses_and_tokens_are_masked_anywhere_in_a_log_line(
             f"event text {secret}",
             plain=secret,
             sentence=f"sent to <{secret}>, ok",
+            url=f"next=%2Fv1%2Funsubscribe%3Ftoken%3D{secret}",  # glued to what precedes it
             nested={"recipient": {"address": secret, "tags": [secret, (1, secret)]}},
             listed=[{"deep": [[secret]]}],
             raw=secret.encode("utf-8"),

@@ -20,6 +20,9 @@ ARTICLE = {
 }
 GUEST_EMAIL = "geoff.roach@example.org"
 GUEST_ID = guest_subscriber_id(GUEST_EMAIL)
+# An unsubscribe link as the service writes one (``domain/tokens.py``: ``u2.``, the claims,
+# the time, half of an HMAC).
+LINK_EXAMPLE = "u2.WyJndWVzdF9xZjZiNGt2MyIsInJlcGxpZXMiLG51bGwsMF0.axGgSg.Zfw5vq4RIRTQ1r6xVgt1KQ"
 
 
 def _envelope(event_type: str, event_id: str, source: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +175,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
                 "article": article_ref,
                 "comment": comment_ref,
                 "parent": parent_ref,
-                "unsubscribe_token": "eyJzIjoiZ3Vlc3RfcWY2YjRrdjMifQ.aGVsbG8.c2lnbmF0dXJl",
+                "unsubscribe_token": LINK_EXAMPLE,
                 "confirm_token": None,
             },
         ),
@@ -206,7 +209,7 @@ def sample_events() -> dict[str, dict[str, Any]]:
                     }
                 ],
                 "total_comments": 14,
-                "unsubscribe_token": "eyJzIjoiZ3Vlc3RfcWY2YjRrdjMifQ.aGVsbG8.c2lnbmF0dXJl",
+                "unsubscribe_token": LINK_EXAMPLE,
             },
         ),
     ]

@@ -435,7 +435,7 @@ class NotificationCreatedData(OutputData):
     parent: CommentRef | None = Field(description="The comment replied to, for replies.")
     unsubscribe_token: str = Field(
         description="Signed, expiring token cancelling the subscription this came from.",
-        examples=["eyJzIjoibS0zMzgxIn0.Z2Fh.c2ln"],
+        examples=["u2.WyJtLTMzODEiLCJhcnRpY2xlIiwiYS0xIiwwXQ.axGgSg.wOyEmAa3v3S7F8R-Z0Vj9Q"],
     )
     confirm_token: str | None = Field(
         None,

@@ -1,6 +1,7 @@
 """Signed, expiring, key-rotatable, revocable tokens.
 
-Purposes (a salt each, so one kind of token can never be used as another):
+Purposes (each its own key: a salt each, and for the links, unsubscribe and manage, a derived
+key and a half of its HMAC each; so one kind of token can never be used as another):
 
 * **unsubscribe** — cancels exactly one subscription (the link in every notification);
 * **confirm** — confirms exactly the pending subscription request that minted it (double
@@ -27,9 +28,9 @@ halves of a pseudorandom function's output are independent), a token marked as o
 against that half only, and each keeps its own life (``unsubscribe_max_age``,
 ``manage_max_age``) from the same time. Format: ``u2.`` (unsubscribe) or ``m2.`` (manage), the
 base64url (no padding) of the compact JSON ``[subscriber_id, scope, target, version]``, ``.``,
-the base64url of the time (seconds, big-endian), ``.``, the base64url of the 16 bytes; every
-part must be base64url as the minter writes it (no padding, no other spelling of the same
-bytes). The newest key signs, every configured key verifies. A pair is handed out again for
+the base64url of the time (seconds, big-endian), ``.``, the base64url of the 16 bytes; each
+part must be base64url as the minter writes it (no padding, no other alphabet, no spare bits
+set). The newest key signs, every configured key verifies. A pair is handed out again for
 the same claims for ``REUSE_S`` seconds (a recipient of many notifications of one subscription
 costs one HMAC per ``REUSE_S``): a notification costs one HMAC at most.
 
@@ -247,14 +248,14 @@ class Tokens:
     def read_manage(self, token: str) -> TokenClaims:
         """The claims of a valid manage token (scope ``manage``, no target); ``InvalidToken``
         otherwise."""
-        if token.startswith(_LINK_MARK[MANAGE]):
+        if isinstance(token, str) and token.startswith(_LINK_MARK[MANAGE]):
             claims = self._read_link(MANAGE, token)
             return TokenClaims(claims.subscriber_id, "manage", None, claims.version)
         return self._read(MANAGE, token)
 
     def read_unsubscribe(self, token: str) -> TokenClaims:
         """The claims of a valid unsubscribe token; ``InvalidToken`` otherwise."""
-        if token.startswith(_LINK_MARK[UNSUBSCRIBE]):
+        if isinstance(token, str) and token.startswith(_LINK_MARK[UNSUBSCRIBE]):
             return self._read_link(UNSUBSCRIBE, token)
         return self._read(UNSUBSCRIBE, token)
 
@@ -273,8 +274,10 @@ class Tokens:
     def _read_link(self, purpose: str, token: str) -> TokenClaims:
         """The claims of a valid, unexpired link token of ``purpose`` (its mark already seen):
         its half of the HMAC under one of the keys, then its age, then its claims."""
+        if len(token) > _LINK_MAX_CHARS:
+            raise InvalidToken("token invalid")
         parts = token[len(_LINK_MARK[purpose]) :].split(".")
-        if len(token) > _LINK_MAX_CHARS or len(parts) != 3:
+        if len(parts) != 3:
             raise InvalidToken("token invalid")
         payload, stamp, tag = (_unb64(part) for part in parts)
         body = f"{parts[0]}.{parts[1]}".encode("ascii")  # _unb64: nothing but base64url
