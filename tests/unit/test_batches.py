@@ -38,7 +38,7 @@ from newsroom_notify.stream.batching import Candidacies
 from newsroom_notify.stream.faust_ext.app import ExtendedApp
 from newsroom_notify.stream.faust_ext.batches import event_batches, handling
 from newsroom_notify.stream.faust_ext.tables import ModelTable, WriteBack
-from newsroom_notify.stream.stages import Pipeline, read_ahead
+from newsroom_notify.stream.stages import READ_AHEAD_FROM, Pipeline, read_ahead
 from tests.memory_shell import flowing_app
 from tests.unit.test_inbox_batch import AT, BASES, NOW, SUBJECTS
 
@@ -619,18 +619,20 @@ class RecordingSender:
         self.sent.append((topic, key))
 
 
+@pytest.mark.parametrize("others", [0, READ_AHEAD_FROM - 4], ids=["few", "many"])
 async def test_the_inbox_reads_a_fan_out_records_recipients_ahead_and_none_one_by_one(
-    tmp_path: Path,
+    tmp_path: Path, others: int
 ) -> None:
     # What the worker's inbox agent does with a fan-out record (Pipeline.on_inbox_record): the
     # profiles and sent records it decides on are the ones read ahead, so RocksDB is asked
-    # once per table, and the decisions are those of the recipients' stored state.
+    # once per table, and the decisions are those of the recipients' stored state. A record
+    # of fewer than READ_AHEAD_FROM recipients (a comment's few) is read one by one: cheaper.
     subject = SUBJECTS[1]  # an article, to the followers of its section
     section = Subscription(
         scope="section", target="world", delivery="instant", active=True, since=AT
     )
     profiles_db, sent_db = CountedRocksDB(tmp_path / "profiles"), CountedRocksDB(tmp_path / "sent")
-    for rid in ("m-1", "m-2", "m-3"):  # m-4: no profile (nothing reaches them)
+    for rid in ("m-1", "m-2", "m-3"):
         profile = Profile(id=rid, name=rid, subscriptions={"section|world": section})
         profiles_db.put(rid.encode(), profile.model_dump_json().encode())
     told = Sent(notification_id="n-before", reason=Reason.NEW_ARTICLE, mode="instant", origin="o")
@@ -660,12 +662,21 @@ async def test_the_inbox_reads_a_fan_out_records_recipients_ahead_and_none_one_b
         subject=subject,
         at=AT,
         origin="evt-1|section",
-        bases={rid: [BASES[5]] for rid in ("m-1", "m-2", "m-3", "m-4")},
+        # m-4 and the others: no profile (nothing reaches them)
+        bases={
+            rid: [BASES[5]]
+            for rid in ("m-1", "m-2", "m-3", "m-4", *(f"m-x{n}" for n in range(others)))
+        },
     )
     with handling(Event(Message(partition=0, offset=0))):
         await pipeline.on_inbox_record("m-1", record)
-    assert (profiles_db.multi_gets, sent_db.multi_gets) == ([4], [4])
-    assert (profiles_db.single_reads, sent_db.single_reads) == (0, 0)
+    recipients = len(record.bases)
+    if recipients >= READ_AHEAD_FROM:
+        assert (profiles_db.multi_gets, sent_db.multi_gets) == ([recipients], [recipients])
+        assert (profiles_db.single_reads, sent_db.single_reads) == (0, 0)
+    else:  # each profile read once, and the sent record of each who may hear of it
+        assert (profiles_db.multi_gets, sent_db.multi_gets) == ([], [])
+        assert (profiles_db.single_reads, sent_db.single_reads) == (recipients, 3)
     # m-2 was told before (another origin: not a replay, not told again), m-4 has no profile
     assert sender.sent == [("notifications", b"m-1"), ("notifications", b"m-3")]
     write_back.flush()

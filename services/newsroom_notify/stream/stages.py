@@ -218,12 +218,24 @@ class Pipeline:
             observe_latency(message.at, intents)
 
 
+# Recipients of a fan-out record from which they are read ahead: a record of a comment's few
+# recipients (most have one or two) is cheaper read one by one. A scratch script over
+# ``ModelTable`` on rocksdict (3 December 2026), profile and ``sent`` read per recipient, µs
+# per recipient one by one / read ahead: 1 recipient 36-38 / 49-51, 2: 13-32 / 20-38, 4 to
+# 16: the same within the noise (11-16); rocksdict's multi-get of one key costs more than
+# its get (8.2-9.2 against 6.6-7.0 µs), of thousands less (docs/benchmarks.md).
+READ_AHEAD_FROM = 8
+
+
 def read_ahead(profiles: ModelTable[Profile], sent: ModelTable[Sent]) -> Callable[[Any], None]:
     """A fan-out record's recipients' profiles and ``sent`` records (for its subject), each
     table's read together (``ModelTable.read_ahead``): what the inbox reads of each recipient,
-    a RocksDB multi-get instead of two reads per recipient."""
+    a RocksDB multi-get instead of two reads per recipient; for a record of at least
+    ``READ_AHEAD_FROM`` recipients."""
 
     def read(record: Candidacies) -> None:
+        if len(record.bases) < READ_AHEAD_FROM:
+            return
         profiles.read_ahead(record.bases)
         subject = record.subject.key
         sent.read_ahead([sent_key(rid, subject) for rid in record.bases])
