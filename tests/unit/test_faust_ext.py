@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 import pytest
+from faust.types import TP
 from faust.types.tuples import Message
 
 from newsroom_notify.bootstrap import build_tokens, create_worker
@@ -162,3 +163,34 @@ async def test_a_raw_topic_derived_with_another_value_type_decodes_as_faust_does
     message = Message("elsewhere", 0, 0, 1.0, 1, [], b"k", b'{"a": 1}', None)
     event = await derived.decode(message, propagate=True)
     assert (event.key, event.value) == (b"k", '{"a": 1}')
+
+
+def test_the_monitor_keeps_what_faust_and_the_lag_gauge_read_and_nothing_per_record(
+    tmp_path: Path,
+) -> None:
+    # Faust's monitor counts and times every record an agent reads (a few µs each) for web
+    # pages the service does not serve; the app's monitor keeps only what is read: when a
+    # partition's stream last took a record (Faust's stall check) and the committed and end
+    # offsets (the consumer-lag gauge, tests/integration/test_api.py).
+    settings = Settings(dev_mode=True, store="memory://", data_dir=str(tmp_path))
+    app = create_app(settings, build_tokens(settings))
+    list(app.on_init_dependencies())  # what starting the app does: its monitor, a sensor
+    monitor = app.monitor
+    assert set(app.sensors) == {monitor}
+    tp = TP("newsroom-notify-inbox", 3)
+    message = Message(tp.topic, tp.partition, 7, 1.0, 1, [], b"k", b"v", None)
+    stream = app.stream(raw_topic(app, tp.topic))
+    sensors = app.sensors
+    sensors.on_message_in(tp, 7, message)
+    state = sensors.on_stream_event_in(tp, 7, stream, None)
+    assert monitor.stream_inbound_time[tp] > 0
+    sensors.on_stream_event_out(tp, 7, stream, None, state)
+    sensors.on_message_out(tp, 7, message)
+    sensors.on_table_set(next(iter(app.tables.values())), b"k", b"v")
+    assert (monitor.messages_received_total, monitor.events_total) == (0, 0)
+    assert (monitor.messages_active, monitor.events_active) == (0, 0)
+    assert not monitor.events_runtime
+    assert not monitor.tables
+    monitor.on_tp_commit({tp: 5})
+    monitor.track_tp_end_offset(tp, 9)
+    assert (monitor.tp_committed_offsets[tp], monitor.tp_end_offsets[tp]) == (5, 9)

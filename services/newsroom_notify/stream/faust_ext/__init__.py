@@ -11,7 +11,11 @@ What is overridden, and why:
 
 ``app.py``
   ``ExtendedApp._new_transport`` / ``_new_producer_transport`` (private factories): the
-  transport below instead of Faust's aiokafka one.
+  transport below instead of Faust's aiokafka one. ``LeanMonitor`` (the app's ``Monitor``
+  setting): Faust's ``Monitor`` without its per-record statistics (``on_message_in`` /
+  ``_out``, ``on_stream_event_in`` / ``_out``, ``on_table_get`` / ``_set`` / ``_del``),
+  keeping ``stream_inbound_time``, which Faust's aiokafka driver reads to tell a stalled
+  stream.
 ``recovery.py`` (the app's ``TableManager`` setting)
   ``ChunkedTableManager.recovery`` (sets the private ``_recovery``) builds
   ``ChunkedRecovery``, whose ``_slurp_changelogs`` replaces Faust's (a ``Service.task`` of
