@@ -619,9 +619,13 @@ class RecordingSender:
         self.sent.append((topic, key))
 
 
-@pytest.mark.parametrize("others", [0, READ_AHEAD_FROM - 4], ids=["few", "many"])
-async def test_the_inbox_reads_a_fan_out_records_recipients_ahead_and_none_one_by_one(
-    tmp_path: Path, others: int
+@pytest.mark.parametrize(
+    ("others", "ahead"),
+    [(0, False), (READ_AHEAD_FROM - 5, False), (READ_AHEAD_FROM - 4, True), (20, True)],
+    ids=["4", "just-below", "threshold", "24"],
+)
+async def test_the_inbox_reads_a_large_fan_out_records_recipients_ahead_a_small_ones_one_by_one(
+    tmp_path: Path, others: int, ahead: bool
 ) -> None:
     # What the worker's inbox agent does with a fan-out record (Pipeline.on_inbox_record): the
     # profiles and sent records it decides on are the ones read ahead, so RocksDB is asked
@@ -671,7 +675,8 @@ async def test_the_inbox_reads_a_fan_out_records_recipients_ahead_and_none_one_b
     with handling(Event(Message(partition=0, offset=0))):
         await pipeline.on_inbox_record("m-1", record)
     recipients = len(record.bases)
-    if recipients >= READ_AHEAD_FROM:
+    assert READ_AHEAD_FROM > 4  # else the small cases above are not small
+    if ahead:
         assert (profiles_db.multi_gets, sent_db.multi_gets) == ([recipients], [recipients])
         assert (profiles_db.single_reads, sent_db.single_reads) == (0, 0)
     else:  # each profile read once, and the sent record of each who may hear of it

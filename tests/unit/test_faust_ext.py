@@ -186,7 +186,10 @@ def test_the_monitor_keeps_what_faust_and_the_lag_gauge_read_and_nothing_per_rec
     assert monitor.stream_inbound_time[tp] > 0
     sensors.on_stream_event_out(tp, 7, stream, None, state)
     sensors.on_message_out(tp, 7, message)
-    sensors.on_table_set(next(iter(app.tables.values())), b"k", b"v")
+    table = next(iter(app.tables.values()))
+    sensors.on_table_get(table, b"k")
+    sensors.on_table_set(table, b"k", b"v")
+    sensors.on_table_del(table, b"k")
     assert (monitor.messages_received_total, monitor.events_total) == (0, 0)
     assert (monitor.messages_active, monitor.events_active) == (0, 0)
     assert not monitor.events_runtime

@@ -88,6 +88,8 @@ def create_app(
         web_router_enabled=False,
         web_stats_enabled=False,
         web_graph_enabled=False,
+        # (and its /performance page: the app's LeanMonitor keeps none of its statistics)
+        web_metrics_enabled=False,
         Table=DirectChangelogTable,
         TableManager=ChunkedTableManager,
     )

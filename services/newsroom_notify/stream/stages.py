@@ -130,7 +130,7 @@ class Pipeline:
     inbox_partitions: int
     batch_recipients: int = 1_000  # per fan-out record: its size stays far below the limit
     # Reads a fan-out record's recipients' state together before the inbox decides
-    # (``read_ahead``); none by default.
+    # (``read_ahead``: from ``READ_AHEAD_FROM`` recipients); none by default.
     read_ahead: Callable[[Candidacies], None] = lambda _record: None
 
     async def route(self, intents: Sequence[Intent]) -> None:

@@ -3,6 +3,7 @@ faust-streaming version the extensions were written for."""
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import Any
 
 import faust
@@ -16,7 +17,8 @@ from newsroom_notify.stream.faust_ext.transport import ChangelogWriter, Transpor
 
 class LeanMonitor(Monitor):
     """Faust's monitor (``app.monitor``, one of ``app.sensors``) without its statistics per
-    record, which nothing of the service reads (Faust's web pages that show them are off):
+    record, which nothing of the service reads (Faust's pages that show them are switched off
+    in ``stream/app.py``; turned on, its /performance page would show none):
     about 5 µs of counters, timings and look-ups per record an agent reads, every record
     (docs/benchmarks.md). Kept: what Faust and the service read of it. The time a partition's
     stream last took a record (``stream_inbound_time``: Faust's check for a stalled stream),
@@ -29,7 +31,7 @@ class LeanMonitor(Monitor):
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
         """The partition's stream took a record now (what Faust's stall check reads)."""
-        self.stream_inbound_time[tp] = self.time()
+        self.stream_inbound_time[tp] = monotonic()  # as Faust's, which its check compares with
         return None
 
     def on_stream_event_out(
