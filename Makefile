@@ -147,7 +147,7 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]' -e $(DEV_DIST)
 	touch $@
 
-bench: $(BENCH_STAMP) ## benchmarks (8 to 14 min, depending on the machine): worker(s) vs the aiokafka limit on a real broker, a million-follower alert, fan-out cost, the issue's targets (BENCH_ARGS=--quick)
+bench: $(BENCH_STAMP) ## benchmarks (8 to 18 min, depending on the machine): worker(s) vs the aiokafka limit on a real broker, a million-follower alert, fan-out cost, the issue's targets (BENCH_ARGS=--quick)
 	$(BIN)/python -m bench.throughput --plot bench/results/throughput.png $(BENCH_ARGS)
 	$(BIN)/python -m bench.fanout_cost
 	$(BIN)/python -m bench.digest_ticks

@@ -624,7 +624,7 @@ class RecordingSender:
     [(0, False), (READ_AHEAD_FROM - 5, False), (READ_AHEAD_FROM - 4, True), (20, True)],
     ids=["4", "just-below", "threshold", "24"],
 )
-async def test_the_inbox_reads_a_large_fan_out_records_recipients_ahead_a_small_ones_one_by_one(
+async def test_the_inbox_reads_a_large_fan_out_records_recipients_ahead_and_a_small_ones_one_by_one(
     tmp_path: Path, others: int, ahead: bool
 ) -> None:
     # What the worker's inbox agent does with a fan-out record (Pipeline.on_inbox_record): the
