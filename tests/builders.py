@@ -104,10 +104,10 @@ def link(purpose: str, claims: Any, key: str, stamp: int | None = None) -> str:
     payload = claims if isinstance(claims, bytes) else orjson.dumps(claims)
     stamp = int(time.time()) if stamp is None else stamp
     derived = hmac.new(key.encode(), LINKS.encode(), hashlib.sha256).digest()
-    body = f"{_b64(payload)}.{_b64(stamp.to_bytes((stamp.bit_length() + 7) // 8, 'big'))}"
+    body = f"{b64url(payload)}.{b64url(stamp.to_bytes((stamp.bit_length() + 7) // 8, 'big'))}"
     mac = hmac.new(derived, body.encode(), hashlib.sha256).digest()
     mark, half = ("u2.", mac[:16]) if purpose == UNSUBSCRIBE else ("m2.", mac[16:])
-    return f"{mark}{body}.{_b64(half)}"
+    return f"{mark}{body}.{b64url(half)}"
 
 
 def link_claims(token: str) -> Any:
@@ -115,5 +115,6 @@ def link_claims(token: str) -> Any:
     return orjson.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
 
 
-def _b64(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """``data`` as base64url without padding (how the links write each part)."""
     return base64.urlsafe_b64encode(data).decode().rstrip("=")

@@ -14,7 +14,6 @@ effect is visible (a notification, a listing) has been handled once the sentinel
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +31,17 @@ from newsroom_dev.kafka import free_port
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.identity import guest_subscriber_id
 from newsroom_notify.domain import tokens as tokens_module
-from tests.builders import article, comment, guest, link, link_claims, member, moderate, tampered
+from tests.builders import (
+    article,
+    b64url,
+    comment,
+    guest,
+    link,
+    link_claims,
+    member,
+    moderate,
+    tampered,
+)
 from tests.integration.kafka_helpers import (
     WorkerProcess,
     publish_events,
@@ -377,7 +386,7 @@ def test_tokens_are_refused_for_another_purpose_expired_or_tampered(service: Ser
     assert client.call("POST", "/v1/confirm", {"token": old_confirm})[0] == 400
     # Tampered: another subscriber's id under this signature, or a changed signature.
     _, _, stamp, signature = manage.split(".")
-    ben = base64.urlsafe_b64encode(orjson.dumps(["m-ben", *claims[1:]])).decode().rstrip("=")
+    ben = b64url(orjson.dumps(["m-ben", *claims[1:]]))
     path = f"/v1/subscribers/m-ben/subscriptions?token=m2.{ben}.{stamp}.{signature}"
     assert client.call("GET", path)[0] == 401
     # Either link marked as the other: the half it carries is not the other's.

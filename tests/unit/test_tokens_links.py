@@ -21,7 +21,17 @@ from newsroom_notify.domain.tokens import (
     TokenClaims,
     Tokens,
 )
-from tests.builders import Clock, article, comment, created, link, member, names, subscribe
+from tests.builders import (
+    Clock,
+    article,
+    b64url,
+    comment,
+    created,
+    link,
+    member,
+    names,
+    subscribe,
+)
 
 KEY = "the-newest-key-of-at-least-32-bytes!"
 OLDER = "an-older-key-still-accepted-for-reading"
@@ -34,10 +44,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     wall = [NOW + 0.25]
     monkeypatch.setattr(time, "time", lambda: wall[0])
     return wall
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def claims_json(claims: TokenClaims) -> bytes:
@@ -77,9 +83,9 @@ def test_a_links_claims_and_time_cannot_be_changed(clock: list[float]) -> None:
     for token in tokens.links(ANA):
         mark, payload, stamp, tag = token[:3], *token[3:].split(".")
         read = tokens.read_unsubscribe if mark == "u2." else tokens.read_manage
-        ben = b64(claims_json(TokenClaims("m-ben", "article", "a-1", 3)))
-        other_scope = b64(claims_json(TokenClaims("m-ana", "section", "politics", 3)))
-        newer = b64((NOW + 3000).to_bytes(4, "big"))  # a longer life
+        ben = b64url(claims_json(TokenClaims("m-ben", "article", "a-1", 3)))
+        other_scope = b64url(claims_json(TokenClaims("m-ana", "section", "politics", 3)))
+        newer = b64url((NOW + 3000).to_bytes(4, "big"))  # a longer life
         for forged in (
             f"{mark}{ben}.{stamp}.{tag}",
             f"{mark}{other_scope}.{stamp}.{tag}",
@@ -152,7 +158,7 @@ def test_a_malformed_link_is_refused_as_invalid(
     assert base64.urlsafe_b64decode(twin + "==") == raw
     plus = tag.replace("-", "+").replace("_", "/")  # the same bytes, the other alphabet
     if plus == tag:
-        plus = b64(raw[:-1] + b"\xfb").replace("-", "+").replace("_", "/")
+        plus = b64url(raw[:-1] + b"\xfb").replace("-", "+").replace("_", "/")
     token = shape.format(p=payload, s=stamp, t=tag, short=tag[:-2], plus=plus, twin=twin)
     hmacs = []
     digest = hmac.digest
