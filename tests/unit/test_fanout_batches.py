@@ -5,12 +5,19 @@ partition of its recipient, before anything else the stage asked for, the next s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
 from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.intents import Intent, Stage, ToRecipients, ToStage
-from newsroom_notify.domain.messages import Activity, FanoutStep, FollowChange, Participated
+from newsroom_notify.domain.messages import (
+    Activity,
+    FanoutStep,
+    FollowChange,
+    FormChoice,
+    Participated,
+)
 from newsroom_notify.domain.model import ArticleInfo, CommentSummary, Subject
 from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.stages import Pipeline, decode_stage_message, key_partition
@@ -230,3 +237,32 @@ def test_a_single_recipient_is_one_record_too() -> None:
     assert [(p, k, list(r.bases)) for p, k, r in partition_records(fan, partition_of, 9)] == [
         (partition_of("m-000"), "m-000", ["m-000"])
     ]
+
+
+def test_a_records_choices_are_those_of_its_own_recipients() -> None:
+    """The "Notify of" choices a fan-out's candidacies carry (``ToRecipients.choices``) go in
+    the record of their recipient's partition only: the inbox applies each to state of that
+    partition."""
+    fan = the_fan(fan_out(40))
+    chooser = {partition_of(rid): rid for rid in reversed(list(fan.bases))}
+    assert len(chooser) == PARTITIONS
+    choices = {
+        rid: FormChoice(
+            subscriber_id=rid,
+            name="Reader",
+            email=None,
+            guest=False,
+            article_id="a-1",
+            choice="replies",
+            at=fan.at,
+        )
+        for rid in list(chooser.values())[:2]
+    }
+    with_choices = dataclasses.replace(fan, choices=choices)
+    got: dict[str, FormChoice] = {}
+    for _, key, record in partition_records(with_choices, partition_of, 3):
+        decoded = decode_stage_message(key.encode(), record.model_dump_json().encode())
+        assert isinstance(decoded, Candidacies)
+        assert set(decoded.choices) <= set(decoded.bases)
+        got.update(decoded.choices)
+    assert got == choices

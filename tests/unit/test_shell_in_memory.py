@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from newsroom_notify.logs import configure_logging
 from newsroom_notify.settings import Settings
 from newsroom_notify.stream.stages import key_partition
 from tests.builders import Clock, article, comment, erase, member, preferences, subscribe
-from tests.memory_shell import MemoryShell
+from tests.memory_shell import Log, MemoryShell, Record
 
 TABLE_NAMES = {"pending": "digest-pending"}  # the reference's table -> the worker's
 # What depends on partitioning, which the reference (one process) does not have: each threads
@@ -244,4 +245,39 @@ async def test_an_erasure_past_the_traces_cap_reaches_the_discussions_of_every_p
     comments = [json.loads(value) for value in shell.state()["comments"].values()]
     assert len(comments) == len(articles)
     assert {(c["author_name"], c["text"]) for c in comments} == {("[erased]", "")}
+    assert shell.dead_letters() == []
+
+
+async def test_a_reply_that_overtakes_its_parents_notify_of_choice_still_notifies() -> None:
+    """The stream's inbox gets a reply's candidacies before the parent's author's "Notify of"
+    choice (its record held back here, as a slower path would): the candidacies record carries
+    the choice, the inbox agent hands it on and the author hears of the reply; the choice
+    arriving later sends nothing more. (A fault-suite run lost such a reply, 3 December 2026.)"""
+    shell = MemoryShell.start(Settings(dev_mode=True), TOKENS, Clock(START))
+    ana, ben = member("m-ana", "Ana Lima"), member("m-ben", "Ben Okoro")
+    shell.publish(article("a-1"))
+    shell.publish(subscribe(ana, "article", "a-2", "instant"))
+    await shell.run_until_idle()
+    log, inbox = shell.app.log, shell.pipeline.topics[Stage.INBOX]
+    held: list[Record] = []
+
+    def holding_choices(topic: str, key: bytes | None, value: bytes | None, *rest: Any) -> Record:
+        record = Log.append(log, topic, key, value, *rest)
+        if topic == inbox and (value or b"").startswith(b'{"kind":"form_choice"'):
+            log.pending.remove(record)
+            held.append(record)
+        return record
+
+    log.append = holding_choices  # type: ignore[method-assign]
+    shell.publish(comment("c1", ana, "Where do the buses go?", notify="replies"))
+    shell.publish(comment("c2", ben, "Down Main Street.", parent="c1"))
+    await shell.run_until_idle()
+    assert len(held) == 1
+    replies = [e for _, e in shell.outputs() if isinstance(e, ev.NotificationCreated)]
+    assert [(n.data.recipient.id, n.data.reason, n.subject) for n in replies] == [
+        ("m-ana", "reply", "c:c2")
+    ]
+    log.pending.extend(held)
+    await shell.run_until_idle()
+    assert len(shell.outputs()) == 1
     assert shell.dead_letters() == []

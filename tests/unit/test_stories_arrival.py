@@ -17,16 +17,20 @@ from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import deliver as route
-from newsroom_notify.domain.intents import Intent, Stage
+from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.messages import DigestTick
+from newsroom_notify.domain.messages import Activity, DigestTick, FormChoice
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
     Clock,
     article,
+    cancel,
     comment,
+    confirm,
     created,
     edit,
+    erase,
+    guest,
     member,
     moderate,
     preferences,
@@ -212,3 +216,141 @@ def test_an_approval_replayed_after_an_edit_repeats_what_was_sent_first(
     assert (again.id, again.data.recipient.id) == (first.id, "m-cal")
     assert again.data.comment is not None
     assert again.data.comment.excerpt == "Trams at last."
+
+
+# ------------------- Replies: the parent's "Notify of" choice may reach the inbox after a reply
+
+
+def choice_in_transit(pipe: LocalPipeline, posted: ev.CloudEvent) -> list[Intent]:
+    """The threads stage handles ``posted``; its author's "Notify of" choice, sent to their
+    inbox directly, is held in transit (returned); the rest (its fan-out) goes on now."""
+    out = threads_handle(pipe, "a-1", posted)
+    held = [i for i in out if isinstance(i, ToStage) and isinstance(i.message, FormChoice)]
+    assert len(held) == 1
+    deliver(pipe, [i for i in out if i not in held])
+    return held
+
+
+def reasons(out: list[ev.CloudEvent]) -> list[tuple[str, str, str | None]]:
+    return [(n.data.recipient.id, n.data.reason, n.subject) for n in created(out)]
+
+
+def test_a_reply_that_reaches_the_inbox_before_the_parents_notify_of_choice_notifies(
+    pipe: LocalPipeline,
+) -> None:
+    """Ana (she follows a-2) ticks "Notify of: replies" on her comment c1. The choice goes to
+    her inbox directly; Ben's reply c2 goes through the follows stage, and its candidacy
+    arrives first. She hears of the reply as if the choice had come first, and when it does
+    come, nothing more: no second notification, and the next reply notifies her as usual."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    held = choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    assert reasons(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")])) == [
+        ("m-ana", "reply", "c:c2")
+    ]
+    assert deliver(pipe, held) == []
+    assert reasons(pipe.feed([comment("c3", CAL, "Or Elm Street.", parent="c1")])) == [
+        ("m-ana", "reply", "c:c3")
+    ]
+
+
+def test_a_follow_up_choice_overtaken_by_a_reply_also_counts_for_replies(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """ "Notify of: new follow-up comments" asks for replies too (rule "Replies"): the
+    overtaking reply notifies her as a reply, and her subscriptions are then exactly what
+    they are when the choice comes first (a-1's comments in her digest, from c1 on)."""
+    in_order = LocalPipeline(tokens=Tokens(["arrival-story-key"], 3600, 3600), clock=clock)
+    in_order.feed([article("a-1")])
+    follows_a2 = subscribe(ANA, "article", "a-2", "instant")
+    for p in (pipe, in_order):
+        p.feed([follows_a2])
+    posted = comment("c1", ANA, "Where do the buses go?", notify="follow_up")
+    in_order.feed([posted])
+    held = choice_in_transit(pipe, posted)
+    assert reasons(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")])) == [
+        ("m-ana", "reply", "c:c2")
+    ]
+    assert deliver(pipe, held) == []
+    subscriptions = pipe.tables["profiles"]["m-ana"].subscriptions
+    assert subscriptions == in_order.tables["profiles"]["m-ana"].subscriptions
+    assert subscriptions["article|a-1"].delivery == "digest"
+
+
+def test_a_notify_of_choice_cancelled_after_a_reply_brought_it_stays_cancelled(
+    pipe: LocalPipeline,
+) -> None:
+    """The reply brought Ana's choice to her inbox; she then cancels her replies on a-1.
+    When the choice itself arrives late, it must not subscribe her again: no later reply."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    held = choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    assert len(created(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")]))) == 1
+    pipe.feed([cancel("m-ana", "replies", "a-1")])
+    assert deliver(pipe, held) == []
+    assert created(pipe.feed([comment("c3", CAL, "Or Elm Street.", parent="c1")])) == []
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["made-by-the-choice", "made-before"])
+def test_a_reply_does_not_bring_a_choice_whose_subscription_was_cancelled_since(
+    pipe: LocalPipeline, before: bool
+) -> None:
+    """Her choice reached her inbox first this time, and she cancelled her replies on a-1:
+    a reply that carries the choice must not subscribe her again. Also when she had asked
+    for them before the choice (which then changed nothing, so the cancelled subscription
+    began before it)."""
+    pipe.feed([subscribe(ANA, "replies" if before else "article", "a-1" if before else "a-2")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?", notify="replies")])
+    pipe.feed([cancel("m-ana", "replies", "a-1")])
+    assert created(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")])) == []
+    assert created(pipe.feed([comment("c3", CAL, "Or Elm Street.", parent="c1")])) == []
+
+
+def test_a_guests_choice_is_not_brought_by_a_reply(pipe: LocalPipeline) -> None:
+    """Gus, a guest, confirmed a subscription to a-2 earlier. His "Notify of" on a-1 needs his
+    confirmation again (rule "Guests confirm first"): the thread gives a reply no guest's
+    choice to carry, and the inbox applies none that a candidacy carries. A reply overtaking
+    the choice tells him nothing and asks nothing; the choice, when it arrives, asks him to
+    confirm, once."""
+    gus = guest("Gus", "gus@example.org")
+    (request,) = created(pipe.feed([subscribe(gus, "article", "a-2", "instant")]))
+    assert created(pipe.feed([confirm(request.data.confirm_token or "")])) == []
+    (held,) = choice_in_transit(pipe, comment("c1", gus, "Where?", notify="replies"))
+    assert isinstance(held, ToStage)
+    assert isinstance(held.message, FormChoice)
+    reply = threads_handle(pipe, "a-1", comment("c2", BEN, "Down Main Street.", parent="c1"))
+    fans = [i.message for i in reply if isinstance(i, ToStage) and i.stage is Stage.FOLLOWS]
+    assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]
+    assert created(deliver(pipe, reply)) == []
+    # A candidacy that carried it anyway (the inbox does not rely on the thread for this).
+    assert pipe.stages.inbox.choice_first(held.message) == []
+    profile = pipe.tables["profiles"][held.message.subscriber_id]
+    assert ("replies|a-1" in profile.subscriptions, profile.pending) == (False, {})
+    assert [n.data.reason for n in created(deliver(pipe, [held]))] == ["confirm_subscription"]
+    assert created(pipe.feed([comment("c3", CAL, "Or Elm Street.", parent="c1")])) == []
+
+
+def test_a_reply_does_not_bring_back_a_reader_erased_while_it_was_in_transit(
+    pipe: LocalPipeline,
+) -> None:
+    """Ana's choice is in transit; Ben's reply is handled by the thread (its candidacy carries
+    her choice); Ana is erased before the candidacy reaches her inbox. The candidacy neither
+    notifies her nor makes her a profile again."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    reply = threads_handle(pipe, "a-1", comment("c2", BEN, "Down Main Street.", parent="c1"))
+    pipe.feed([erase("m-ana")])
+    assert created(deliver(pipe, reply)) == []
+    assert "m-ana" not in pipe.tables["profiles"]
+
+
+def test_a_reply_does_not_bring_a_choice_to_a_profile_made_after_it(
+    pipe: LocalPipeline,
+) -> None:
+    """The same, and Ana subscribes again (to a-2) before the candidacy arrives: her new
+    profile began after the choice, which belonged to the one erased: no reply, and no
+    subscription to replies on a-1."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    reply = threads_handle(pipe, "a-1", comment("c2", BEN, "Down Main Street.", parent="c1"))
+    pipe.feed([erase("m-ana"), subscribe(ANA, "article", "a-2", "instant")])
+    assert created(deliver(pipe, reply)) == []
+    assert list(pipe.tables["profiles"]["m-ana"].subscriptions) == ["article|a-2"]

@@ -56,7 +56,8 @@ def candidacies(entity: str, activity: Activity, merged: dict[str, list[Basis]])
     # The kind of entity, not its id: a candidacy's origin is kept in the recipient's state,
     # which must not name an erased commenter.
     origin = f"{activity.origin}|{entity.partition(':')[0]}"
-    return [ToRecipients(activity.subject, activity.at, origin, merged)]
+    choices = {r: c for r, c in activity.choices.items() if r in merged} if activity.choices else {}
+    return [ToRecipients(activity.subject, activity.at, origin, merged, choices)]
 
 
 def no_follower(_: str) -> Delivery | None:

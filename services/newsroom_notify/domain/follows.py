@@ -257,7 +257,7 @@ class FollowsStage:
         if walk.more:
             if after < 0:
                 skip = set(activity.candidates)
-                activity = activity.model_copy(update={"candidates": {}})
+                activity = activity.model_copy(update={"candidates": {}, "choices": {}})
             rest = FanoutStep(activity=activity, skip=sorted(skip), after=walk.last)
             out.append(ToStage(Stage.FOLLOWS, entity, rest))
         return out

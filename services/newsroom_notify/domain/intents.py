@@ -5,13 +5,14 @@ topics, partitions or encodings: those are the shell's (``stream/stages.py``).""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
+from newsroom_notify.domain.messages import FormChoice
 from newsroom_notify.domain.model import Basis, Subject
 
 
@@ -52,12 +53,17 @@ class ToRecipients:
     recipient's key: what a ``ToStage`` of a ``Candidacy`` per recipient would ask, without an
     object each (a fan-out's followers come by the thousand). The Faust shell sends them as one
     record per inbox partition; ``LocalPipeline`` hands them to the inbox's ``on_candidacies``;
-    both before the other intents of the same handler call (``dispatch.in_sending_order``)."""
+    both before the other intents of the same handler call (``dispatch.in_sending_order``).
+
+    ``choices``: the "Notify of" choices some of these candidacies depend on (recipient id ->
+    the choice), which may reach the inbox after them: the inbox applies each first if it has
+    not yet (``InboxStage.on_candidacies``)."""
 
     subject: Subject
     at: datetime
     origin: str
     bases: Mapping[str, list[Basis]]
+    choices: Mapping[str, FormChoice] = field(default_factory=dict)
 
 
 Intent = ToStage | Publish | ToRecipients

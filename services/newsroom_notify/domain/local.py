@@ -133,7 +133,9 @@ class LocalPipeline:
             elif isinstance(intent, ToRecipients):  # decided together, as the shell does
                 inbox = self.stages.inbox
                 queue.extend(
-                    inbox.on_candidacies(intent.subject, intent.at, intent.origin, intent.bases)
+                    inbox.on_candidacies(
+                        intent.subject, intent.at, intent.origin, intent.bases, intent.choices
+                    )
                 )
             else:
                 asked = deliver(self.stages, intent.stage, intent.key, intent.message)

@@ -237,6 +237,10 @@ class Activity(Message):
     # A comment's: the threads stage would remember that its author has no followers (it
     # keeps such a table and it has room): the follows stage tells it (``NoFollowers``).
     learn: bool = False
+    # A reply's: its parent's author's "Notify of" choice (recipient id -> the choice), which
+    # the threads stage sent that inbox directly and which may reach it after this activity's
+    # candidacies (they come through the follows stage): the inbox applies it first if needed.
+    choices: dict[str, FormChoice] = Field(default_factory=dict)
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic

@@ -48,6 +48,10 @@ class CommentInfo(State):
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
+    # A member's choice as it was sent to their inbox when the comment was first approved: a
+    # reply to the comment carries it (``Activity.choices``), since the reply's candidacy can
+    # reach the inbox before it (another path). Erased with the author.
+    chose: FormChoice | None = None
     # Who its fan-out went to when the threads stage sent it to the inbox itself (its author
     # had no followers: the follows hop skipped); an edit or a removal goes to them, from here.
     # None: it went through the follows stage, which keeps who it went to (``Fanout``).

@@ -11,8 +11,11 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
 from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.intents import ToRecipients
+from newsroom_notify.domain.messages import FormChoice
 from newsroom_notify.domain.model import Basis, Message, Subject
 
 
@@ -26,6 +29,9 @@ class Candidacies(Message):
     at: datetime
     origin: str = ""
     bases: dict[str, list[Basis]]  # recipient id -> bases
+    # The "Notify of" choices some of them depend on (``ToRecipients.choices``), of this record's
+    # recipients only.
+    choices: dict[str, FormChoice] = Field(default_factory=dict)
 
 
 _candidacies = constructor(Candidacies)
@@ -49,7 +55,10 @@ def partition_records(
         group[rid] = bases
     for partition, group in groups.items():
         for piece in _pieces(group, most):
-            record = _candidacies(subject=fan.subject, at=fan.at, origin=fan.origin, bases=piece)
+            choices = {r: c for r, c in fan.choices.items() if r in piece} if fan.choices else {}
+            record = _candidacies(
+                subject=fan.subject, at=fan.at, origin=fan.origin, bases=piece, choices=choices
+            )
             yield partition, next(iter(piece)), record
 
 

@@ -209,7 +209,7 @@ class Pipeline:
             # a ``Candidacy`` each; what they ask for sent together: one ``route`` a record.
             self.read_ahead(message)
             intents = self.stages.inbox.on_candidacies(
-                message.subject, message.at, message.origin, message.bases
+                message.subject, message.at, message.origin, message.bases, message.choices
             )
         else:
             intents = deliver(self.stages, Stage.INBOX, key, message)

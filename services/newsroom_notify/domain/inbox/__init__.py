@@ -15,18 +15,34 @@ preferences and everything they were sent. One module per capability:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.inbox.deciding import Deciding
 from newsroom_notify.domain.inbox.erasure import Erasure
 from newsroom_notify.domain.intents import Intent
-from newsroom_notify.domain.messages import Command
+from newsroom_notify.domain.messages import Command, FormChoice
+from newsroom_notify.domain.model import Basis, Subject
 
 
 class InboxStage(Deciding, Erasure):
     """Handlers of the inbox stage over its tables."""
+
+    def on_candidacies(
+        self,
+        subject: Subject,
+        at: datetime,
+        origin: str,
+        bases: Mapping[str, list[Basis]],
+        choices: Mapping[str, FormChoice] | None = None,
+    ) -> list[Intent]:
+        """``Deciding.on_candidacies``, after the choices they depend on (``choice_first``)."""
+        first = (
+            [i for choice in choices.values() for i in self.choice_first(choice)] if choices else []
+        )
+        return first + super().on_candidacies(subject, at, origin, bases)
 
     def on_command(self, command: Command) -> list[Intent]:
         """A subscription command from the subscriptions topic (key: its subscriber)."""

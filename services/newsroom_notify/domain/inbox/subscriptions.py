@@ -44,6 +44,11 @@ def version_at(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+def _form_scope(choice: FormChoice) -> str:
+    """The subscription a comment form's choice makes: follow-ups are the article's."""
+    return "article" if choice.choice == "follow_up" else "replies"
+
+
 def follow_owner(sub: Subscription) -> tuple[str, str] | None:
     """The stage and key that must know about an active subscription (None: inbox only)."""
     if sub.target is None or sub.scope == "replies":
@@ -57,8 +62,16 @@ class Subscriptions(InboxBase):
     """Handlers of the inbox stage for subscriptions, preferences and consent."""
 
     def on_form_choice(self, msg: FormChoice) -> list[Intent]:
-        """The comment form's 'Notify of' choice is a subscription to that article."""
-        scope = "article" if msg.choice == "follow_up" else "replies"
+        """The comment form's 'Notify of' choice is a subscription to that article.
+
+        A reply's candidacy may have brought it already (``choice_first``): then it changes
+        nothing, and a subscription it made and its subscriber cancelled since stays cancelled
+        (it began at this very choice: ``since``)."""
+        scope = _form_scope(msg)
+        profile = self.profiles.get(msg.subscriber_id)
+        ended = profile.ended.get(subscription_key(scope, msg.article_id)) if profile else None
+        if ended is not None and ended.since == msg.at:
+            return []
         self._trace(msg.subscriber_id, Stage.THREADS, msg.article_id)
         return self.subscribe(
             sid=msg.subscriber_id,
@@ -71,6 +84,30 @@ class Subscriptions(InboxBase):
             request_id=f"form:{msg.article_id}:{msg.choice}",
             at=msg.at,
         )
+
+    def choice_first(self, msg: FormChoice) -> list[Intent]:
+        """A member's "Notify of" choice that a reply's candidacy carries (``Activity.choices``),
+        applied before the candidacy is decided if it has not reached this inbox yet: it was
+        sent here directly, the candidacy came through the follows stage, and the parent's
+        author asked for replies before the reply was written (a fault-suite run lost such a
+        reply, 3 December 2026). Applied exactly as its own arrival will apply it (which then
+        changes nothing).
+
+        Only to a profile that exists, has never had this subscription (active, or cancelled
+        since, however it began) and is not newer than the choice (an erasure and a new
+        profile, a sign-out): otherwise the choice may have been handled and the profile
+        decides alone. Never to a missing profile: nothing tells a member whose choice is the
+        first thing the inbox hears of them from one erased while the reply was in transit,
+        and an erased reader must not come back (docs/operations.md)."""
+        if msg.guest or is_guest_id(msg.subscriber_id):
+            return []  # a guest's choice waits for their confirmation: no reply stands in
+        profile = self.profiles.get(msg.subscriber_id)
+        if profile is None or profile.token_version > version_at(msg.at):
+            return []
+        key = subscription_key(_form_scope(msg), msg.article_id)
+        if key in profile.subscriptions or key in profile.ended:
+            return []
+        return self.on_form_choice(msg)
 
     def on_participated(self, msg: Participated) -> list[Intent]:
         """Remember the thread, so erasure reaches it."""

@@ -111,6 +111,25 @@ def comment_candidates(
     return candidates
 
 
+def _kept(choice: FormChoice) -> FormChoice | None:
+    """What a comment keeps of its author's choice for the replies to it: a member's (a guest's
+    needs their confirmation first, which no reply can stand in for)."""
+    return None if choice.guest else choice
+
+
+def _choices_replied_to(
+    parent: CommentInfo | None, candidates: dict[str, list[Basis]]
+) -> dict[str, FormChoice]:
+    """The parent's author's choice, for the reply's candidacy to carry: their inbox may get
+    the candidacy (through the follows stage) before the choice (sent to it directly)."""
+    if parent is None or parent.chose is None:
+        return {}
+    bases = candidates.get(parent.author_id, ())
+    if not any(b.reason is Reason.REPLY for b in bases):
+        return {}
+    return {parent.author_id: parent.chose}
+
+
 class ThreadsStage(ArticleActivity):
     """Handlers of the threads stage over its tables."""
 
@@ -206,6 +225,7 @@ class ThreadsStage(ArticleActivity):
             # First time, or this very event again (a replay): the same messages again.
             if choice is not None:
                 out.append(ToStage(Stage.INBOX, sid, choice))
+                comment.chose = _kept(choice)
             out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
@@ -270,6 +290,7 @@ class ThreadsStage(ArticleActivity):
                 # The form's "Notify of" starts now, with the comment (at its approval).
                 choice = choice.model_copy(update={"at": event.time})
                 out.append(ToStage(Stage.INBOX, choice.subscriber_id, choice))
+                comment.chose = _kept(choice)
             out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             comment.notify = None
@@ -326,12 +347,14 @@ class ThreadsStage(ArticleActivity):
             # A comment fanned out before the article had digest followers is not their news:
             # the same event delivered again later (a rebalance) must not count it then.
             self._record_activity(thread, comment)
+        candidates = comment_candidates(thread, as_sent, parent)
         activity = Activity(
             event="comment",
             subject=subject,
-            candidates=comment_candidates(thread, as_sent, parent),
+            candidates=candidates,
             at=event.time,
             origin=event.id,
+            choices=_choices_replied_to(parent, candidates),
         )
         entity = entity_key("commenter", comment.author_id)
         if replay:  # the route the first time took: who got it is kept there
@@ -428,6 +451,7 @@ class ThreadsStage(ArticleActivity):
                 comment.text = ""
                 comment.notified_text = None
                 comment.notify = None
+                comment.chose = None
                 self.comments[key] = comment
                 thread.erased_comments.append(comment_id)
         member = self.digest_members.get(member_key(article_id, sid))
