@@ -13,12 +13,19 @@ from newsroom_notify.domain.follows import FollowsStage
 from newsroom_notify.domain.intents import Intent, Stage, ToRecipients, ToStage
 from newsroom_notify.domain.messages import (
     Activity,
+    Chose,
     FanoutStep,
     FollowChange,
-    FormChoice,
     Participated,
 )
-from newsroom_notify.domain.model import ArticleInfo, CommentSummary, Subject
+from newsroom_notify.domain.model import (
+    ArticleInfo,
+    Basis,
+    CommentSummary,
+    Condition,
+    Reason,
+    Subject,
+)
 from newsroom_notify.stream.batching import Candidacies, partition_records
 from newsroom_notify.stream.stages import Pipeline, decode_stage_message, key_partition
 
@@ -247,22 +254,50 @@ def test_a_records_choices_are_those_of_its_own_recipients() -> None:
     chooser = {partition_of(rid): rid for rid in reversed(list(fan.bases))}
     assert len(chooser) == PARTITIONS
     choices = {
-        rid: FormChoice(
-            subscriber_id=rid,
-            name="Reader",
-            email=None,
-            guest=False,
-            article_id="a-1",
-            choice="replies",
-            at=fan.at,
-        )
+        rid: Chose(subscriber_id=rid, article_id="a-1", choice="replies", at=fan.at)
         for rid in list(chooser.values())[:2]
     }
     with_choices = dataclasses.replace(fan, choices=choices)
-    got: dict[str, FormChoice] = {}
+    got: dict[str, Chose] = {}
     for _, key, record in partition_records(with_choices, partition_of, 3):
         decoded = decode_stage_message(key.encode(), record.model_dump_json().encode())
         assert isinstance(decoded, Candidacies)
         assert set(decoded.choices) <= set(decoded.bases)
         got.update(decoded.choices)
     assert got == choices
+
+
+def test_the_rest_of_a_fan_out_carries_no_choice() -> None:
+    """A reply's activity carries its parent's author's choice to the first step of the
+    fan-out (where the thread's candidates are): the steps after it, records of the follows
+    topic, do not repeat it."""
+    stage = FollowsStage(heads={}, chunks={}, fanout={}, step_recipients=2)
+    for sid in _ids(5):
+        change = FollowChange(
+            subscriber_id=sid, scope="commenter", target="m-ben", delivery="instant", active=True
+        )
+        stage.on_follow_change("commenter:m-ben", change)
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    chose = Chose(subscriber_id="m-ana", article_id="a-1", choice="replies", at=at)
+    reply = Basis(
+        reason=Reason.REPLY,
+        condition=Condition.ASKED_FOR_REPLIES,
+        scope="replies",
+        target="a-1",
+    )
+    comment = CommentSummary(
+        id="c-2", author_id="m-ben", author_name="Ben", excerpt="hi", url="https://n.example/c-2"
+    )
+    activity = Activity(
+        event="comment",
+        subject=Subject(key="c:c-2", article=ARTICLE, comment=comment),
+        candidates={"m-ana": [reply]},
+        at=at,
+        origin="evt-2",
+        choices={"m-ana": chose},
+    )
+    out = stage.on_activity("commenter:m-ben", activity)
+    assert the_fan(out).choices == {"m-ana": chose}
+    steps = [i.message for i in out if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
+    assert len(steps) == 1
+    assert steps[0].activity.choices == {}

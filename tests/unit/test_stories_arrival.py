@@ -10,18 +10,20 @@ topic would after a delay.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.dispatch import deliver as route
+from newsroom_notify.domain.inbox.subscriptions import MAX_CHOSEN
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.local import LocalPipeline
-from newsroom_notify.domain.messages import Activity, DigestTick, FormChoice
+from newsroom_notify.domain.messages import Activity, Chose, DigestTick, FormChoice
 from newsroom_notify.domain.tokens import Tokens
 from tests.builders import (
+    T0,
     Clock,
     article,
     cancel,
@@ -321,7 +323,8 @@ def test_a_guests_choice_is_not_brought_by_a_reply(pipe: LocalPipeline) -> None:
     assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]
     assert created(deliver(pipe, reply)) == []
     # A candidacy that carried it anyway (the inbox does not rely on the thread for this).
-    assert pipe.stages.inbox.choice_first(held.message) == []
+    forged = Chose(subscriber_id=held.key, article_id="a-1", choice="replies", at=held.message.at)
+    assert pipe.stages.inbox.choice_first(forged) == []
     profile = pipe.tables["profiles"][held.message.subscriber_id]
     assert ("replies|a-1" in profile.subscriptions, profile.pending) == (False, {})
     assert [n.data.reason for n in created(deliver(pipe, [held]))] == ["confirm_subscription"]
@@ -340,6 +343,7 @@ def test_a_reply_does_not_bring_back_a_reader_erased_while_it_was_in_transit(
     pipe.feed([erase("m-ana")])
     assert created(deliver(pipe, reply)) == []
     assert "m-ana" not in pipe.tables["profiles"]
+    assert pipe.tables["comments"]["a-1/c1"].chose is None  # her choice left the thread too
 
 
 def test_a_reply_does_not_bring_a_choice_to_a_profile_made_after_it(
@@ -354,3 +358,99 @@ def test_a_reply_does_not_bring_a_choice_to_a_profile_made_after_it(
     pipe.feed([erase("m-ana"), subscribe(ANA, "article", "a-2", "instant")])
     assert created(deliver(pipe, reply)) == []
     assert list(pipe.tables["profiles"]["m-ana"].subscriptions) == ["article|a-2"]
+
+
+def restore(sid: str, scope: str, target: str | None) -> ev.CloudEvent:
+    """The unsubscribe page's undo (``newsroom.subscription.restored``), now."""
+    return ev.SubscriptionRestored.model_validate(
+        {
+            "specversion": "1.0",
+            "id": f"restore-{sid}-{scope}-{target}",
+            "source": "urn:test",
+            "type": "newsroom.subscription.restored",
+            "time": T0.isoformat(),
+            "data": {"subscriber_id": sid, "scope": scope, "target": target},
+        }
+    )
+
+
+def test_a_choice_once_handled_never_subscribes_again_whatever_happened_since(
+    pipe: LocalPipeline,
+) -> None:
+    """A reply brought Ana's choice; she cancelled replies on a-1, undid it, cancelled again,
+    and then cancelled ten other subscriptions (the undo list keeps ten). Neither the choice
+    arriving late nor a later reply carrying it subscribes her again."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    held = choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    assert len(created(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")]))) == 1
+    pipe.feed([cancel("m-ana", "replies", "a-1"), restore("m-ana", "replies", "a-1")])
+    pipe.feed([cancel("m-ana", "replies", "a-1")])
+    for n in range(10):
+        pipe.feed([subscribe(ANA, "article", f"x-{n}"), cancel("m-ana", "article", f"x-{n}")])
+    assert "replies|a-1" not in pipe.tables["profiles"]["m-ana"].ended  # not what stops it
+    assert deliver(pipe, held) == []
+    assert created(pipe.feed([comment("c3", CAL, "Or Elm Street.", parent="c1")])) == []
+    assert "replies|a-1" not in pipe.tables["profiles"]["m-ana"].subscriptions
+
+
+def test_a_choice_refused_at_the_cap_is_not_made_later_by_a_reply(pipe: LocalPipeline) -> None:
+    """Ana is at her cap of subscriptions when her choice comes: it is not recorded (bounded
+    state). She cancels one; a reply carrying the choice still does not make it."""
+    pipe.inbox.subscriptions_max = 2
+    pipe.feed([subscribe(ANA, "article", "a-2"), subscribe(ANA, "article", "a-3")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?", notify="replies")])
+    pipe.feed([cancel("m-ana", "article", "a-3")])
+    assert created(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")])) == []
+    assert "replies|a-1" not in pipe.tables["profiles"]["m-ana"].subscriptions
+
+
+def test_a_reply_more_than_a_day_after_the_choice_does_not_carry_it(pipe: LocalPipeline) -> None:
+    """The choice reaches the inbox within moments; a reply a day later has no reason to
+    carry it (nor the thread to hand it on)."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?", notify="replies")])
+    late = comment("c2", BEN, "Still no bus.", parent="c1", at=T0 + timedelta(days=1, hours=1))
+    fans = [i.message for i in threads_handle(pipe, "a-1", late) if isinstance(i, ToStage)]
+    assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]
+    soon = comment("c3", CAL, "Try the tram.", parent="c1")
+    fans = [i.message for i in threads_handle(pipe, "a-1", soon) if isinstance(i, ToStage)]
+    assert [sorted(a.choices) for a in fans if isinstance(a, Activity)] == [["m-ana"]]
+
+
+def test_a_choice_in_transit_does_not_undo_a_cancellation_made_after_it(
+    pipe: LocalPipeline,
+) -> None:
+    """Ana had asked for replies on a-1 before; her "Notify of" on c1 (changing nothing) is in
+    transit when she cancels those replies. A reply carrying the choice must not undo the
+    cancellation: the inbox cannot tell whether the choice came before it."""
+    pipe.feed([subscribe(ANA, "replies", "a-1", "instant")])
+    choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    pipe.feed([cancel("m-ana", "replies", "a-1")])
+    assert created(pipe.feed([comment("c2", BEN, "Down Main Street.", parent="c1")])) == []
+
+
+def test_a_reply_to_ones_own_comment_carries_no_choice(pipe: LocalPipeline) -> None:
+    """Nobody hears about their own comment: Ana answering herself carries nothing for her to
+    the follows stage (Ben follows her: her comments go through it)."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    pipe.feed([subscribe(BEN, "commenter", "m-ana", "instant")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?", notify="replies")])
+    own = comment("c2", ANA, "Found it: Main Street.", parent="c1")
+    fans = [i.message for i in threads_handle(pipe, "a-1", own) if isinstance(i, ToStage)]
+    assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]
+
+
+def test_the_choices_an_inbox_remembers_are_bounded(pipe: LocalPipeline) -> None:
+    """An inbox remembers the choices it handled for a day (what a reply may still carry), and
+    at most ``MAX_CHOSEN`` of them: a prolific commenter's profile does not grow without end."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    day = timedelta(days=1, minutes=1)
+    pipe.feed([comment("old", ANA, "Yesterday.", aid="b-0", notify="replies")])
+    pipe.feed([comment("c1", ANA, "Today.", aid="b-1", notify="replies", at=T0 + day)])
+    assert list(pipe.tables["profiles"]["m-ana"].chosen) == ["replies|b-1"]  # b-0: a day before
+    ticks = [
+        comment(f"c{n}", ANA, "Again.", aid=f"b-{n}", notify="replies", at=T0 + day)
+        for n in range(2, MAX_CHOSEN + 20)
+    ]
+    pipe.feed(ticks)
+    assert len(pipe.tables["profiles"]["m-ana"].chosen) == MAX_CHOSEN

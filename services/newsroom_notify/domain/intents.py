@@ -12,7 +12,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from newsroom_notify.contract import events as ev
-from newsroom_notify.domain.messages import FormChoice
+from newsroom_notify.domain.messages import Chose
 from newsroom_notify.domain.model import Basis, Subject
 
 
@@ -63,7 +63,7 @@ class ToRecipients:
     at: datetime
     origin: str
     bases: Mapping[str, list[Basis]]
-    choices: Mapping[str, FormChoice] = field(default_factory=dict)
+    choices: Mapping[str, Chose] = field(default_factory=dict)
 
 
 Intent = ToStage | Publish | ToRecipients

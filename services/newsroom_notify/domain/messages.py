@@ -5,7 +5,7 @@ topic's record decodes to."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
@@ -56,6 +56,23 @@ class FormChoice(Message):
     name: str
     email: str | None
     guest: bool
+    article_id: str
+    choice: Literal["follow_up", "replies"]
+    at: datetime
+
+
+CHOICE_CARRIED_FOR = timedelta(days=1)
+"""How long after a member's "Notify of" choice the replies to their comment carry it (the
+threads stage) and the inbox remembers having handled it (``Profile.chosen``): far more than
+the choice can take to reach the inbox, even in a backlog."""
+
+
+class Chose(Message):
+    """A member's "Notify of" choice as the replies to their comment carry it to their inbox
+    (``Activity.choices``): which subscription it makes and when, no name and no address."""
+
+    kind: Literal["chose"] = "chose"
+    subscriber_id: str
     article_id: str
     choice: Literal["follow_up", "replies"]
     at: datetime
@@ -240,7 +257,7 @@ class Activity(Message):
     # A reply's: its parent's author's "Notify of" choice (recipient id -> the choice), which
     # the threads stage sent that inbox directly and which may reach it after this activity's
     # candidacies (they come through the follows stage): the inbox applies it first if needed.
-    choices: dict[str, FormChoice] = Field(default_factory=dict)
+    choices: dict[str, Chose] = Field(default_factory=dict)
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from newsroom_notify.contract import events as ev
 from newsroom_notify.contract.events import Delivery, Frequency, Scope
-from newsroom_notify.domain.messages import Contribution, FormChoice
+from newsroom_notify.domain.messages import Chose, Contribution, FormChoice
 from newsroom_notify.domain.model import ArticleInfo, Reason, State, Status, Subject
 
 # ------------------------------------------------------------------------------ threads
@@ -48,10 +48,11 @@ class CommentInfo(State):
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
-    # A member's choice as it was sent to their inbox when the comment was first approved: a
-    # reply to the comment carries it (``Activity.choices``), since the reply's candidacy can
-    # reach the inbox before it (another path). Erased with the author.
-    chose: FormChoice | None = None
+    # A member's choice as it was sent to their inbox when the comment was first approved
+    # (what it subscribes them to, and when): a reply to the comment within a day carries it
+    # (``Activity.choices``), since the reply's candidacy can reach the inbox before the choice
+    # (another path). Erased with the author.
+    chose: Chose | None = None
     # Who its fan-out went to when the threads stage sent it to the inbox itself (its author
     # had no followers: the follows hop skipped); an edit or a removal goes to them, from here.
     # None: it went through the follows stage, which keeps who it went to (``Fanout``).
@@ -205,6 +206,11 @@ class Profile(State):
     ended: dict[str, Subscription] = Field(default_factory=dict)
     preferences: Preferences = Field(default_factory=Preferences)
     token_version: int = 0
+    # The comment form's choices handled in the last day (subscription key -> the latest
+    # one's time, ``CHOICE_CARRIED_FOR``): a choice handled once, by its own arrival or by a
+    # reply that carried it, never subscribes them again (cancelled since, or refused at the
+    # cap), however often it comes (late, carried by another reply, replayed).
+    chosen: dict[str, datetime] = Field(default_factory=dict)
 
 
 class Quota(State):

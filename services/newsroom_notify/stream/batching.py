@@ -15,7 +15,7 @@ from pydantic import Field
 
 from newsroom_notify.domain.construct import constructor
 from newsroom_notify.domain.intents import ToRecipients
-from newsroom_notify.domain.messages import FormChoice
+from newsroom_notify.domain.messages import Chose
 from newsroom_notify.domain.model import Basis, Message, Subject
 
 
@@ -31,7 +31,7 @@ class Candidacies(Message):
     bases: dict[str, list[Basis]]  # recipient id -> bases
     # The "Notify of" choices some of them depend on (``ToRecipients.choices``), of this record's
     # recipients only.
-    choices: dict[str, FormChoice] = Field(default_factory=dict)
+    choices: dict[str, Chose] = Field(default_factory=dict)
 
 
 _candidacies = constructor(Candidacies)

@@ -23,7 +23,7 @@ from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.inbox.deciding import Deciding
 from newsroom_notify.domain.inbox.erasure import Erasure
 from newsroom_notify.domain.intents import Intent
-from newsroom_notify.domain.messages import Command, FormChoice
+from newsroom_notify.domain.messages import Chose, Command
 from newsroom_notify.domain.model import Basis, Subject
 
 
@@ -36,7 +36,7 @@ class InboxStage(Deciding, Erasure):
         at: datetime,
         origin: str,
         bases: Mapping[str, list[Basis]],
-        choices: Mapping[str, FormChoice] | None = None,
+        choices: Mapping[str, Chose] | None = None,
     ) -> list[Intent]:
         """``Deciding.on_candidacies``, after the choices they depend on (``choice_first``)."""
         first = (

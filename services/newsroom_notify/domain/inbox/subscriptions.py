@@ -21,7 +21,14 @@ from newsroom_notify.domain.inbox.base import InboxBase, schedule_of
 from newsroom_notify.domain.inbox.render import DIGEST_SCOPE
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
 from newsroom_notify.domain.keys import confirm_subject, entity_key, subscription_key
-from newsroom_notify.domain.messages import FollowChange, FormChoice, Gated, Participated
+from newsroom_notify.domain.messages import (
+    CHOICE_CARRIED_FOR,
+    Chose,
+    FollowChange,
+    FormChoice,
+    Gated,
+    Participated,
+)
 from newsroom_notify.domain.model import DEFAULT_DELIVERY, UNCONFIRMED_NAME, Reason
 from newsroom_notify.domain.state import (
     PendingRequest,
@@ -44,9 +51,31 @@ def version_at(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-def _form_scope(choice: FormChoice) -> str:
+def _form_scope(choice: FormChoice | Chose) -> str:
     """The subscription a comment form's choice makes: follow-ups are the article's."""
     return "article" if choice.choice == "follow_up" else "replies"
+
+
+MAX_CHOSEN = 100  # choices remembered per subscriber (``Profile.chosen``; the oldest dropped)
+
+
+def _handled(profile: Profile, key: str, at: datetime) -> bool:
+    """Whether this inbox handled this choice (or a later one for the same subscription)."""
+    handled = profile.chosen.get(key)
+    return handled is not None and handled >= at
+
+
+def _note_choice(profile: Profile, key: str, at: datetime) -> None:
+    """Remember a handled choice for ``CHOICE_CARRIED_FOR`` (what a reply may still carry),
+    at most ``MAX_CHOSEN`` of them."""
+    chosen = profile.chosen
+    if key not in chosen or chosen[key] < at:
+        chosen[key] = at
+    since = max(chosen.values()) - CHOICE_CARRIED_FOR
+    for old in [k for k, t in chosen.items() if t < since]:
+        del chosen[old]
+    while len(chosen) > MAX_CHOSEN:
+        del chosen[min(chosen, key=lambda k: chosen[k])]
 
 
 def follow_owner(sub: Subscription) -> tuple[str, str] | None:
@@ -64,14 +93,16 @@ class Subscriptions(InboxBase):
     def on_form_choice(self, msg: FormChoice) -> list[Intent]:
         """The comment form's 'Notify of' choice is a subscription to that article.
 
-        A reply's candidacy may have brought it already (``choice_first``): then it changes
-        nothing, and a subscription it made and its subscriber cancelled since stays cancelled
-        (it began at this very choice: ``since``)."""
+        A member's choice handled before (``Profile.chosen``: it came, or a reply brought it,
+        ``choice_first``) subscribes nobody again: if its subscription is gone (cancelled, or
+        refused at the cap) it changes nothing; if it stands, it is handled as before."""
         scope = _form_scope(msg)
-        profile = self.profiles.get(msg.subscriber_id)
-        ended = profile.ended.get(subscription_key(scope, msg.article_id)) if profile else None
-        if ended is not None and ended.since == msg.at:
-            return []
+        key = subscription_key(scope, msg.article_id)
+        profile = None if msg.guest else self.profiles.get(msg.subscriber_id)
+        if profile is not None and _handled(profile, key, msg.at):
+            sub = profile.subscriptions.get(key)
+            if sub is None or not sub.active:
+                return []
         self._trace(msg.subscriber_id, Stage.THREADS, msg.article_id)
         return self.subscribe(
             sid=msg.subscriber_id,
@@ -83,31 +114,39 @@ class Subscriptions(InboxBase):
             delivery=None,
             request_id=f"form:{msg.article_id}:{msg.choice}",
             at=msg.at,
+            chosen=True,
         )
 
-    def choice_first(self, msg: FormChoice) -> list[Intent]:
+    def choice_first(self, msg: Chose) -> list[Intent]:
         """A member's "Notify of" choice that a reply's candidacy carries (``Activity.choices``),
         applied before the candidacy is decided if it has not reached this inbox yet: it was
         sent here directly, the candidacy came through the follows stage, and the parent's
         author asked for replies before the reply was written (a fault-suite run lost such a
-        reply, 3 December 2026). Applied exactly as its own arrival will apply it (which then
-        changes nothing).
+        reply, 3 December 2026). Its subscription is made as the choice's own arrival makes
+        it (which then changes nothing but the name and address it brings).
 
-        Only to a profile that exists, has never had this subscription (active, or cancelled
-        since, however it began) and is not newer than the choice (an erasure and a new
-        profile, a sign-out): otherwise the choice may have been handled and the profile
-        decides alone. Never to a missing profile: nothing tells a member whose choice is the
-        first thing the inbox hears of them from one erased while the reply was in transit,
-        and an erased reader must not come back (docs/operations.md)."""
-        if msg.guest or is_guest_id(msg.subscriber_id):
+        Only if this inbox never handled it (``Profile.chosen``) and the profile has never had
+        that subscription (active, or cancelled: a cancellation may have come after the
+        choice), and only to a profile that exists and is not newer than the choice (an
+        erasure and a new profile, a sign-out): otherwise the profile decides alone. Never to
+        a missing profile: nothing tells a member whose choice is the first thing the inbox
+        hears of them from one erased while the reply was in transit, and an erased reader
+        must not come back (docs/operations.md)."""
+        sid = msg.subscriber_id
+        if is_guest_id(sid):
             return []  # a guest's choice waits for their confirmation: no reply stands in
-        profile = self.profiles.get(msg.subscriber_id)
+        profile = self.profiles.get(sid)
         if profile is None or profile.token_version > version_at(msg.at):
             return []
-        key = subscription_key(_form_scope(msg), msg.article_id)
-        if key in profile.subscriptions or key in profile.ended:
+        scope = _form_scope(msg)
+        key = subscription_key(scope, msg.article_id)
+        if key in profile.subscriptions or key in profile.ended or _handled(profile, key, msg.at):
             return []
-        return self.on_form_choice(msg)
+        self._trace(sid, Stage.THREADS, msg.article_id)
+        _note_choice(profile, key, msg.at)
+        sub = self._activate(profile, scope, msg.article_id, None, msg.at)
+        self.profiles[sid] = profile
+        return [] if sub is None else self._announce(profile, sub, active=True)
 
     def on_participated(self, msg: Participated) -> list[Intent]:
         """Remember the thread, so erasure reaches it."""
@@ -126,6 +165,7 @@ class Subscriptions(InboxBase):
         delivery: Delivery | None,
         request_id: str,
         at: datetime,
+        chosen: bool = False,
     ) -> list[Intent]:
         """A subscription request. A member's (authenticated by the newsroom) applies at once
         and keeps their name and address up to date; a guest's (anybody can type an address)
@@ -162,6 +202,8 @@ class Subscriptions(InboxBase):
         if email is not None:
             profile.email = email
         profile.confirmed = True  # members are authenticated by the newsroom
+        if chosen:  # the comment form's (``on_form_choice``): handled, whatever comes of it
+            _note_choice(profile, key, at)
         sub = self._activate(profile, scope, target, delivery, at)
         self.profiles[sid] = profile
         return [] if sub is None else self._announce(profile, sub, active=True)

@@ -12,6 +12,8 @@ messages and changes no state twice.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from newsroom_notify.contract import events as ev
 from newsroom_notify.domain.candidacies import candidacies, merge_candidates, no_follower
 from newsroom_notify.domain.intents import Intent, Stage, ToStage
@@ -25,7 +27,9 @@ from newsroom_notify.domain.keys import (
 from newsroom_notify.domain.mentions import find_mentions
 from newsroom_notify.domain.mentions import forget as forget_mentions
 from newsroom_notify.domain.messages import (
+    CHOICE_CARRIED_FOR,
     Activity,
+    Chose,
     CommenterFollowed,
     Edit,
     Erase,
@@ -111,23 +115,29 @@ def comment_candidates(
     return candidates
 
 
-def _kept(choice: FormChoice) -> FormChoice | None:
-    """What a comment keeps of its author's choice for the replies to it: a member's (a guest's
-    needs their confirmation first, which no reply can stand in for)."""
-    return None if choice.guest else choice
+def _kept(choice: FormChoice) -> Chose | None:
+    """What a comment keeps of its author's choice for the replies to it: a member's, without
+    name or address (a guest's needs their confirmation first, which no reply stands in for)."""
+    if choice.guest:
+        return None
+    return Chose(
+        subscriber_id=choice.subscriber_id,
+        article_id=choice.article_id,
+        choice=choice.choice,
+        at=choice.at,
+    )
 
 
 def _choices_replied_to(
-    parent: CommentInfo | None, candidates: dict[str, list[Basis]]
-) -> dict[str, FormChoice]:
-    """The parent's author's choice, for the reply's candidacy to carry: their inbox may get
-    the candidacy (through the follows stage) before the choice (sent to it directly)."""
-    if parent is None or parent.chose is None:
+    parent: CommentInfo | None, candidates: dict[str, list[Basis]], at: datetime
+) -> dict[str, Chose]:
+    """The parent's author's choice, for the reply's candidacy to carry (within a day of it):
+    their inbox may get the candidacy (through the follows stage) before the choice (sent to
+    it directly)."""
+    chose = parent.chose if parent is not None else None
+    if chose is None or chose.subscriber_id not in candidates or at - chose.at > CHOICE_CARRIED_FOR:
         return {}
-    bases = candidates.get(parent.author_id, ())
-    if not any(b.reason is Reason.REPLY for b in bases):
-        return {}
-    return {parent.author_id: parent.chose}
+    return {chose.subscriber_id: chose}
 
 
 class ThreadsStage(ArticleActivity):
@@ -354,7 +364,7 @@ class ThreadsStage(ArticleActivity):
             candidates=candidates,
             at=event.time,
             origin=event.id,
-            choices=_choices_replied_to(parent, candidates),
+            choices=_choices_replied_to(parent, candidates, event.time),
         )
         entity = entity_key("commenter", comment.author_id)
         if replay:  # the route the first time took: who got it is kept there
