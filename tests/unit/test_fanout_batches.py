@@ -254,11 +254,11 @@ def test_a_records_choices_are_those_of_its_own_recipients() -> None:
     chooser = {partition_of(rid): rid for rid in reversed(list(fan.bases))}
     assert len(chooser) == PARTITIONS
     choices = {
-        rid: Chose(subscriber_id=rid, article_id="a-1", choice="replies", at=fan.at)
+        rid: [Chose(subscriber_id=rid, article_id="a-1", choice="replies", at=fan.at)]
         for rid in list(chooser.values())[:2]
     }
     with_choices = dataclasses.replace(fan, choices=choices)
-    got: dict[str, Chose] = {}
+    got: dict[str, list[Chose]] = {}
     for _, key, record in partition_records(with_choices, partition_of, 3):
         decoded = decode_stage_message(key.encode(), record.model_dump_json().encode())
         assert isinstance(decoded, Candidacies)
@@ -294,10 +294,10 @@ def test_the_rest_of_a_fan_out_carries_no_choice() -> None:
         candidates={"m-ana": [reply]},
         at=at,
         origin="evt-2",
-        choices={"m-ana": chose},
+        choices={"m-ana": [chose]},
     )
     out = stage.on_activity("commenter:m-ben", activity)
-    assert the_fan(out).choices == {"m-ana": chose}
+    assert the_fan(out).choices == {"m-ana": [chose]}
     steps = [i.message for i in out if isinstance(i, ToStage) and isinstance(i.message, FanoutStep)]
     assert len(steps) == 1
     assert steps[0].activity.choices == {}

@@ -35,6 +35,7 @@ from tests.builders import (
     guest,
     member,
     moderate,
+    names,
     preferences,
     subscribe,
 )
@@ -255,6 +256,50 @@ def test_a_reply_that_reaches_the_inbox_before_the_parents_notify_of_choice_noti
     ]
 
 
+def test_a_reply_to_another_of_her_comments_also_brings_her_choice(pipe: LocalPipeline) -> None:
+    """A "Notify of" choice counts for replies to any of her comments under the article (rule
+    "Replies"): her choice on c1 is in transit when Ben replies to c3, her next comment there
+    (no tick): the reply carries it all the same."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    held = choice_in_transit(pipe, comment("c1", ANA, "Where do the buses go?", notify="replies"))
+    pipe.feed([comment("c3", ANA, "And the trams?")])
+    assert reasons(pipe.feed([comment("c4", BEN, "Main Street.", parent="c3")])) == [
+        ("m-ana", "reply", "c:c4")
+    ]
+    assert deliver(pipe, held) == []
+
+
+def test_both_her_choices_in_transit_come_with_a_reply_as_they_would_in_order(
+    pipe: LocalPipeline, clock: Clock
+) -> None:
+    """Ana ticked "replies" on c1 and "follow-up comments" on c2; both are in transit when Ben
+    replies to c2. The reply carries both: she is told, and her mail's unsubscribe link cancels
+    what it cancels when the choices come first (her replies on a-1, rule "Replies")."""
+    in_order = LocalPipeline(tokens=pipe.tokens, clock=clock)
+    in_order.feed([article("a-1")])
+    follows_a2 = subscribe(ANA, "article", "a-2", "instant")
+    c1 = comment("c1", ANA, "Where do the buses go?", notify="replies")
+    c2 = comment("c2", ANA, "And when?", notify="follow_up")
+    reply = comment("c3", BEN, "Every ten minutes.", parent="c2")
+    (expected,) = created(in_order.feed([follows_a2, c1, c2, reply]))
+    pipe.feed([follows_a2])
+    held = choice_in_transit(pipe, c1) + choice_in_transit(pipe, c2)
+    (got,) = created(pipe.feed([reply]))
+    assert names(pipe.tokens.read_unsubscribe(got.data.unsubscribe_token)) == names(
+        in_order.tokens.read_unsubscribe(expected.data.unsubscribe_token)
+    )
+    assert names(pipe.tokens.read_unsubscribe(got.data.unsubscribe_token)) == (
+        "m-ana",
+        "replies",
+        "a-1",
+    )
+    assert deliver(pipe, held) == []
+    assert (
+        pipe.tables["profiles"]["m-ana"].subscriptions
+        == in_order.tables["profiles"]["m-ana"].subscriptions
+    )
+
+
 def test_a_follow_up_choice_overtaken_by_a_reply_also_counts_for_replies(
     pipe: LocalPipeline, clock: Clock
 ) -> None:
@@ -343,7 +388,7 @@ def test_a_reply_does_not_bring_back_a_reader_erased_while_it_was_in_transit(
     pipe.feed([erase("m-ana")])
     assert created(deliver(pipe, reply)) == []
     assert "m-ana" not in pipe.tables["profiles"]
-    assert pipe.tables["comments"]["a-1/c1"].chose is None  # her choice left the thread too
+    assert "a-1|m-ana" not in pipe.tables["authored"]  # her choices left the thread too
 
 
 def test_a_reply_does_not_bring_a_choice_to_a_profile_made_after_it(
@@ -454,3 +499,16 @@ def test_the_choices_an_inbox_remembers_are_bounded(pipe: LocalPipeline) -> None
     ]
     pipe.feed(ticks)
     assert len(pipe.tables["profiles"]["m-ana"].chosen) == MAX_CHOSEN
+
+
+def test_a_reply_replayed_after_a_later_choice_does_not_carry_it(pipe: LocalPipeline) -> None:
+    """Ben's reply is handled again after a crash, after Ana ticked "Notify of" on a later
+    comment: the replay carries only what was chosen before the reply (nothing here), as the
+    first pass did."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    pipe.feed([comment("c1", ANA, "Where do the buses go?")])
+    reply = comment("c2", BEN, "Down Main Street.", parent="c1")
+    pipe.feed([reply])
+    pipe.feed([comment("c3", ANA, "Thanks!", notify="replies")])
+    fans = [i.message for i in threads_handle(pipe, "a-1", reply) if isinstance(i, ToStage)]
+    assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]

@@ -63,7 +63,7 @@ class ToRecipients:
     at: datetime
     origin: str
     bases: Mapping[str, list[Basis]]
-    choices: Mapping[str, Chose] = field(default_factory=dict)
+    choices: Mapping[str, list[Chose]] = field(default_factory=dict)
 
 
 Intent = ToStage | Publish | ToRecipients

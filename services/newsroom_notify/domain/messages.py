@@ -68,7 +68,7 @@ the choice can take to reach the inbox, even in a backlog."""
 
 
 class Chose(Message):
-    """A member's "Notify of" choice as the replies to their comment carry it to their inbox
+    """A member's "Notify of" choice as the replies to their comments carry it to their inbox
     (``Activity.choices``): which subscription it makes and when, no name and no address."""
 
     kind: Literal["chose"] = "chose"
@@ -254,10 +254,11 @@ class Activity(Message):
     # A comment's: the threads stage would remember that its author has no followers (it
     # keeps such a table and it has room): the follows stage tells it (``NoFollowers``).
     learn: bool = False
-    # A reply's: its parent's author's "Notify of" choice (recipient id -> the choice), which
-    # the threads stage sent that inbox directly and which may reach it after this activity's
-    # candidacies (they come through the follows stage): the inbox applies it first if needed.
-    choices: dict[str, Chose] = Field(default_factory=dict)
+    # A reply's: its parent's author's "Notify of" choices in this thread (recipient id -> the
+    # choices), which the threads stage sent that inbox directly and which may reach it after
+    # this activity's candidacies (they come through the follows stage): the inbox applies
+    # them first if needed.
+    choices: dict[str, list[Chose]] = Field(default_factory=dict)
 
 
 # Every message between stages, told apart by its ``kind``: what a record of an internal topic

@@ -48,11 +48,6 @@ class CommentInfo(State):
     # The author's "Notify of" choice, until the comment is first approved (it takes effect
     # then; a comment that is spam, trash or deleted before that subscribes nobody).
     notify: FormChoice | None = None
-    # A member's choice as it was sent to their inbox when the comment was first approved
-    # (what it subscribes them to, and when): a reply to the comment within a day carries it
-    # (``Activity.choices``), since the reply's candidacy can reach the inbox before the choice
-    # (another path). Erased with the author.
-    chose: Chose | None = None
     # Who its fan-out went to when the threads stage sent it to the inbox itself (its author
     # had no followers: the follows hop skipped); an edit or a removal goes to them, from here.
     # None: it went through the follows stage, which keeps who it went to (``Fanout``).
@@ -87,6 +82,12 @@ class Authored(State):
     # More comments than the cap (docs/security.md, bounded state): the ids beyond it are not
     # listed, and an erasure searches the article's comments for the author's instead.
     overflow: bool = False
+    # A member's latest "Notify of" choice of each kind here (choice -> what it subscribes
+    # them to, and when), as sent to their inbox when its comment was first approved: a reply
+    # to any of their comments here within a day carries them (``Activity.choices``), since
+    # the reply's candidacy can reach the inbox before the choice (another path). Erased
+    # with the list.
+    chosen: dict[str, Chose] = Field(default_factory=dict)
 
 
 class ActivitySlot(State):

@@ -31,7 +31,7 @@ class Candidacies(Message):
     bases: dict[str, list[Basis]]  # recipient id -> bases
     # The "Notify of" choices some of them depend on (``ToRecipients.choices``), of this record's
     # recipients only.
-    choices: dict[str, Chose] = Field(default_factory=dict)
+    choices: dict[str, list[Chose]] = Field(default_factory=dict)
 
 
 _candidacies = constructor(Candidacies)

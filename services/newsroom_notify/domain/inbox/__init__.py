@@ -36,11 +36,13 @@ class InboxStage(Deciding, Erasure):
         at: datetime,
         origin: str,
         bases: Mapping[str, list[Basis]],
-        choices: Mapping[str, Chose] | None = None,
+        choices: Mapping[str, list[Chose]] | None = None,
     ) -> list[Intent]:
         """``Deciding.on_candidacies``, after the choices they depend on (``choice_first``)."""
         first = (
-            [i for choice in choices.values() for i in self.choice_first(choice)] if choices else []
+            [i for theirs in choices.values() for c in theirs for i in self.choice_first(c)]
+            if choices
+            else []
         )
         return first + super().on_candidacies(subject, at, origin, bases)
 

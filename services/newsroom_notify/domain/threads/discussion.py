@@ -115,29 +115,12 @@ def comment_candidates(
     return candidates
 
 
-def _kept(choice: FormChoice) -> Chose | None:
-    """What a comment keeps of its author's choice for the replies to it: a member's, without
-    name or address (a guest's needs their confirmation first, which no reply stands in for)."""
-    if choice.guest:
-        return None
-    return Chose(
-        subscriber_id=choice.subscriber_id,
-        article_id=choice.article_id,
-        choice=choice.choice,
-        at=choice.at,
-    )
-
-
-def _choices_replied_to(
-    parent: CommentInfo | None, candidates: dict[str, list[Basis]], at: datetime
-) -> dict[str, Chose]:
-    """The parent's author's choice, for the reply's candidacy to carry (within a day of it):
-    their inbox may get the candidacy (through the follows stage) before the choice (sent to
-    it directly)."""
-    chose = parent.chose if parent is not None else None
-    if chose is None or chose.subscriber_id not in candidates or at - chose.at > CHOICE_CARRIED_FOR:
-        return {}
-    return {chose.subscriber_id: chose}
+def _carried(authored: Authored | None, at: datetime) -> list[Chose]:
+    """An author's choices in a thread that a reply posted (or approved) at ``at`` carries to
+    them: those made before it, within a day of it."""
+    if authored is None or not authored.chosen:
+        return []
+    return [c for c in authored.chosen.values() if c.at <= at and at - c.at <= CHOICE_CARRIED_FOR]
 
 
 class ThreadsStage(ArticleActivity):
@@ -235,7 +218,7 @@ class ThreadsStage(ArticleActivity):
             # First time, or this very event again (a replay): the same messages again.
             if choice is not None:
                 out.append(ToStage(Stage.INBOX, sid, choice))
-                comment.chose = _kept(choice)
+                self._keep_choice(choice)
             out.extend(self._fan_out(thread, comment, event))
         self.comments[key] = comment
         return out
@@ -300,7 +283,7 @@ class ThreadsStage(ArticleActivity):
                 # The form's "Notify of" starts now, with the comment (at its approval).
                 choice = choice.model_copy(update={"at": event.time})
                 out.append(ToStage(Stage.INBOX, choice.subscriber_id, choice))
-                comment.chose = _kept(choice)
+                self._keep_choice(choice)
             out += self._fan_out(thread, comment, event)
         elif status in RETRACTING and comment.notified:
             comment.notify = None
@@ -341,6 +324,33 @@ class ThreadsStage(ArticleActivity):
             parent=summarise(parent, article) if parent else None,
         )
 
+    def _keep_choice(self, choice: FormChoice) -> None:
+        """Remember a member's choice sent to their inbox, with their comments here
+        (``Authored.chosen``), for the replies to them to carry (a guest's needs their
+        confirmation first, which no reply stands in for)."""
+        if choice.guest:
+            return
+        key = member_key(choice.article_id, choice.subscriber_id)
+        authored = self.authored.get(key) or Authored()
+        authored.chosen[choice.choice] = Chose(
+            subscriber_id=choice.subscriber_id,
+            article_id=choice.article_id,
+            choice=choice.choice,
+            at=choice.at,
+        )
+        self.authored[key] = authored
+
+    def _choices_replied_to(
+        self, parent: CommentInfo | None, candidates: dict[str, list[Basis]], at: datetime
+    ) -> dict[str, list[Chose]]:
+        """The parent's author's choices in this thread, for the reply's candidacy to carry:
+        their inbox may get the candidacy (through the follows stage) before a choice (sent to
+        it directly)."""
+        if parent is None or parent.author_id not in candidates:
+            return {}
+        carried = _carried(self.authored.get(member_key(parent.article_id, parent.author_id)), at)
+        return {parent.author_id: carried} if carried else {}
+
     def _fan_out(self, thread: Thread, comment: CommentInfo, event: ev.CloudEvent) -> list[Intent]:
         parent = self._parent(comment)
         replay = comment.notified_by == event.id  # this very event was fanned out before
@@ -364,7 +374,7 @@ class ThreadsStage(ArticleActivity):
             candidates=candidates,
             at=event.time,
             origin=event.id,
-            choices=_choices_replied_to(parent, candidates, event.time),
+            choices=self._choices_replied_to(parent, candidates, event.time),
         )
         entity = entity_key("commenter", comment.author_id)
         if replay:  # the route the first time took: who got it is kept there
@@ -461,7 +471,6 @@ class ThreadsStage(ArticleActivity):
                 comment.text = ""
                 comment.notified_text = None
                 comment.notify = None
-                comment.chose = None
                 self.comments[key] = comment
                 thread.erased_comments.append(comment_id)
         member = self.digest_members.get(member_key(article_id, sid))
