@@ -512,3 +512,30 @@ def test_a_reply_replayed_after_a_later_choice_does_not_carry_it(pipe: LocalPipe
     pipe.feed([comment("c3", ANA, "Thanks!", notify="replies")])
     fans = [i.message for i in threads_handle(pipe, "a-1", reply) if isinstance(i, ToStage)]
     assert [a.choices for a in fans if isinstance(a, Activity)] == [{}]
+
+
+def test_a_comment_replayed_after_its_authors_erasure_does_not_bring_her_back(
+    pipe: LocalPipeline,
+) -> None:
+    """Ana ticked "Notify of" on c1 and was erased; c1's record is processed again (a
+    rebalance reads the comments topic again). Her choice is not sent again (it carries her
+    name and address, and would make her a profile and a subscription), nor kept for replies."""
+    posted = comment("c1", ANA, "Where do the buses go?", notify="replies")
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant"), posted, erase("m-ana")])
+    again = threads_handle(pipe, "a-1", posted)
+    assert [i for i in again if isinstance(i, ToStage) and isinstance(i.message, FormChoice)] == []
+    deliver(pipe, again)
+    assert "m-ana" not in pipe.tables["profiles"]
+    assert "a-1|m-ana" not in pipe.tables["authored"]
+
+
+def test_an_older_comment_replayed_keeps_her_latest_choice(pipe: LocalPipeline) -> None:
+    """Ana ticked "replies" on c1, then again on c2; c1's record processed again does not put
+    the older choice back in its place: a reply carries the latest one."""
+    pipe.feed([subscribe(ANA, "article", "a-2", "instant")])
+    c1 = comment("c1", ANA, "Where do the buses go?", notify="replies")
+    c2 = comment("c2", ANA, "And when?", notify="replies")
+    pipe.feed([c1, c2])
+    threads_handle(pipe, "a-1", c1)
+    (kept,) = pipe.tables["authored"]["a-1|m-ana"].chosen.values()
+    assert kept.at == c2.time

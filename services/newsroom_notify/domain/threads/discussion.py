@@ -215,8 +215,10 @@ class ThreadsStage(ArticleActivity):
                 notify=choice if data.status == "pending" else None,
             )
         if comment.status == "approved" and comment.notified_by in (None, event.id):
-            # First time, or this very event again (a replay): the same messages again.
-            if choice is not None:
+            # First time, or this very event again (a replay): the same messages again. Not
+            # the choice of an author erased since: it would bring their name, address and
+            # subscription back.
+            if choice is not None and comment.author_id == sid:
                 out.append(ToStage(Stage.INBOX, sid, choice))
                 self._keep_choice(choice)
             out.extend(self._fan_out(thread, comment, event))
@@ -325,13 +327,16 @@ class ThreadsStage(ArticleActivity):
         )
 
     def _keep_choice(self, choice: FormChoice) -> None:
-        """Remember a member's choice sent to their inbox, with their comments here
-        (``Authored.chosen``), for the replies to them to carry (a guest's needs their
-        confirmation first, which no reply stands in for)."""
+        """Remember a member's choice sent to their inbox, the latest of each kind, with their
+        comments here (``Authored.chosen``), for the replies to them to carry (a guest's needs
+        their confirmation first, which no reply stands in for)."""
         if choice.guest:
             return
         key = member_key(choice.article_id, choice.subscriber_id)
         authored = self.authored.get(key) or Authored()
+        kept = authored.chosen.get(choice.choice)
+        if kept is not None and kept.at > choice.at:
+            return  # an older comment's event again (a replay): the latest choice stays
         authored.chosen[choice.choice] = Chose(
             subscriber_id=choice.subscriber_id,
             article_id=choice.article_id,
