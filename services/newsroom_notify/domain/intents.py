@@ -56,8 +56,8 @@ class ToRecipients:
     both before the other intents of the same handler call (``dispatch.in_sending_order``).
 
     ``choices``: the "Notify of" choices some of these candidacies depend on (recipient id ->
-    the choice), which may reach the inbox after them: the inbox applies each first if it has
-    not yet (``InboxStage.on_candidacies``)."""
+    their choices), which may reach the inbox after them: the inbox applies each first if it
+    has not yet (``InboxStage.on_candidacies``)."""
 
     subject: Subject
     at: datetime

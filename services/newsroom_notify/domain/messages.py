@@ -62,7 +62,7 @@ class FormChoice(Message):
 
 
 CHOICE_CARRIED_FOR = timedelta(days=1)
-"""How long after a member's "Notify of" choice the replies to their comment carry it (the
+"""How long after a member's "Notify of" choice the replies to their comments carry it (the
 threads stage) and the inbox remembers having handled it (``Profile.chosen``): far more than
 the choice can take to reach the inbox, even in a backlog."""
 
