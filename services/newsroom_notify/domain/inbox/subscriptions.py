@@ -96,20 +96,13 @@ class Subscriptions(InboxBase):
         A member's choice handled before (``Profile.chosen``: it came, or a reply brought it,
         ``choice_first``) subscribes nobody again: if its subscription is gone (cancelled, or
         refused at the cap) it changes nothing; if it stands, it is handled as before."""
-        scope = _form_scope(msg)
-        key = subscription_key(scope, msg.article_id)
-        profile = None if msg.guest else self.profiles.get(msg.subscriber_id)
-        if profile is not None and _handled(profile, key, msg.at):
-            sub = profile.subscriptions.get(key)
-            if sub is None or not sub.active:
-                return []
         self._trace(msg.subscriber_id, Stage.THREADS, msg.article_id)
         return self.subscribe(
             sid=msg.subscriber_id,
             name=msg.name,
             email=msg.email,
             guest=msg.guest,
-            scope=scope,
+            scope=_form_scope(msg),
             target=msg.article_id,
             delivery=None,
             request_id=f"form:{msg.article_id}:{msg.choice}",
@@ -198,12 +191,14 @@ class Subscriptions(InboxBase):
                 del profile.pending[oldest.request]
             self.profiles[sid] = profile
             return self._confirm_request(profile, scope, target, request_id)
+        if chosen:  # the comment form's (``on_form_choice``)
+            if _handled(profile, key, at) and (sub is None or not sub.active):
+                return []  # handled before, and its subscription is gone: it stays gone
+            _note_choice(profile, key, at)  # handled, whatever comes of it
         profile.name = name
         if email is not None:
             profile.email = email
         profile.confirmed = True  # members are authenticated by the newsroom
-        if chosen:  # the comment form's (``on_form_choice``): handled, whatever comes of it
-            _note_choice(profile, key, at)
         sub = self._activate(profile, scope, target, delivery, at)
         self.profiles[sid] = profile
         return [] if sub is None else self._announce(profile, sub, active=True)
